@@ -1,0 +1,40 @@
+"""Objects from a composed config: the data module of a strategy, the model, its mean-shape start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from landmark_lab.datamodules.base import LandmarkDataModule
+from landmark_lab.datamodules.sources import FaceDataset
+from landmark_lab.datamodules.strategies import STRATEGIES, CombinedDataModule
+from landmark_lab.errors import ConfigError
+from landmark_lab.models.module import LandmarkModule
+
+
+def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModule:
+    """The strategy's data module over ``cfg.data``, with ``cfg.augment``."""
+    name = cfg.strategy.name
+    if name not in STRATEGIES:
+        raise ConfigError(f"strategy.name={name!r} is unknown; use one of {sorted(STRATEGIES)}.")
+    cls = STRATEGIES[name]
+    kwargs: dict[str, Any] = {"data": cfg.data, "augment": cfg.augment.transforms, "seed": int(cfg.seed),
+                              "progress": progress}
+    if cls is CombinedDataModule:
+        kwargs["synth_share"] = float(cfg.data.synth_share)
+    return cls(**kwargs)
+
+
+def build_model(cfg: DictConfig) -> LandmarkModule:
+    """The LightningModule of ``cfg.model``, sized for ``cfg.data.transform.crop``."""
+    m = OmegaConf.to_container(cfg.model, resolve=True)
+    crop = OmegaConf.to_container(cfg.data.transform.crop, resolve=True)
+    return LandmarkModule(**m, input_size=int(crop["size"]), crop=crop)
+
+
+def mean_shape(dataset: FaceDataset, limit: int = 256) -> torch.Tensor:
+    """Mean landmarks (crop pixels) over up to ``limit`` evenly spread items of ``dataset``."""
+    idx = torch.linspace(0, len(dataset) - 1, min(limit, len(dataset))).round().long().unique()
+    return torch.stack([dataset[int(i)]["landmarks"] for i in idx]).mean(0)

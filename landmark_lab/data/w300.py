@@ -1,0 +1,50 @@
+"""The 300-W layout: named splits over the official sub-folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from landmark_lab.data.folder import PtsFolder
+from landmark_lab.errors import DataError
+
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("afw", "helen/trainset", "lfpw/trainset"),
+    "common": ("helen/testset", "lfpw/testset"),
+    "challenging": ("ibug",),
+    "full": ("helen/testset", "lfpw/testset", "ibug"),
+}
+ALL_FOLDERS = ("afw", "helen/trainset", "helen/testset", "lfpw/trainset", "lfpw/testset", "ibug")
+
+
+def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) -> list[Path]:
+    """Sub-folders of ``root`` for a named split or an explicit list of sub-folders.
+
+    Raises a :class:`DataError` naming the missing folders and the ones that exist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"300-W root {root} does not exist. Set data.real.root to the folder holding afw/, helen/, ...")
+    if isinstance(split, str):
+        if split not in SPLITS:
+            raise DataError(
+                f"unknown 300-W split {split!r}: use one of {sorted(SPLITS)} or a list of sub-folders "
+                f"such as [afw, helen/trainset]."
+            )
+        names = SPLITS[split]
+    else:
+        names = tuple(split)
+    missing = [n for n in names if not (root / n).is_dir()]
+    if missing:
+        found = [n for n in ALL_FOLDERS if (root / n).is_dir()]
+        raise DataError(
+            f"300-W split {split!r} needs {list(names)} under {root}, but {missing} "
+            f"{'is' if len(missing) == 1 else 'are'} missing. Found: {found or 'none of the 300-W folders'}. "
+            "Pick an explicit list of the folders you have, e.g. data.real.test_split=[lfpw/trainset]."
+        )
+    return [root / n for n in names]
+
+
+def load_split(root: str | Path, split: str | list[str]) -> list[PtsFolder]:
+    """One :class:`PtsFolder` per sub-folder of the split (domain ``real``, convention ``2d``)."""
+    root = Path(root)
+    return [PtsFolder(f, "real", "2d", name=str(f.relative_to(root))) for f in resolve_split(root, split)]

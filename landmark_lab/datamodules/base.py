@@ -1,0 +1,129 @@
+"""The shared data module: sources, real pool splits and budgets, loaders. Strategies pick train/val sets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from landmark_lab.datamodules.samplers import CyclingSampler
+from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
+from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout
+from landmark_lab.transforms.pipeline import FaceTransform
+
+
+def _plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+class LandmarkDataModule(L.LightningDataModule):
+    """Builds every split once; subclasses (strategies) decide what trains and what validates.
+
+    The real training pool is split into validation and train groups first (an image and its
+    flip always on the same side), then the budget takes an exact, nested subset of the train
+    groups. The test split is a different set of files and is only used by ``test_dataloader``.
+    """
+
+    strategy = "base"
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        augment: Sequence[Mapping[str, Any]] | None = None,
+        seed: int = 0,
+        train_steps: int = 1000,
+        progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self.cfg = _plain(data)
+        self.augment = _plain(augment) or None
+        self.seed = seed
+        self.train_steps = train_steps
+        self.progress = progress
+        self._ready = False
+
+    # -- building ------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        for side in ("synthetic", "real"):
+            if self.uses(side) or side == "real":
+                prepare(self.cfg[side], side, self.progress)
+
+    def uses(self, side: str) -> bool:
+        """Whether this strategy trains on ``side`` ("synthetic"/"real"); the real test set is always used."""
+        return True
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        c = self.cfg
+        tcfg = c["transform"]
+        self.train_tf = FaceTransform(tcfg["crop"], train=True, flip_p=tcfg.get("flip_p", 0.0), augment=self.augment)
+        self.eval_tf = FaceTransform(tcfg["crop"], train=False)
+        flip = bool(c.get("flip_double", False))
+
+        self.real_sources = open_sources(c["real"], "real", "train", self.progress) if self.uses("real") else []
+        if self.real_sources:
+            groups = groups_of([len(s) for s in self.real_sources])
+            train_g, val_g = holdout(groups, int(c["val_size"]), self.seed_data)
+            self.real_pool = train_g
+            self.real_train_items = budget_items(train_g, c.get("real_budget", "all"), flip, self.seed_data)
+            self.real_val_items = expand(val_g, flip)
+        if self.uses("synthetic"):
+            self.syn_sources = open_sources(c["synthetic"], "synthetic", "train", self.progress)
+            groups = groups_of([len(s) for s in self.syn_sources])
+            syn_train, syn_val = holdout(groups, int(c.get("synthetic_val_size", 0)), self.seed_data)
+            self.syn_train_items, self.syn_val_items = expand(syn_train, False), expand(syn_val, False)
+        self.test_sources = open_sources(c["real"], "real", "test", self.progress)
+        test_groups = groups_of([len(s) for s in self.test_sources])
+        self.test_items = expand(test_groups, bool(c.get("flip_test", False)))
+        self._ready = True
+
+    @property
+    def seed_data(self) -> int:
+        """Seed of splits and budgets: ``data.split_seed`` if set, else the run seed."""
+        s = self.cfg.get("split_seed")
+        return int(self.seed if s is None else s)
+
+    # -- loaders -------------------------------------------------------------------------------
+    def _loader(self, dataset: FaceDataset, train: bool, **kw: Any) -> DataLoader:
+        workers = int(self.cfg.get("num_workers", 0))
+        return DataLoader(
+            dataset,
+            num_workers=workers,
+            persistent_workers=workers > 0 and train,
+            pin_memory=False,
+            **kw,
+        )
+
+    def training_set(self) -> tuple[list, list]:
+        """(sources, items) this strategy trains on now."""
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        bs = int(self.cfg["batch_size"])
+        ds = FaceDataset(*self.training_set(), self.train_tf)
+        sampler = CyclingSampler(len(ds), self.train_steps * bs, self.seed)
+        return self._loader(ds, True, batch_size=bs, sampler=sampler, drop_last=True)
+
+    def _eval_loader(self, sources: list, items: list) -> DataLoader:
+        ds = FaceDataset(sources, items, self.eval_tf)
+        return self._loader(ds, False, batch_size=int(self.cfg.get("eval_batch_size", 64)), shuffle=False)
+
+    def real_val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.real_sources, self.real_val_items)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_sources, self.test_items)
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes of every split, for logs and metrics.json."""
+        out: dict[str, Any] = {"strategy": self.strategy, "test": len(self.test_items)}
+        if self.real_sources:
+            out.update(real_pool=len(self.real_pool) * (2 if self.cfg.get("flip_double") else 1),
+                       real_train=len(self.real_train_items), real_val=len(self.real_val_items))
+        if self.uses("synthetic"):
+            out.update(synthetic_train=len(self.syn_train_items), synthetic_val=len(self.syn_val_items))
+        return out

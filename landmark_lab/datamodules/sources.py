@@ -1,0 +1,74 @@
+"""Data sources from config: which folders of which reader feed the synthetic and real sides."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from landmark_lab.data.folder import PtsFolder
+from landmark_lab.data.procedural.generate import ensure_set
+from landmark_lab.data.w300 import load_split
+from landmark_lab.datamodules.splits import Item
+from landmark_lab.errors import ConfigError
+from landmark_lab.transforms.geometry import hflip
+
+KINDS = ("procedural", "300w")
+
+
+def _kind(spec: Mapping[str, Any], side: str) -> str:
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"data.{side}.kind={kind!r} is not a known data source; use one of {KINDS}.")
+    return str(kind)
+
+
+def prepare(spec: Mapping[str, Any], side: str, progress: bool = True) -> None:
+    """Generate what a source needs before it can be read (procedural sets); no-op for files on disk."""
+    if _kind(spec, side) != "procedural":
+        return
+    for split in ("train", "test") if side == "real" else ("train",):
+        n = int(spec["n"] if side == "synthetic" else spec[f"n_{split}"])
+        ensure_set(spec["cache_dir"], spec["domain"], split, n, int(spec["size"]), int(spec["seed"]),
+                   workers=spec.get("workers"), progress=progress)
+
+
+def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool = True) -> list[PtsFolder]:
+    """Readers for ``split`` ("train" or "test") of one side ("synthetic" or "real")."""
+    kind = _kind(spec, side)
+    if kind == "procedural":
+        n = int(spec["n"] if side == "synthetic" else spec[f"n_{split}"])
+        folder = ensure_set(spec["cache_dir"], spec["domain"], split, n, int(spec["size"]), int(spec["seed"]),
+                            workers=spec.get("workers"), progress=progress)
+        convention = "3d" if spec["domain"] == "synthetic" else "2d"
+        return [PtsFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
+    root = spec.get("root")
+    if not root:
+        raise ConfigError(f"data.{side}.root is not set: point it at your 300-W folder (holding afw/, helen/, ...).")
+    return load_split(Path(str(root)).expanduser(), spec[f"{split}_split"])
+
+
+class FaceDataset(Dataset):
+    """Items of several sources through one transform; flipped items are mirrored before it."""
+
+    def __init__(self, sources: list[PtsFolder], items: list[Item], transform) -> None:
+        self.sources, self.items, self.transform = sources, items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.items[i]
+        sample = self.sources[item.source].load(item.index)
+        if item.flip:
+            sample.image, sample.landmarks = hflip(sample.image, sample.landmarks)
+            sample.id += "#flip"
+        return self.transform(sample)
+
+    def landmarks(self) -> np.ndarray:
+        """Raw (un-transformed) labels of all items, (N, 68, 2): used e.g. for the mean-shape baseline."""
+        return np.stack([self.sources[it.source].landmarks[it.index] for it in self.items])

@@ -1,0 +1,94 @@
+"""Mixing strategies: one LightningDataModule each, all built on :class:`LandmarkDataModule`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from landmark_lab.datamodules.base import LandmarkDataModule
+from landmark_lab.datamodules.samplers import MixedBatchSampler
+from landmark_lab.datamodules.sources import FaceDataset
+from landmark_lab.datamodules.splits import Item
+
+
+class SynthOnlyDataModule(LandmarkDataModule):
+    """Train on synthetic faces only; select the model on held-out synthetic faces (no real image is
+    seen before the test)."""
+
+    strategy = "synth_only"
+
+    def uses(self, side: str) -> bool:
+        return side == "synthetic"
+
+    def training_set(self) -> tuple[list, list[Item]]:
+        return self.syn_sources, self.syn_train_items
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.syn_sources, self.syn_val_items)
+
+
+class RealOnlyDataModule(LandmarkDataModule):
+    """Train on the real budget only; validate on the held-out real split."""
+
+    strategy = "real_only"
+
+    def uses(self, side: str) -> bool:
+        return side == "real"
+
+    def training_set(self) -> tuple[list, list[Item]]:
+        return self.real_sources, self.real_train_items
+
+    def val_dataloader(self) -> DataLoader:
+        return self.real_val_dataloader()
+
+
+class CombinedDataModule(LandmarkDataModule):
+    """Synthetic and real together, ``synth_share`` (the study's alpha) of every batch synthetic."""
+
+    strategy = "combined"
+
+    def __init__(self, *args: Any, synth_share: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.synth_share = synth_share
+
+    def training_set(self) -> tuple[list, list[Item]]:
+        n_syn_sources = len(self.syn_sources)
+        items = self.syn_train_items + [Item(it.source + n_syn_sources, it.index, it.flip) for it in self.real_train_items]
+        return self.syn_sources + self.real_sources, items
+
+    def train_dataloader(self) -> DataLoader:
+        ds = FaceDataset(*self.training_set(), self.train_tf)
+        sampler = MixedBatchSampler(len(self.syn_train_items), len(self.real_train_items), int(self.cfg["batch_size"]),
+                                    self.synth_share, self.train_steps, self.seed)
+        return self._loader(ds, True, batch_sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.real_val_dataloader()
+
+
+class PretrainFinetuneDataModule(LandmarkDataModule):
+    """Stage ``pretrain``: synthetic only (validated on synthetic); stage ``finetune``: the real budget
+    (validated on real). The training script switches ``stage`` between its two ``fit`` calls."""
+
+    strategy = "pretrain_finetune"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage = "pretrain"
+
+    def training_set(self) -> tuple[list, list[Item]]:
+        if self.stage == "pretrain":
+            return self.syn_sources, self.syn_train_items
+        return self.real_sources, self.real_train_items
+
+    def val_dataloader(self) -> DataLoader:
+        if self.stage == "pretrain":
+            return self._eval_loader(self.syn_sources, self.syn_val_items)
+        return self.real_val_dataloader()
+
+
+STRATEGIES: dict[str, type[LandmarkDataModule]] = {
+    cls.strategy: cls
+    for cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule)
+}

@@ -1,0 +1,88 @@
+"""Evaluate a checkpoint on the real test split of any data config and write ``metrics.json``.
+
+    python -m landmark_lab.evaluate ckpt_path=RUN/checkpoints/finetune/best.ckpt \\
+        data=300w data.root=/path/to/300w data.split=common
+
+The crop settings are read from the checkpoint, so evaluation crops faces as training did.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
+from landmark_lab.datamodules.splits import expand, groups_of
+from landmark_lab.errors import ConfigError, LandmarkLabError
+from landmark_lab.evaluation import evaluate
+from landmark_lab.models.module import LandmarkModule
+from landmark_lab.reports.plots import ced_plot, prediction_grid
+from landmark_lab.train import run_dir_of
+from landmark_lab.transforms.pipeline import FaceTransform
+from landmark_lab.utils.run import guard_run_dir, write_json
+
+
+def load_checkpoint(path: str | Path) -> LandmarkModule:
+    """Load a training checkpoint (``*.ckpt``) on the CPU, with a clear error if it is not one."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={str(path)!r}: file not found. Checkpoints are in RUN/checkpoints/<stage>/.")
+    try:
+        return LandmarkModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"ckpt_path={str(path)!r}: not a landmark_lab checkpoint ({type(exc).__name__}: {exc}).") from None
+
+
+def run(cfg: DictConfig) -> dict:
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.data``'s real test split; returns the metrics."""
+    t0 = time.perf_counter()
+    run_dir = run_dir_of(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
+    model = load_checkpoint(cfg.ckpt_path)
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    prepare(data["real"], "real")
+    sources = open_sources(data["real"], "real", "test")
+    items = expand(groups_of([len(s) for s in sources]), bool(data.get("flip_test", False)))
+    crop = dict(model.hparams.crop or data["transform"]["crop"])
+    ds = FaceDataset(sources, items, FaceTransform(crop, train=False))
+    loader = torch.utils.data.DataLoader(ds, batch_size=int(data.get("eval_batch_size", 64)),
+                                         num_workers=int(data.get("num_workers", 0)))
+    result = evaluate(model, loader, device=cfg.get("device", "cpu"))
+    payload = {
+        "checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve()),
+        "test_folders": [str(s.folder) for s in sources],
+        "test": result.as_json(),
+        "crop": crop,
+        "timing": {"total_seconds": round(time.perf_counter() - t0, 1)},
+        "nme_convention": "inter_ocular = outer eye corners (points 36, 45); inter_pupil = eye centres; box = sqrt(w*h)",
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json(run_dir / "metrics.json", payload)
+    if result.images:
+        prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
+    ced_plot({"model": (result.ced["nme_io"], result.ced["fraction"])}, run_dir / "ced.png", title="evaluation")
+    m = result.metrics
+    print(f"\n[landmark_lab] evaluate on {len(ds)} faces: NME io {100 * m['nme_io']:.2f}% (jaw {100 * m['nme_io_jaw']:.2f}%, "
+          f"inner {100 * m['nme_io_inner']:.2f}%), ip {100 * m['nme_ip']:.2f}%, FR@0.1 {100 * m['fr_io@0.1']:.1f}%, "
+          f"AUC@0.1 {m['auc_io@0.1']:.3f}\n[landmark_lab] results: {run_dir / 'metrics.json'}")
+    return m
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point; user errors are printed as one clear line and exit with status 2."""
+    try:
+        run(cfg)
+    except LandmarkLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Sample -> model input: crop around the face, optional flip and augmentation, tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from landmark_lab.data.sample import Sample
+from landmark_lab.errors import DataError
+from landmark_lab.landmarks import landmark_box
+from landmark_lab.transforms.augment import build_pipeline
+from landmark_lab.transforms.geometry import crop_matrix, hflip, warp
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
+
+
+@dataclass
+class CropConfig:
+    """How a face is cropped: the box it is centred on, its scale, and training-time jitter."""
+
+    size: int = 64
+    scale: float = 1.25
+    box: str = "landmarks"  # "landmarks" (ground-truth landmark box) or "face_box" (sample.meta["face_box"])
+    shift_jitter: float = 0.0  # std of the centre shift, fraction of the crop side
+    zoom_jitter: float = 0.0  # std of the log crop-side change
+
+
+class FaceTransform:
+    """Turns a :class:`Sample` into ``{"image": (3,S,S) float, "landmarks": (68,2) crop pixels, ...}``."""
+
+    def __init__(
+        self,
+        crop: CropConfig | Mapping[str, Any],
+        train: bool = False,
+        flip_p: float = 0.0,
+        augment: Sequence[Mapping[str, Any]] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.crop = crop if isinstance(crop, CropConfig) else CropConfig(**crop)
+        self.train = train
+        self.flip_p = flip_p if train else 0.0
+        self.augment = build_pipeline(augment) if train else None
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
+        self._rng_key: tuple[int, int] | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """Random stream for this process: DataLoader workers get different, reproducible streams."""
+        info = torch.utils.data.get_worker_info()
+        key = (info.id if info else -1, info.seed if info else torch.initial_seed())
+        if self._rng is None or key != self._rng_key:
+            base = self.seed if self.seed is not None else key[1]
+            self._rng = np.random.default_rng([base % 2**32, key[0] + 1, key[1] % 2**32])
+            self._rng_key = key
+            if self.augment is not None:
+                self.augment.set_random_seed(int(self._rng.integers(2**31)))
+        return self._rng
+
+    def _box(self, sample: Sample) -> tuple[float, float, float, float]:
+        if self.crop.box == "landmarks":
+            return landmark_box(sample.landmarks)
+        if self.crop.box == "face_box":
+            if "face_box" not in sample.meta:
+                raise DataError(f"sample {sample.id} has no face box; use data.transform.crop.box=landmarks.")
+            return tuple(sample.meta["face_box"])
+        raise DataError(f"unknown crop box source {self.crop.box!r}: use 'landmarks' or 'face_box'.")
+
+    def geometry(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Crop (with jitter when training), flip and augment; returns image, landmarks, crop matrix."""
+        c = self.crop
+        rng = self.rng
+        shift, zoom = (0.0, 0.0), 1.0
+        if self.train:
+            shift = tuple(rng.normal(0.0, c.shift_jitter, 2)) if c.shift_jitter else shift
+            zoom = float(np.exp(rng.normal(0.0, c.zoom_jitter))) if c.zoom_jitter else zoom
+        matrix = crop_matrix(self._box(sample), c.size, c.scale, shift, zoom)
+        image, pts = warp(sample.image, sample.landmarks, matrix, c.size)
+        if self.flip_p and rng.random() < self.flip_p:
+            image, pts = hflip(image, pts)
+        if self.augment is not None:
+            out = self.augment(image=image, keypoints=pts)
+            image, pts = out["image"], np.asarray(out["keypoints"], dtype=np.float32).reshape(-1, 2)
+        return image, pts, matrix
+
+    def __call__(self, sample: Sample) -> dict[str, Any]:
+        image, pts, matrix = self.geometry(sample)
+        x = (image.astype(np.float32) - MEAN) / STD
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),
+            "landmarks": torch.from_numpy(pts),
+            "is_3d": torch.tensor(sample.convention == "3d"),
+            "is_real": torch.tensor(sample.domain == "real"),
+            "crop_matrix": torch.from_numpy(matrix.astype(np.float32)),
+            "id": sample.id,
+        }
+
+
+def denormalize(image: torch.Tensor) -> np.ndarray:
+    """Model input tensor (3,S,S) back to an RGB uint8 image, for plots."""
+    x = image.detach().cpu().numpy().transpose(1, 2, 0) * STD + MEAN
+    return np.clip(x, 0, 255).astype(np.uint8)

@@ -1,0 +1,72 @@
+"""Shared fixtures: config composition (as the CLI does it), tiny procedural data, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED = ROOT.parent / "shared" / "data"
+W300 = SHARED / "300w"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def tiny_overrides(cache: Path) -> list[str]:
+    """Overrides that make any experiment run in seconds on tiny procedural data."""
+    return [
+        f"paths.cache_dir={cache}",
+        "data.synthetic.n=48",
+        "++data.real.n_train=70",
+        "++data.real.n_test=16",
+        "data.synthetic.workers=1",
+        "++data.real.workers=1",
+        "data.val_size=8",
+        "data.synthetic_val_size=8",
+        "data.batch_size=8",
+        "data.eval_batch_size=16",
+        "data.num_workers=0",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "logger=none",
+    ]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("procedural_cache")
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, cache_dir: Path):
+    """Compose a config like ``python -m landmark_lab.<name> OVERRIDES`` would, with its run folder in tmp."""
+
+    def _make(overrides: list[str] | None = None, name: str = "train", tiny: bool = True,
+              run_dir: Path | None = None) -> DictConfig:
+        GlobalHydra.instance().clear()
+        run_dir = run_dir or tmp_path / "run"
+        ov = [*(tiny_overrides(cache_dir) if tiny else []), *(overrides or [])]
+        if name == "evaluate":  # no trainer there
+            ov = [o for o in ov if not o.startswith("trainer.")]
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name=name, overrides=[*ov, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(ROOT)
+            cfg.paths.output_dir = str(run_dir)
+            del cfg["hydra"]  # as in a real run: the task sees its config without the hydra node
+        return cfg
+
+    yield _make
+    GlobalHydra.instance().clear()
+
+
+needs_300w = pytest.mark.skipif(not W300.is_dir(), reason="../shared/data/300w is not present")

@@ -1,0 +1,78 @@
+import pytest
+import timm
+import torch
+
+from landmark_lab.errors import ConfigError
+from landmark_lab.models.adapter import ADAPTERS
+from landmark_lab.models.backbone import Backbone
+from landmark_lab.models.heads import IntegralHead, RegressionHead
+from landmark_lab.models.losses import CoordLoss
+from landmark_lab.models.module import LandmarkModule
+
+MODEL = dict(
+    backbone={"name": "resnet18"}, head={"name": "regression"}, adapter={"name": "mlp"},
+    loss={"name": "wing"}, optimizer={"name": "adamw", "lr": 1e-3}, scheduler={"name": "cosine"},
+)
+
+
+def test_module_shapes_and_loss_routing():
+    m = LandmarkModule(**MODEL, input_size=64)
+    x = torch.randn(4, 3, 64, 64)
+    base, adapted = m(x)
+    assert base.shape == adapted.shape == (4, 68, 2)
+    torch.testing.assert_close(base, adapted)  # adapter is the identity at init
+    batch = {"image": x, "landmarks": torch.rand(4, 68, 2) * 63, "is_3d": torch.tensor([True, True, False, False])}
+    loss = m.training_step(batch, 0)
+    loss.backward()
+    # only 2d-labelled samples reach the adapter's last layer
+    assert m.adapter.net[-1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_adapters_are_identity_at_init(name):
+    pts = torch.rand(3, 68, 2)
+    torch.testing.assert_close(ADAPTERS[name]()(pts), pts)
+
+
+def test_heads_share_interface():
+    feats = torch.randn(2, 32, 4, 4)
+    for head in (RegressionHead(32), IntegralHead(32, channels=16)):
+        out = head(feats)
+        assert out.shape == (2, 68, 2) and out.min() >= -1 and out.max() <= 2
+
+
+def test_losses():
+    p, t = torch.zeros(1, 68, 2), torch.zeros(1, 68, 2)
+    t[..., 0] = 1 / 64  # one pixel at scale 64
+    assert torch.isclose(CoordLoss("l1")(p, t), torch.tensor(1.0))
+    assert torch.isclose(CoordLoss("l2")(p, t), torch.tensor(1.0))
+    assert torch.isclose(CoordLoss("wing")(p, t), torch.tensor(10 * torch.log1p(torch.tensor(0.5)).item()))
+
+
+def test_unknown_backbone_suggests_names():
+    with pytest.raises(ConfigError, match=r"resnet181.*not a timm model.*Did you mean.*resnet18"):
+        Backbone("resnet181")
+
+
+def test_pretrained_weights_unavailable_is_clear(monkeypatch):
+    def offline(*args, **kwargs):
+        if kwargs.get("pretrained"):
+            raise OSError("hub unreachable")
+        return original(*args, **kwargs)
+
+    original = timm.create_model
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(ConfigError, match=r"pretrained=false.*checkpoint_path"):
+        Backbone("resnet18", pretrained=True)
+
+
+def test_local_checkpoint_loads(tmp_path):
+    src = Backbone("resnet18")
+    torch.save(src.model.state_dict(), tmp_path / "w.pth")
+    dst = Backbone("resnet18", checkpoint_path=str(tmp_path / "w.pth"))
+    torch.testing.assert_close(dst.model.conv1.weight, src.model.conv1.weight)
+    torch.save({"foo": torch.zeros(3)}, tmp_path / "bad.pth")
+    with pytest.raises(ConfigError, match="none of its 1 tensors match"):
+        Backbone("resnet18", checkpoint_path=str(tmp_path / "bad.pth"))
+    with pytest.raises(ConfigError, match="file not found"):
+        Backbone("resnet18", checkpoint_path=str(tmp_path / "missing.pth"))

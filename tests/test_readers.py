@@ -1,0 +1,91 @@
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from landmark_lab.data.folder import PtsFolder, read_image
+from landmark_lab.data.pts import write_pts
+from landmark_lab.data.w300 import load_split, resolve_split
+from landmark_lab.errors import DataError
+
+from .conftest import W300, needs_300w
+
+
+def _face_folder(tmp_path, n=3):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((20, 30, 3), 40 * i, np.uint8))
+        write_pts(tmp_path / f"f{i}.pts", np.random.default_rng(i).uniform(0, 19, (68, 2)))
+    return tmp_path
+
+
+def test_folder_reader_lazy_and_typed(tmp_path):
+    folder = PtsFolder(_face_folder(tmp_path / "faces"), "real", "2d")
+    assert len(folder) == 3 and folder.ids[0] == "faces/f0"
+    s = folder.load(2)
+    assert s.image.shape == (20, 30, 3) and s.image.dtype == np.uint8
+    assert s.landmarks.shape == (68, 2) and s.landmarks.dtype == np.float32
+    assert (s.domain, s.convention) == ("real", "2d")
+
+
+def test_corrupt_image_names_file(tmp_path):
+    folder = _face_folder(tmp_path / "faces")
+    (folder / "f1.png").write_bytes(b"not a png")
+    reader = PtsFolder(folder, "real", "2d")
+    with pytest.raises(DataError, match=r"f1\.png: cannot decode image"):
+        reader.load(1)
+
+
+def test_sixteen_bit_image_is_scaled(tmp_path):
+    img = np.full((4, 4, 3), 65535, np.uint16)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    assert read_image(tmp_path / "a.png").max() == 255
+
+
+def test_empty_folder_is_clear(tmp_path):
+    with pytest.raises(DataError, match=r"no image with a matching \.pts"):
+        PtsFolder(tmp_path, "real", "2d")
+
+
+def test_missing_root_and_split(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        resolve_split(tmp_path / "nope", "train")
+    _face_folder(tmp_path / "afw")
+    with pytest.raises(DataError) as exc:
+        resolve_split(tmp_path, "train")
+    msg = str(exc.value)
+    assert "['helen/trainset', 'lfpw/trainset'] are missing" in msg and "Found: ['afw']" in msg
+    with pytest.raises(DataError, match="unknown 300-W split 'tset'"):
+        resolve_split(tmp_path, "tset")
+    assert [p.name for p in resolve_split(tmp_path, ["afw"])] == ["afw"]
+
+
+@needs_300w
+def test_shared_300w_train_split_counts_and_anatomy():
+    folders = load_split(W300, "train")
+    assert [f.name for f in folders] == ["afw", "helen/trainset", "lfpw/trainset"]
+    assert sum(len(f) for f in folders) == 2012
+    lm = np.concatenate([f.landmarks for f in folders])
+    # Subject's right eye (36) is on the image left of the left eye's outer corner (45); nose tip below the eyes.
+    assert (lm[:, 36, 0] < lm[:, 45, 0]).mean() > 0.99
+    assert (lm[:, 30, 1] > lm[:, [36, 45], 1].mean(1)).mean() > 0.95
+    s = folders[0].load(0)
+    h, w = s.image.shape[:2]
+    assert (s.landmarks >= -1).all() and (s.landmarks[:, 0] <= w) .all() and (s.landmarks[:, 1] <= h).all()
+
+
+@needs_300w
+def test_shared_300w_has_no_test_split_and_says_so():
+    with pytest.raises(DataError, match=r"'common' needs.*missing.*Found: \['afw', 'helen/trainset', 'lfpw/trainset'\]"):
+        resolve_split(W300, "common")
+
+
+@needs_300w
+def test_one_bad_pts_in_a_copy_of_300w(tmp_path):
+    src = next((W300 / "afw").glob("*.pts"))
+    shutil.copy(src.with_suffix(".jpg"), tmp_path / "x.jpg")
+    lines = src.read_text().splitlines()
+    (tmp_path / "x.pts").write_text("\n".join(lines[:-2] + lines[-1:]))  # drop one point
+    with pytest.raises(DataError, match=r"x\.pts: header says n_points: 68 but the file lists 67"):
+        PtsFolder(tmp_path, "real", "2d")

@@ -1,0 +1,86 @@
+"""End-to-end: every experiment config trains (fast_dev_run) and writes metrics.json; bad input is clear."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.evaluate import run as run_evaluate
+from landmark_lab.train import train
+
+from .conftest import CONF, ROOT, W300, needs_300w, tiny_overrides
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_fast_dev_run(make_cfg, experiment):
+    cfg = make_cfg([f"+experiment={experiment}", "trainer.fast_dev_run=true"])
+    train(cfg)
+    out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert out["strategy"] == cfg.strategy.name
+    assert set(out["test"]["metrics"]) >= {"nme_io", "nme_ip", "nme_box", "fr_io@0.1", "auc_io@0.08", "nme_io_jaw"}
+    assert out["config"]["seed"] == 0 and "timing" in out
+
+
+@pytest.mark.slow
+def test_short_training_beats_mean_shape_and_evaluate_reloads(make_cfg, tmp_path):
+    cfg = make_cfg(["+experiment=synth_pretrain_ft50", "data.real_budget=16", "strategy.stages.0.steps=150",
+                    "strategy.stages.1.steps=40", "trainer.val_every=20"])
+    val = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    out = json.loads((run / "metrics.json").read_text())
+    assert val == pytest.approx(out["stages"][-1]["best_val_nme_io"])
+    assert out["data"]["real_train"] == 16
+    assert out["test"]["metrics"]["nme_io"] < out["baseline_mean_shape"]["nme_io"]
+    assert (run / "test_predictions.png").is_file() and (run / "ced.png").is_file()
+    ckpt = run / out["stages"][-1]["best_checkpoint"]
+    # the run folder already has results: never overwritten silently
+    with pytest.raises(ConfigError, match="already holds results"):
+        train(cfg)
+    ev = make_cfg([f"ckpt_path={ckpt}"], name="evaluate", run_dir=tmp_path / "ev")
+    metrics = run_evaluate(ev)
+    assert metrics["nme_io"] == pytest.approx(out["test"]["metrics"]["nme_io"], rel=1e-4)
+
+
+def test_budget_larger_than_pool_is_a_clear_error(make_cfg):
+    cfg = make_cfg(["+experiment=real_only", "data.real_budget=5000"])
+    with pytest.raises(ConfigError, match="real_budget=5000 is larger than the real training pool of 62"):
+        train(cfg)
+
+
+def test_missing_300w_root_is_a_clear_error(make_cfg, tmp_path):
+    cfg = make_cfg(["data=300w", f"data.root={tmp_path / 'nope'}", "+experiment=real_only"])
+    with pytest.raises(DataError, match="nope does not exist"):
+        train(cfg)
+
+
+def test_cli_prints_one_clear_line_not_a_traceback(tmp_path, cache_dir):
+    cmd = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "model.backbone.name=resnet181",
+           f"hydra.run.dir={tmp_path / 'run'}", *tiny_overrides(cache_dir)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "error: model.backbone.name='resnet181' is not a timm model" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@needs_300w
+@pytest.mark.slow
+def test_real_only_on_shared_300w_then_evaluate_on_unseen_folder(make_cfg, tmp_path):
+    cfg = make_cfg(["data=300w", f"data.root={W300}", "data.train_split=[afw]", "data.split=[helen/trainset]",
+                    "+experiment=real_only", "data.real_budget=100", "data.val_size=20", "strategy.stages.0.steps=8",
+                    "trainer.val_every=4", "data.real.train_split=[afw]"])
+    train(cfg)
+    out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert out["data"]["real_train"] == 100 and out["data"]["test"] == 870
+    ckpt = Path(cfg.paths.output_dir) / out["stages"][-1]["best_checkpoint"]
+    ev = make_cfg([f"ckpt_path={ckpt}", "data=300w", f"data.root={W300}", "data.split=[lfpw/trainset]"],
+                  name="evaluate", run_dir=tmp_path / "ev")
+    metrics = run_evaluate(ev)
+    assert metrics["count"] == 805
