@@ -24,10 +24,10 @@ def tiny_overrides(cache: Path) -> list[str]:
     """Overrides that make any experiment run in seconds on tiny procedural data."""
     return [
         f"paths.cache_dir={cache}",
-        "data.synthetic.n=48",
+        "++data.synthetic.n=48",
         "++data.real.n_train=70",
         "++data.real.n_test=16",
-        "data.synthetic.workers=1",
+        "++data.synthetic.workers=1",
         "++data.real.workers=1",
         "data.val_size=8",
         "data.synthetic_val_size=8",

@@ -84,3 +84,14 @@ def test_real_only_on_shared_300w_then_evaluate_on_unseen_folder(make_cfg, tmp_p
                   name="evaluate", run_dir=tmp_path / "ev")
     metrics = run_evaluate(ev)
     assert metrics["count"] == 805
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (W300.parent / "dgfaces").is_dir(), reason="../shared/data is not present")
+@pytest.mark.parametrize("source", ["dgfaces", "facesynthetics"])
+def test_synthetic_datasets_from_config(make_cfg, source):
+    cfg = make_cfg(["+experiment=synth_only", f"data/synthetic={source}", f"data.synthetic.root={W300.parent / source}",
+                    "data.synthetic.limit=40", "trainer.fast_dev_run=true"])
+    train(cfg)
+    out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert out["data"]["synthetic_train"] == 32

@@ -12,12 +12,13 @@ from torch.utils.data import Dataset
 
 from landmark_lab.data.folder import PtsFolder
 from landmark_lab.data.procedural.generate import ensure_set
+from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsReader
 from landmark_lab.data.w300 import load_split
 from landmark_lab.datamodules.splits import Item
 from landmark_lab.errors import ConfigError
 from landmark_lab.transforms.geometry import hflip
 
-KINDS = ("procedural", "300w")
+KINDS = ("procedural", "300w", "dgfaces", "facesynthetics")
 
 
 def _kind(spec: Mapping[str, Any], side: str) -> str:
@@ -48,8 +49,16 @@ def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool 
         return [PtsFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
     root = spec.get("root")
     if not root:
-        raise ConfigError(f"data.{side}.root is not set: point it at your 300-W folder (holding afw/, helen/, ...).")
-    return load_split(Path(str(root)).expanduser(), spec[f"{split}_split"])
+        raise ConfigError(f"data.{side}.root is not set: point it at the {kind} folder.")
+    root = Path(str(root)).expanduser()
+    if kind in ("dgfaces", "facesynthetics"):
+        if side != "synthetic":
+            raise ConfigError(f"data.{side}.kind={kind} is a synthetic dataset; use it as data/synthetic={kind}.")
+        if kind == "dgfaces":
+            return [DGFacesReader(root, tuple(spec.get("background", (128, 128, 128))), spec.get("limit"),
+                                  bool(spec.get("skip_bad", False)))]
+        return [FaceSyntheticsReader(root, spec.get("limit"), bool(spec.get("skip_bad", False)))]
+    return load_split(root, spec[f"{split}_split"])
 
 
 class FaceDataset(Dataset):

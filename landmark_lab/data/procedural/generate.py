@@ -82,20 +82,20 @@ def ensure_set(
     t0 = time.perf_counter()
     jobs = [(domain, split, size, seed, i) for i in range(n)]
     bar = tqdm(total=n, desc=f"generating {domain}/{split} faces", unit="img", disable=not progress)
+
+    def store(i: int, face: Face) -> None:
+        _write(tmp, i, face)
+        lm3d[i], lm2d[i], vis[i], pose[i] = face.lm_3d, face.lm_2d, face.visibility, face.pose
+        bar.update()
+
     try:
         if workers > 1 and n > 16:
             with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-                results = pool.map(_one, jobs, chunksize=8)
-                for i, face in results:
-                    _write(tmp, i, face)
-                    lm3d[i], lm2d[i], vis[i], pose[i] = face.lm_3d, face.lm_2d, face.visibility, face.pose
-                    bar.update()
+                for i, face in pool.map(_one, jobs, chunksize=8):
+                    store(i, face)
         else:
             for job in jobs:
-                i, face = _one(job)
-                _write(tmp, i, face)
-                lm3d[i], lm2d[i], vis[i], pose[i] = face.lm_3d, face.lm_2d, face.visibility, face.pose
-                bar.update()
+                store(*_one(job))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

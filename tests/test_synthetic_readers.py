@@ -1,0 +1,63 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsReader
+from landmark_lab.errors import DataError
+
+from .conftest import SHARED
+
+needs = pytest.mark.skipif(not (SHARED / "dgfaces").is_dir(), reason="../shared/data is not present")
+
+
+def _anatomy(lm: np.ndarray, between_share: float = 0.95) -> None:
+    """Subject's right eye corner (36) is image-left of 45; the nose tip (30) is between and below the eyes
+    (``between_share`` of faces: in near-profile views the nose tip passes the far eye corner)."""
+    assert (lm[:, 36, 0] < lm[:, 45, 0]).mean() > 0.95
+    between = (lm[:, 30, 0] > lm[:, 36, 0]) & (lm[:, 30, 0] < lm[:, 45, 0])
+    below = lm[:, 30, 1] > lm[:, [36, 45], 1].mean(1)
+    assert between.mean() > between_share and below.mean() > 0.95
+    assert (lm[:, 8, 1] > lm[:, 30, 1]).mean() > 0.95  # chin below the nose
+
+
+@needs
+@pytest.mark.parametrize("layout", ["dgfaces", "dgfaces_v1"])
+def test_dgfaces_axes_give_correct_anatomy(layout):
+    reader = DGFacesReader(SHARED / layout)
+    assert len(reader) == 100
+    _anatomy(reader.landmarks)
+    s = reader.load(0)
+    assert s.image.dtype == np.uint8 and s.image.shape == (128, 128, 3)
+    assert s.convention == "3d" and s.visibility.shape == (68,)
+
+
+@needs
+def test_facesynthetics_reader_keeps_pupils_and_limit():
+    reader = FaceSyntheticsReader(SHARED / "facesynthetics", limit=10)
+    assert len(reader) == 10 and reader.pupils.shape == (10, 2, 2)
+    _anatomy(FaceSyntheticsReader(SHARED / "facesynthetics").landmarks, between_share=0.6)  # many profiles
+    s = reader.load(3)
+    assert s.image.shape == (512, 512, 3) and s.meta["pupils"].shape == (2, 2)
+    # row 69 is the subject's right pupil: nearer the right eye (36-41) than the left one
+    lm, pupils = reader.landmarks, reader.pupils
+    right, left = lm[:, 36:42].mean(1), lm[:, 42:48].mean(1)
+    assert (np.linalg.norm(pupils[:, 0] - right, axis=1) < np.linalg.norm(pupils[:, 0] - left, axis=1)).all()
+
+
+@needs
+def test_bad_synthetic_files_are_named_or_skipped(tmp_path):
+    for name in ("000000", "000001"):
+        shutil.copy(SHARED / "facesynthetics" / f"{name}.png", tmp_path / f"{name}.png")
+        shutil.copy(SHARED / "facesynthetics" / f"{name}_ldmks.txt", tmp_path / f"{name}_ldmks.txt")
+    rows = (tmp_path / "000001_ldmks.txt").read_text().splitlines()
+    (tmp_path / "000001_ldmks.txt").write_text("\n".join([*rows, rows[-1]]))
+    with pytest.raises(DataError, match=r"000001_ldmks\.txt: has 71 rows"):
+        FaceSyntheticsReader(tmp_path)
+    assert len(FaceSyntheticsReader(tmp_path, skip_bad=True).skipped) == 1
+
+    dp = tmp_path / "dg" / "datapoint_1"
+    shutil.copytree(next((SHARED / "dgfaces").glob("datapoint_*")), dp)
+    (dp / "camera" / "key_points" / "face_standard_key_points.json").unlink()
+    with pytest.raises(DataError, match=r"datapoint_1: missing its key-point file"):
+        DGFacesReader(tmp_path / "dg")
