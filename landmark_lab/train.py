@@ -7,7 +7,9 @@ real test split and writes ``metrics.json`` in the run folder. ``--help`` lists 
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import sys
 import time
 import warnings
@@ -25,13 +27,15 @@ from landmark_lab.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.errors import LandmarkLabError
 from landmark_lab.evaluation import evaluate, mean_shape_baseline
+from landmark_lab.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.reports.plots import ced_plot, prediction_grid
-from landmark_lab.utils.loggers import build_loggers, finish_loggers
+from landmark_lab.utils.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.utils.run import guard_run_dir, write_json
 
 log = logging.getLogger("landmark_lab.train")
 
-_TRAINER_EXTRA = ("val_every", "early_stop_patience")
+# Strategies whose first stage trains on synthetic data only: that stage can come from the cache.
+SYNTHETIC_FIRST = ("synth_only", "pretrain_finetune")
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -42,8 +46,18 @@ def run_dir_of(cfg: DictConfig) -> Path:
     return Path(out or cfg.paths.output_dir)
 
 
-def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, run_dir: Path, loggers: list) -> dict:
-    steps = int(stage.steps)
+def stage_steps(stage: DictConfig, n_train: int, batch_size: int) -> int:
+    """Optimiser steps of a stage: ``steps`` if given, else ``epochs`` passes over its training set,
+    clamped to ``[min_steps, max_steps]`` (so 50 images are not under-trained and 6000 not over-budget)."""
+    if stage.get("steps") not in (None, "auto"):
+        return int(stage.steps)
+    epochs = float(stage.get("epochs", 20))
+    raw = math.ceil(epochs * n_train / batch_size)
+    return int(min(max(raw, int(stage.get("min_steps", 100))), int(stage.get("max_steps", 1000))))
+
+
+def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: int, run_dir: Path, loggers: list,
+               resume_from: Path | None) -> dict:
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     val_every = int(tcfg.pop("val_every", 150))
     patience = int(tcfg.pop("early_stop_patience", 0))
@@ -58,14 +72,14 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, run_dir:
     trainer = L.Trainer(max_steps=steps, max_epochs=1, val_check_interval=min(val_every, steps),
                         num_sanity_val_steps=0, callbacks=callbacks, logger=loggers or False,
                         default_root_dir=str(run_dir), **tcfg)
-    log.info("stage %s: %d steps at lr %g on %s", stage.name, steps, stage.lr, dm.summary())
+    log.info("stage %s: %d steps at lr %g on %s%s", stage.name, steps, stage.lr, dm.summary(),
+             f" (resuming from {resume_from})" if resume_from else "")
     t0 = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - t0
     best = ckpt.best_model_path
     if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        model.load_state_dict(state)
+        model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     score = ckpt.best_model_score
     return {
         "name": stage.name,
@@ -76,12 +90,59 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, run_dir:
     }
 
 
+def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConfig, run_dir: Path,
+               loggers: list) -> dict:
+    """One stage, reusing what exists: a finished stage of this run (resume), the pre-training cache
+    (first stage of a synthetic-first strategy), a partial stage's last checkpoint, else training."""
+    stage_dir = run_dir / "checkpoints" / stage.name
+    done = stage_dir / "done.json"
+    if done.is_file():
+        info = json.loads(done.read_text())
+        if info.get("best_checkpoint"):
+            model.load_state_dict(torch.load(run_dir / info["best_checkpoint"], map_location="cpu",
+                                             weights_only=False)["state_dict"])
+        elif info.get("cache_file"):
+            model.load_state_dict(torch.load(info["cache_file"], map_location="cpu", weights_only=False)["state_dict"])
+        log.info("stage %s: already finished in this run folder, reusing it", stage.name)
+        return {**info, "reused": True}
+    n_train = len(dm.training_set()[1])
+    steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
+    use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
+                 and not cfg.trainer.get("fast_dev_run"))
+    last = stage_dir / "last.ckpt"
+    if not use_cache:
+        info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, last if last.is_file() else None)
+    else:
+        cache = PretrainCache(cfg.pretrain_cache.dir)
+        stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
+        key = cache_key(cfg, stage_key)
+        with cache.lock(key):
+            entry = cache.load(key)
+            if entry is not None:
+                model.load_state_dict(entry["state_dict"])
+                info = {**entry["info"], "name": stage.name, "cache_hit": True, "cache_file": str(cache.path(key)),
+                        "best_checkpoint": None}
+                log.info("stage %s: loaded from the pre-training cache (%s)", stage.name, cache.path(key))
+            else:
+                info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, last if last.is_file() else None)
+                path = cache.save(key, model.state_dict(), info, key_material(cfg, stage_key))
+                info = {**info, "cache_hit": False, "cache_file": str(path)}
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.trainer.get("fast_dev_run"):
+        write_json(done, info)
+    return info
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration; returns the final stage's best validation NME (for sweepers)."""
     t_start = time.perf_counter()
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
+    if cfg.get("resume", False) and (run_dir / "metrics.json").is_file():
+        previous = json.loads((run_dir / "metrics.json").read_text())
+        print(f"[landmark_lab] {run_dir} already finished (resume=true): skipping; results in metrics.json")
+        return previous.get("val_nme_io")
+    guard_run_dir(run_dir, bool(cfg.get("overwrite", False)), allow_partial=bool(cfg.get("resume", False)))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     progress = bool(cfg.trainer.get("enable_progress_bar", True))
 
@@ -101,22 +162,22 @@ def train(cfg: DictConfig) -> float | None:
     budget = cfg.data.get("real_budget", "all")
     name = f"{cfg.strategy.name}-n{budget}-seed{cfg.seed}"
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    loggers = build_loggers(cfg.logger, run_dir, name, [str(t) for t in cfg.get("tags", [])], resolved)
+    tags = [str(t) for t in cfg.get("tags", [])] + [f"strategy:{cfg.strategy.name}", f"budget:{budget}",
+                                                    f"seed:{cfg.seed}"]
+    loggers = build_loggers(cfg.logger, run_dir, name, tags, resolved)
     stages = []
     try:
-        for stage in cfg.strategy.stages:
+        for i, stage in enumerate(cfg.strategy.stages):
             if hasattr(dm, "stage"):
                 dm.stage = stage.name
-            stages.append(_fit_stage(cfg, model, dm, stage, run_dir, loggers))
+            stages.append(_run_stage(cfg, model, dm, i, stage, run_dir, loggers))
 
         if cfg.trainer.get("fast_dev_run"):
-            test_loader = dm.test_dataloader()
-            result = evaluate(model, [next(iter(test_loader))], progress=False)
+            result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False)
         else:
             result = evaluate(model, dm.test_dataloader(), progress=progress)
         baseline = mean_shape_baseline(shape, dm.test_dataloader())
-        for lg in loggers:
-            lg.log_metrics({f"test/{k}": v for k, v in result.metrics.items()})
+        log_test_results(loggers, result)
     finally:
         finish_loggers(loggers)
 
@@ -125,6 +186,7 @@ def train(cfg: DictConfig) -> float | None:
         "strategy": cfg.strategy.name,
         "real_budget": budget,
         "seed": int(cfg.seed),
+        "sweep": cfg.get("sweep_name"),
         "data": dm.summary(),
         "test": result.as_json(),
         "baseline_mean_shape": baseline.metrics,

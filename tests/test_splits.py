@@ -38,3 +38,9 @@ def test_samplers_cover_and_mix():
     assert len(batches) == 4
     for b in batches:
         assert sum(i < 10 for i in b) == 2 and sum(i >= 10 for i in b) == 6
+
+
+def test_budget_cap_uses_whole_pool_and_warns():
+    with pytest.warns(UserWarning, match="capped at the real training pool of 30"):
+        items = budget_items(groups_of([30]), 100, False, 0, cap=True)
+    assert len(items) == 30

@@ -69,7 +69,8 @@ class LandmarkDataModule(L.LightningDataModule):
             groups = groups_of([len(s) for s in self.real_sources])
             train_g, val_g = holdout(groups, int(c["val_size"]), self.seed_data)
             self.real_pool = train_g
-            self.real_train_items = budget_items(train_g, c.get("real_budget", "all"), flip, self.seed_data)
+            self.real_train_items = budget_items(train_g, c.get("real_budget", "all"), flip, self.seed_data,
+                                                 cap=bool(c.get("cap_budget", False)))
             self.real_val_items = expand(val_g, flip)
         if self.uses("synthetic"):
             self.syn_sources = open_sources(c["synthetic"], "synthetic", "train", self.progress)

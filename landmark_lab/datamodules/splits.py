@@ -7,6 +7,7 @@ the 50-image subset is inside the 250-image subset.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,12 +68,19 @@ def parse_budget(budget: int | str | None) -> int | None:
     return value
 
 
-def budget_items(groups: list[tuple[int, int]], budget: int | str | None, flip: bool, seed: int) -> list[Item]:
-    """Exactly ``budget`` items (counting mirrored copies when ``flip``) from ``groups``, nested across budgets."""
+def budget_items(groups: list[tuple[int, int]], budget: int | str | None, flip: bool, seed: int,
+                 cap: bool = False) -> list[Item]:
+    """Exactly ``budget`` items (counting mirrored copies when ``flip``) from ``groups``, nested across budgets.
+
+    A budget larger than the pool is an error, or with ``cap`` the whole pool (with a warning).
+    """
     n = parse_budget(budget)
     pool = len(groups) * (2 if flip else 1)
     if n is None:
         return expand(groups, flip)
+    if n > pool and cap:
+        warnings.warn(f"data.real_budget={n} is capped at the real training pool of {pool} images", stacklevel=2)
+        n = pool
     if n > pool:
         raise ConfigError(
             f"data.real_budget={n} is larger than the real training pool of {pool} images "

@@ -8,17 +8,22 @@ import cv2
 import numpy as np
 
 
+def draw_landmarks(image: np.ndarray, pred: np.ndarray, target: np.ndarray | None = None, scale: int = 3) -> np.ndarray:
+    """An RGB image enlarged ``scale`` times with ground truth (green) and prediction (red) drawn on it."""
+    big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    for pts, colour in ((target, (0, 200, 0)), (pred, (255, 0, 0))):
+        if pts is None:
+            continue
+        for x, y in (np.asarray(pts) + 0.5) * scale:
+            cv2.circle(big, (int(round(x)), int(round(y))), 2, colour, -1, cv2.LINE_AA)
+    return big
+
+
 def prediction_grid(images: list[np.ndarray], preds: np.ndarray, targets: np.ndarray, path: Path,
                     cols: int = 8, scale: int = 3) -> None:
     """Save a grid of faces with ground truth (green) and prediction (red) landmarks."""
-    tiles = []
-    for img, p, t in zip(images, preds, targets, strict=True):
-        big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        big = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
-        for pts, colour in ((t, (0, 200, 0)), (p, (0, 0, 255))):
-            for x, y in (pts + 0.5) * scale:
-                cv2.circle(big, (int(round(x)), int(round(y))), 2, colour, -1, cv2.LINE_AA)
-        tiles.append(big)
+    tiles = [cv2.cvtColor(draw_landmarks(img, p, t, scale), cv2.COLOR_RGB2BGR)
+             for img, p, t in zip(images, preds, targets, strict=True)]
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i : i + cols]) for i in range(0, len(tiles), cols)]

@@ -31,3 +31,25 @@ def finish_loggers(loggers: list[Logger]) -> None:
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.experiment.finish()
+
+
+def log_test_results(loggers: list[Logger], result: Any) -> None:
+    """Test metrics to every logger; for wandb also the CED curve and test faces with predictions."""
+    scalars = {f"test/{k}": v for k, v in result.metrics.items()}
+    for lg in loggers:
+        lg.log_metrics(scalars)
+        if not isinstance(lg, WandbLogger):
+            continue
+        import wandb
+
+        run = lg.experiment
+        run.summary.update(scalars)
+        table = wandb.Table(data=[[x, y] for x, y in zip(result.ced["nme_io"], result.ced["fraction"], strict=True)],
+                            columns=["nme_io", "fraction"])
+        run.log({"test/ced": wandb.plot.line(table, "nme_io", "fraction", title="CED (inter-ocular NME)")})
+        if result.images:
+            from landmark_lab.reports.plots import draw_landmarks
+
+            faces = [wandb.Image(draw_landmarks(img, p, t), caption="green: truth, red: prediction")
+                     for img, p, t in zip(result.images[:8], result.preds[:8], result.targets[:8], strict=True)]
+            run.log({"test/predictions": faces})

@@ -14,11 +14,19 @@ from landmark_lab.errors import ConfigError
 RESULT_FILES = ("metrics.json",)
 
 
-def guard_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Fail if ``run_dir`` already has results, unless ``overwrite``; then move old results aside first."""
+def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False) -> None:
+    """Fail if ``run_dir`` already has results (or, unless ``allow_partial``, checkpoints of an unfinished
+    run), unless ``overwrite``: then move the old files aside first."""
     existing = [run_dir / f for f in RESULT_FILES if (run_dir / f).exists()]
-    if not existing:
+    ckpts = run_dir / "checkpoints"
+    partial = ckpts.is_dir() and any(ckpts.iterdir()) and not allow_partial
+    if not existing and not partial:
         return
+    if partial and not existing and not overwrite:
+        raise ConfigError(
+            f"{run_dir} holds checkpoints of an unfinished run. Pass resume=true to continue it, overwrite=true "
+            "to move them to a backup_<time>/ folder and start again, or choose another folder (hydra.run.dir=...)."
+        )
     if not overwrite:
         raise ConfigError(
             f"{run_dir} already holds results ({', '.join(p.name for p in existing)}); refusing to overwrite them. "

@@ -90,7 +90,9 @@ def ensure_set(
 
     try:
         if workers > 1 and n > 16:
-            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            # spawn, not fork: forking a process whose torch/OpenMP threads already ran can deadlock
+            # (a multirun job generating data after an earlier job trained).
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
                 for i, face in pool.map(_one, jobs, chunksize=8):
                     store(i, face)
         else:

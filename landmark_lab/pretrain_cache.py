@@ -1,0 +1,109 @@
+"""Cache of synthetic pre-training: it depends only on its own config, not on the real budget.
+
+The key is a hash of everything that determines the pre-trained weights (synthetic data, crop and
+augmentation, model, the stage's steps and learning rate, batch size, seed, validation settings).
+The first run that needs an entry trains it and saves it atomically (temp file + rename) while
+holding a lock, so parallel runs racing for the same entry train it once and never read a
+half-written file; every later run loads it. A corrupt entry is moved aside and retrained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+KEY_VERSION = 1
+# Paths and process counts that do not change the weights.
+_IGNORED = ("cache_dir", "workers")
+
+
+def _strip(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _strip(v) for k, v in sorted(x.items()) if k not in _IGNORED}
+    if isinstance(x, list):
+        return [_strip(v) for v in x]
+    return x
+
+
+def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
+    """Everything the pre-trained weights depend on (and nothing they don't, like the real budget)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    d = c["data"]
+    t = c["trainer"]
+    return _strip({
+        "version": KEY_VERSION,
+        "synthetic": d["synthetic"],
+        "synthetic_val_size": d.get("synthetic_val_size"),
+        "split_seed": d.get("split_seed"),
+        "batch_size": d["batch_size"],
+        "transform": d["transform"],
+        "augment": c["augment"],
+        "model": c["model"],
+        "stage": {"steps": stage.steps, "lr": stage.lr},
+        "seed": c["seed"],
+        "trainer": {k: t.get(k) for k in ("precision", "val_every", "early_stop_patience", "deterministic")},
+    })
+
+
+def cache_key(cfg: DictConfig, stage: DictConfig) -> str:
+    """Short stable hash of :func:`key_material`."""
+    blob = json.dumps(key_material(cfg, stage), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class PretrainCache:
+    """Folder of ``<key>.pt`` entries: ``{"state_dict": ..., "info": {...}, "material": {...}}``."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.pt"
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Exclusive lock for one key, across processes on this machine (and NFS with lock support)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / f"{key}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The entry, or None when absent; a corrupt entry is moved to ``<key>.pt.corrupt`` and ignored."""
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            entry = torch.load(p, map_location="cpu", weights_only=False)
+            if not isinstance(entry, dict) or "state_dict" not in entry:
+                raise ValueError("not a pre-training cache entry")
+            return entry
+        except Exception as exc:
+            bad = p.with_name(p.name + ".corrupt")
+            os.replace(p, bad)
+            log.warning("pre-training cache entry %s is unreadable (%s); moved to %s and retraining", p, exc, bad.name)
+            return None
+
+    def save(self, key: str, state_dict: dict[str, torch.Tensor], info: dict[str, Any], material: dict) -> Path:
+        """Write an entry atomically."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        p = self.path(key)
+        tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")
+        torch.save({"state_dict": state_dict, "info": info, "material": material}, tmp)
+        os.replace(tmp, p)
+        return p

@@ -1,0 +1,66 @@
+"""Pre-training cache (miss, hit, corrupt entry) and resuming killed runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from landmark_lab.errors import ConfigError
+from landmark_lab.train import train
+
+pytestmark = pytest.mark.slow
+
+FAST = ["+experiment=synth_pretrain_ft50", "strategy.stages.0.steps=12", "strategy.stages.1.steps=6",
+        "trainer.val_every=6"]
+
+
+def _metrics(cfg) -> dict:
+    return json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+
+
+def test_pretraining_is_cached_across_budgets_and_corrupt_entries_retrain(make_cfg, tmp_path):
+    cache = tmp_path / "pretrain_cache"
+    first = make_cfg([*FAST, "data.real_budget=16", f"pretrain_cache.dir={cache}"], run_dir=tmp_path / "a")
+    train(first)
+    pre = _metrics(first)["stages"][0]
+    assert pre["cache_hit"] is False and pre["steps"] == 12
+    entries = list(cache.glob("*.pt"))
+    assert len(entries) == 1 and not list(cache.glob("*.tmp*"))
+
+    second = make_cfg([*FAST, "data.real_budget=32", f"pretrain_cache.dir={cache}"], run_dir=tmp_path / "b")
+    train(second)
+    out = _metrics(second)
+    assert out["stages"][0]["cache_hit"] is True and out["data"]["real_train"] == 32
+    # a cache hit gives the same pre-trained weights: same synthetic validation score
+    assert out["stages"][0]["best_val_nme_io"] == pytest.approx(pre["best_val_nme_io"])
+
+    entries[0].write_bytes(b"truncated")
+    third = make_cfg([*FAST, "data.real_budget=16", f"pretrain_cache.dir={cache}"], run_dir=tmp_path / "c")
+    train(third)
+    assert _metrics(third)["stages"][0]["cache_hit"] is False
+    assert (cache / (entries[0].name + ".corrupt")).is_file() and entries[0].is_file()
+
+
+def test_killed_run_resumes_and_finished_run_is_skipped(make_cfg, tmp_path):
+    run = tmp_path / "run"
+    overrides = [*FAST, "data.real_budget=16", "pretrain_cache.enabled=false", "resume=true"]
+    cfg = make_cfg(overrides, run_dir=run)
+    train(cfg)
+    full = _metrics(cfg)
+    # Simulate a kill during fine-tuning: the stage is not marked done and no results were written.
+    (run / "metrics.json").unlink()
+    (run / "checkpoints" / "finetune" / "done.json").unlink()
+    assert (run / "checkpoints" / "finetune" / "last.ckpt").is_file()
+    with pytest.raises(ConfigError, match=r"unfinished run\. Pass resume=true"):
+        train(make_cfg([*FAST, "data.real_budget=16", "pretrain_cache.enabled=false"], run_dir=run))
+    train(make_cfg(overrides, run_dir=run))
+    resumed = _metrics(cfg)
+    assert resumed["stages"][0]["reused"] is True  # pre-training not recomputed
+    assert resumed["stages"][1]["steps"] == 6  # fine-tuning continued to its end, not restarted past it
+    assert resumed["test"]["metrics"]["nme_io"] == pytest.approx(full["test"]["metrics"]["nme_io"], rel=0.2)
+    # A finished run is recognised and skipped: its results are not touched.
+    mtime = (run / "metrics.json").stat().st_mtime_ns
+    assert train(make_cfg(overrides, run_dir=run)) == resumed["val_nme_io"]
+    assert (run / "metrics.json").stat().st_mtime_ns == mtime
