@@ -1,7 +1,9 @@
 # landmark_lab developer shortcuts. `make help` lists them.
 PY ?= python
 
-.PHONY: help install install-dev train test test-fast lint format clean
+.PHONY: help install install-dev train sweep report bench test test-fast lint format clean
+
+SWEEP_DIR ?= logs/sweeps/budget_sweep_procedural
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -14,6 +16,18 @@ install-dev:  ## install with test and lint tools
 
 train:  ## the main job: synthetic pre-training + fine-tuning on 50 real images (built-in data)
 	$(PY) -m landmark_lab.train +experiment=synth_pretrain_ft50
+
+sweep:  ## the budget sweep on the built-in data (resumable; see README for its cost), then its report
+	$(PY) -m landmark_lab.train +experiment=budget_sweep
+	$(PY) -m landmark_lab.train +experiment=budget_sweep_synth
+	$(PY) -m landmark_lab.train +experiment=budget_sweep_combined
+	$(PY) -m landmark_lab.report $(SWEEP_DIR)
+
+report:  ## table, plots and headline of a sweep folder (SWEEP_DIR=...)
+	$(PY) -m landmark_lab.report $(SWEEP_DIR)
+
+bench:  ## throughput, latency and pre-training-cache figures on this machine
+	$(PY) -m landmark_lab.bench
 
 test:  ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q

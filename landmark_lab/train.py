@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.builders import build_datamodule, build_model, mean_shape
@@ -44,6 +45,11 @@ def run_dir_of(cfg: DictConfig) -> Path:
     if HydraConfig.initialized():  # inside a Hydra app (not tests or notebooks composing a config)
         out = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
     return Path(out or cfg.paths.output_dir)
+
+
+def is_rank_zero() -> bool:
+    """False in the extra processes of a multi-process (DDP) run: they train, rank 0 reports."""
+    return rank_zero_only.rank == 0
 
 
 def stage_steps(stage: DictConfig, n_train: int, batch_size: int) -> int:
@@ -81,9 +87,13 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     if best:
         model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
     score = ckpt.best_model_score
+    done_steps = int(trainer.global_step)
+    last = run_dir / "checkpoints" / stage.name / "last.ckpt"
+    if done_steps == 0 and last.is_file():  # ddp_spawn: the main process did not step; read the last checkpoint
+        done_steps = int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
     return {
         "name": stage.name,
-        "steps": int(trainer.global_step),
+        "steps": done_steps,
         "seconds": round(seconds, 1),
         "best_val_nme_io": float(score) if score is not None else None,
         "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
@@ -107,8 +117,10 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
         return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
     steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
+    # Not under DDP: every rank must run the same fits, and rank 0 alone would hit or fill the cache.
+    multi_process = "ddp" in str(cfg.trainer.get("strategy", ""))
     use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
-                 and not cfg.trainer.get("fast_dev_run"))
+                 and not cfg.trainer.get("fast_dev_run") and not multi_process)
     last = stage_dir / "last.ckpt"
     if not use_cache:
         info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, last if last.is_file() else None)
@@ -128,7 +140,7 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
                 path = cache.save(key, model.state_dict(), info, key_material(cfg, stage_key))
                 info = {**info, "cache_hit": False, "cache_file": str(path)}
     stage_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.trainer.get("fast_dev_run"):
+    if not cfg.trainer.get("fast_dev_run") and is_rank_zero():
         write_json(done, info)
     return info
 
@@ -142,7 +154,8 @@ def train(cfg: DictConfig) -> float | None:
         previous = json.loads((run_dir / "metrics.json").read_text())
         print(f"[landmark_lab] {run_dir} already finished (resume=true): skipping; results in metrics.json")
         return previous.get("val_nme_io")
-    guard_run_dir(run_dir, bool(cfg.get("overwrite", False)), allow_partial=bool(cfg.get("resume", False)))
+    if is_rank_zero():  # DDP ranks re-launched by Lightning share rank 0's run folder
+        guard_run_dir(run_dir, bool(cfg.get("overwrite", False)), allow_partial=bool(cfg.get("resume", False)))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     progress = bool(cfg.trainer.get("enable_progress_bar", True))
 
@@ -172,6 +185,8 @@ def train(cfg: DictConfig) -> float | None:
                 dm.stage = stage.name
             stages.append(_run_stage(cfg, model, dm, i, stage, run_dir, loggers))
 
+        if not is_rank_zero():
+            return stages[-1]["best_val_nme_io"] if stages else None
         if cfg.trainer.get("fast_dev_run"):
             result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False)
         else:

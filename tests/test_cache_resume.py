@@ -64,3 +64,13 @@ def test_killed_run_resumes_and_finished_run_is_skipped(make_cfg, tmp_path):
     mtime = (run / "metrics.json").stat().st_mtime_ns
     assert train(make_cfg(overrides, run_dir=run)) == resumed["val_nme_io"]
     assert (run / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_same_seed_same_metrics(make_cfg, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=8", "trainer.val_every=4",
+                        "data.num_workers=1"], run_dir=tmp_path / name)
+        train(cfg)
+        runs.append(_metrics(cfg)["test"]["metrics"])
+    assert runs[0] == runs[1]

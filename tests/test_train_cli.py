@@ -95,3 +95,32 @@ def test_synthetic_datasets_from_config(make_cfg, source):
     train(cfg)
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert out["data"]["synthetic_train"] == 32
+
+
+@pytest.mark.slow
+def test_cpu_ddp_smoke_two_processes_one_run_folder(make_cfg, tmp_path):
+    """DDP with 2 CPU processes (gloo): trains, and rank 0 alone writes one metrics.json in one folder."""
+    cfg = make_cfg(["+experiment=synth_pretrain_ft50", "trainer=ddp_spawn", "trainer.accelerator=cpu",
+                    "trainer.devices=2", "strategy.stages.0.steps=4", "strategy.stages.1.steps=4",
+                    "trainer.val_every=2", "trainer.enable_progress_bar=false"], run_dir=tmp_path / "ddp")
+    train(cfg)
+    out = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    # With spawned processes the step count is read back from each stage's last checkpoint.
+    assert out["stages"][0]["steps"] == 4 and out["stages"][1]["steps"] >= 2
+    assert out["test"]["metrics"]["count"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["+experiment=synth_pretrain_ft50", "+hparams_search=optuna_lr_augment"],
+    ["+experiment=budget_sweep", "hydra/launcher=joblib"],
+    ["+experiment=budget_sweep", "hydra/launcher=slurm_example"],
+])
+def test_sweeper_and_launcher_configs_compose(make_cfg, overrides):
+    """The Optuna search, the parallel joblib launcher and the SLURM example compose (plugins installed)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    make_cfg(overrides)
+    hydra_cfg = HydraConfig.get()
+    assert hydra_cfg.mode.name == "MULTIRUN"
+    assert hydra_cfg.sweep.dir.endswith(("budget_sweep_procedural", "optuna_pretrain_finetune_n50"))

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -106,7 +107,10 @@ class LandmarkDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         bs = int(self.cfg["batch_size"])
         ds = FaceDataset(*self.training_set(), self.train_tf)
-        sampler = CyclingSampler(len(ds), self.train_steps * bs, self.seed)
+        # Under DDP Lightning shards this sampler across ranks: draw enough for every rank's steps.
+        dist = torch.distributed
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        sampler = CyclingSampler(len(ds), self.train_steps * bs * world, self.seed)
         return self._loader(ds, True, batch_size=bs, sampler=sampler, drop_last=True)
 
     def _eval_loader(self, sources: list, items: list) -> DataLoader:

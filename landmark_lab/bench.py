@@ -1,0 +1,137 @@
+"""Benchmark on this machine: data pipeline vs. model throughput, inference latency, sweep cost with and
+without the pre-training cache. Prints figures; asserts nothing.
+
+    python -m landmark_lab.bench [--workers 2] [--batches 30] [--sweep-budgets 3] [--skip-sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from landmark_lab.builders import build_datamodule, build_model
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = os.getcwd()
+        cfg.paths.output_dir = str(run_dir or tempfile.mkdtemp())
+        del cfg["hydra"]
+    return cfg
+
+
+def data_throughput(cfg: DictConfig, batches: int) -> float:
+    """Images/s through reader + crop + flip + augmentation + collation, with the configured workers."""
+    dm = build_datamodule(cfg, progress=True)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.train_steps = batches + 5
+    it = iter(dm.train_dataloader())
+    for _ in range(5):  # worker start-up is not throughput
+        next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        n += len(next(it)["image"])
+    return n / (time.perf_counter() - t0)
+
+
+def train_throughput(cfg: DictConfig, batches: int) -> float:
+    """Images/s of forward + backward + optimiser step of the configured model and input size."""
+    model = build_model(cfg).train()
+    size, bs = int(cfg.data.transform.crop.size), int(cfg.data.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x, y = torch.randn(bs, 3, size, size), torch.rand(bs, 68, 2) * size
+    for i in range(batches + 3):
+        if i == 3:
+            t0 = time.perf_counter()
+        loss = model.criterion(model(x)[1], model.to_normalised(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return bs * batches / (time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def latency_ms(cfg: DictConfig, batch: int, reps: int = 20) -> float:
+    """Milliseconds per face of inference (eval mode) at a batch size."""
+    model = build_model(cfg).eval()
+    size = int(cfg.data.transform.crop.size)
+    x = torch.randn(batch, 3, size, size)
+    for _ in range(3):
+        model(x)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        model(x)
+    return 1000 * (time.perf_counter() - t0) / (reps * batch)
+
+
+def sweep_cost(k: int, pre_steps: int, ft_steps: int) -> tuple[float, float]:
+    """Seconds of a k-budget pretrain+finetune sweep with the cache (1 pre-training) and without (k)."""
+    from landmark_lab.train import train
+
+    times = []
+    for enabled in (True, False):
+        root = Path(tempfile.mkdtemp(prefix="lmbench_"))
+        base = ["+experiment=synth_pretrain_ft50", f"strategy.stages.0.steps={pre_steps}",
+                f"strategy.stages.1.steps={ft_steps}", "trainer.val_every=1000", "trainer.enable_progress_bar=false",
+                "++trainer.enable_model_summary=false",
+                "logger=none", f"pretrain_cache.enabled={str(enabled).lower()}", f"pretrain_cache.dir={root / 'cache'}"]
+        t0 = time.perf_counter()
+        for i, budget in enumerate([50, 100, 250, 500, 1000][:k]):
+            train(_cfg([*base, f"data.real_budget={budget}"], run_dir=root / f"run{i}"))
+        times.append(time.perf_counter() - t0)
+        shutil.rmtree(root, ignore_errors=True)
+    return times[0], times[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point: print every figure with the machine it was measured on."""
+    p = argparse.ArgumentParser(prog="python -m landmark_lab.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: data.num_workers)")
+    p.add_argument("--batches", type=int, default=30, help="batches timed per measurement")
+    p.add_argument("--sweep-budgets", type=int, default=3, help="budgets in the cache-vs-no-cache mini sweep")
+    p.add_argument("--sweep-steps", type=int, nargs=2, default=(200, 50), metavar=("PRETRAIN", "FINETUNE"))
+    p.add_argument("--skip-sweep", action="store_true", help="skip the sweep-cost measurement (the slow part)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=mobilenetv3 data.transform.crop.size=96")
+    a = p.parse_args(argv)
+    overrides = [*a.overrides, "+experiment=real_only", "logger=none"]
+    if a.workers is not None:
+        overrides.append(f"data.num_workers={a.workers}")
+    cfg = _cfg(overrides)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__} on CPU with {torch.get_num_threads()} threads")
+    print(f"model: {cfg.model.backbone.name}, input {cfg.data.transform.crop.size} px, batch {cfg.data.batch_size}, "
+          f"loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
+    d = data_throughput(cfg, a.batches)
+    t = train_throughput(cfg, max(5, a.batches // 3))
+    print(f"data pipeline (read + crop + augment):  {d:8.1f} images/s")
+    print(f"training (forward + backward + step):   {t:8.1f} images/s")
+    print(f"loader / model ratio:                   {d / t:8.2f}x  (target >= 2x)")
+    print(f"inference latency, batch 1:             {latency_ms(cfg, 1):8.2f} ms/face")
+    print(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
+    if not a.skip_sweep:
+        with_cache, without = sweep_cost(a.sweep_budgets, *a.sweep_steps)
+        print(f"sweep of {a.sweep_budgets} budgets (pre-train {a.sweep_steps[0]} + fine-tune {a.sweep_steps[1]} steps): "
+              f"{with_cache:.0f} s with the pre-training cache, {without:.0f} s without: "
+              f"{without / with_cache:.2f}x faster")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Sweep report: aggregation over seeds, the headline interpolation, failed runs listed."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from landmark_lab.report import aggregate, collect, equivalent_budget, main
+
+REAL_ONLY = {50: 0.20, 100: 0.16, 250: 0.12, 1000: 0.08}
+
+
+def _run(root, strategy, budget, seed, nme):
+    run = root / strategy / f"n{budget}" / f"seed{seed}"
+    (run / ".hydra").mkdir(parents=True)
+    metrics = {k: nme for k in ("nme_io", "nme_ip", "nme_box", "nme_io_jaw", "nme_io_brows", "nme_io_nose",
+                                "nme_io_eyes", "nme_io_mouth", "nme_io_inner")}
+    metrics.update({"fr_io@0.1": 0.0, "auc_io@0.1": 1 - nme / 0.1})
+    (run / "metrics.json").write_text(json.dumps({
+        "strategy": strategy, "real_budget": budget, "seed": seed, "data": {"real_train": budget},
+        "test": {"metrics": metrics, "ced": {"nme_io": [0, 0.1], "fraction": [0, 1]}}, "val_nme_io": nme}))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    for seed, jitter in ((0, -0.005), (1, 0.005)):
+        for b, nme in REAL_ONLY.items():
+            _run(tmp_path, "real_only", b, seed, nme + jitter)
+        _run(tmp_path, "pretrain_finetune", 50, seed, 0.14 + jitter)
+        _run(tmp_path, "pretrain_finetune", 1000, seed, 0.05 + jitter)
+    (tmp_path / "real_only" / "n2000" / "seed0" / ".hydra").mkdir(parents=True)  # killed before results
+    return tmp_path
+
+
+def test_aggregate_and_incomplete(sweep):
+    rows, incomplete = collect(sweep)
+    assert len(rows) == 12 and incomplete == ["real_only/n2000/seed0"]
+    agg = aggregate(rows)
+    mean, std, n = agg["real_only"][100]
+    assert mean == pytest.approx(0.16) and n == 2 and std == pytest.approx(0.00707, abs=1e-4)
+
+
+def test_equivalent_budget_interpolates_on_log_scale():
+    curve = {b: (v, 0.0, 3) for b, v in REAL_ONLY.items()}
+    rel, b = equivalent_budget(0.14, curve)  # halfway between 100 (0.16) and 250 (0.12) -> geometric mean
+    assert rel == "≈" and b == pytest.approx((100 * 250) ** 0.5)
+    assert equivalent_budget(0.05, curve) == ("<", 1000.0)
+    assert equivalent_budget(0.3, curve) == (">", 50.0)
+
+
+def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
+    assert main([str(sweep)]) == 0
+    md = (sweep / "report.md").read_text()
+    assert "pretrain + 50 real (NME 14.00%) ≈ real-only with 158 real images" in md
+    assert "pretrain + 1000 real (NME 5.00%) is better than real-only with all 1000 real images" in md
+    assert "real_only/n2000/seed0" in md
+    assert "| real_only | 20.00 ± 0.71 (n=2) |" in md
+    with open(sweep / "results.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 12
+    for png in ("nme_vs_budget.png", "ced.png", "regions.png"):
+        assert (sweep / png).stat().st_size > 1000
+    assert main([str(sweep / "nope")]) == 2
