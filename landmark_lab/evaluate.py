@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
 from landmark_lab.datamodules.splits import expand, groups_of
 from landmark_lab.errors import ConfigError, LandmarkLabError
-from landmark_lab.evaluation import evaluate
+from landmark_lab.evaluation import NME_CONVENTION, evaluate, summary_line
 from landmark_lab.models.module import LandmarkModule
 from landmark_lab.reports.plots import ced_plot, prediction_grid
 from landmark_lab.train import run_dir_of
@@ -60,7 +60,7 @@ def run(cfg: DictConfig) -> dict:
         "test": result.as_json(),
         "crop": crop,
         "timing": {"total_seconds": round(time.perf_counter() - t0, 1)},
-        "nme_convention": "inter_ocular = outer eye corners (points 36, 45); inter_pupil = eye centres; box = sqrt(w*h)",
+        "nme_convention": NME_CONVENTION,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json(run_dir / "metrics.json", payload)
@@ -68,9 +68,7 @@ def run(cfg: DictConfig) -> dict:
         prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
     ced_plot({"model": (result.ced["nme_io"], result.ced["fraction"])}, run_dir / "ced.png", title="evaluation")
     m = result.metrics
-    print(f"\n[landmark_lab] evaluate on {len(ds)} faces: NME io {100 * m['nme_io']:.2f}% (jaw {100 * m['nme_io_jaw']:.2f}%, "
-          f"inner {100 * m['nme_io_inner']:.2f}%), ip {100 * m['nme_ip']:.2f}%, FR@0.1 {100 * m['fr_io@0.1']:.1f}%, "
-          f"AUC@0.1 {m['auc_io@0.1']:.3f}\n[landmark_lab] results: {run_dir / 'metrics.json'}")
+    print(f"\n[landmark_lab] evaluate on {len(ds)} faces: {summary_line(m)}\n[landmark_lab] results: {run_dir / 'metrics.json'}")
     return m
 
 

@@ -28,6 +28,15 @@ class EvalResult:
         return {"metrics": self.metrics, "ced": self.ced}
 
 
+NME_CONVENTION = "inter_ocular = outer eye corners (points 36, 45); inter_pupil = eye centres; box = sqrt(w*h)"
+
+
+def summary_line(m: dict[str, float]) -> str:
+    """One-line human summary of :class:`LandmarkMetrics` results."""
+    return (f"NME io {100 * m['nme_io']:.2f}% (jaw {100 * m['nme_io_jaw']:.2f}%, inner {100 * m['nme_io_inner']:.2f}%), "
+            f"ip {100 * m['nme_ip']:.2f}%, FR@0.1 {100 * m['fr_io@0.1']:.1f}%, AUC@0.1 {m['auc_io@0.1']:.3f}")
+
+
 def _finish(metric: LandmarkMetrics) -> tuple[dict[str, float], dict[str, list[float]]]:
     scalars = {k: float(v) for k, v in metric.compute().items()}
     xs, ys = metric.ced()

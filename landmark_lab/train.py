@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from landmark_lab.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.errors import LandmarkLabError
-from landmark_lab.evaluation import evaluate, mean_shape_baseline
+from landmark_lab.evaluation import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
 from landmark_lab.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.reports.plots import ced_plot, prediction_grid
 from landmark_lab.utils.loggers import build_loggers, finish_loggers, log_test_results
@@ -208,7 +208,7 @@ def train(cfg: DictConfig) -> float | None:
         "val_nme_io": val,
         "stages": stages,
         "timing": {"data_seconds": round(data_seconds, 1), "total_seconds": round(time.perf_counter() - t_start, 1)},
-        "nme_convention": "inter_ocular = outer eye corners (points 36, 45); inter_pupil = eye centres; box = sqrt(w*h)",
+        "nme_convention": NME_CONVENTION,
         "config": resolved,
     }
     write_json(run_dir / "metrics.json", payload)
@@ -217,13 +217,10 @@ def train(cfg: DictConfig) -> float | None:
     ced_plot({"model": (result.ced["nme_io"], result.ced["fraction"]),
               "mean shape": (baseline.ced["nme_io"], baseline.ced["fraction"])}, run_dir / "ced.png",
              title=f"{name}: real test")
-    m, b = result.metrics, baseline.metrics
     print(
-        f"\n[landmark_lab] {name} | real test ({int(m['count'])} faces): NME io {100 * m['nme_io']:.2f}% "
-        f"(jaw {100 * m['nme_io_jaw']:.2f}%, inner {100 * m['nme_io_inner']:.2f}%), ip {100 * m['nme_ip']:.2f}%, "
-        f"FR@0.1 {100 * m['fr_io@0.1']:.1f}%, AUC@0.1 {m['auc_io@0.1']:.3f} | mean-shape baseline NME io "
-        f"{100 * b['nme_io']:.2f}% | {payload['timing']['total_seconds']:.0f}s\n"
-        f"[landmark_lab] results: {run_dir / 'metrics.json'}"
+        f"\n[landmark_lab] {name} | real test ({int(result.metrics['count'])} faces): {summary_line(result.metrics)} "
+        f"| mean-shape baseline NME io {100 * baseline.metrics['nme_io']:.2f}% | "
+        f"{payload['timing']['total_seconds']:.0f}s\n[landmark_lab] results: {run_dir / 'metrics.json'}"
     )
     return val
 

@@ -28,23 +28,25 @@ def _kind(spec: Mapping[str, Any], side: str) -> str:
     return str(kind)
 
 
+def _procedural_set(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> Path:
+    n = int(spec["n"] if side == "synthetic" else spec[f"n_{split}"])
+    return ensure_set(spec["cache_dir"], spec["domain"], split, n, int(spec["size"]), int(spec["seed"]),
+                      workers=spec.get("workers"), progress=progress)
+
+
 def prepare(spec: Mapping[str, Any], side: str, progress: bool = True) -> None:
     """Generate what a source needs before it can be read (procedural sets); no-op for files on disk."""
     if _kind(spec, side) != "procedural":
         return
     for split in ("train", "test") if side == "real" else ("train",):
-        n = int(spec["n"] if side == "synthetic" else spec[f"n_{split}"])
-        ensure_set(spec["cache_dir"], spec["domain"], split, n, int(spec["size"]), int(spec["seed"]),
-                   workers=spec.get("workers"), progress=progress)
+        _procedural_set(spec, side, split, progress)
 
 
 def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool = True) -> list[PtsFolder]:
     """Readers for ``split`` ("train" or "test") of one side ("synthetic" or "real")."""
     kind = _kind(spec, side)
     if kind == "procedural":
-        n = int(spec["n"] if side == "synthetic" else spec[f"n_{split}"])
-        folder = ensure_set(spec["cache_dir"], spec["domain"], split, n, int(spec["size"]), int(spec["seed"]),
-                            workers=spec.get("workers"), progress=progress)
+        folder = _procedural_set(spec, side, split, progress)
         convention = "3d" if spec["domain"] == "synthetic" else "2d"
         return [PtsFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
     root = spec.get("root")
