@@ -191,7 +191,11 @@ def train(cfg: DictConfig) -> float | None:
             result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False)
         else:
             result = evaluate(model, dm.test_dataloader(), progress=progress)
-        baseline = mean_shape_baseline(shape, dm.test_dataloader())
+        # The baseline predicts the mean of the real training images when the strategy has any (so it is
+        # the same floor for every strategy at a budget), else the mean of what it trained on.
+        real_items = getattr(dm, "real_train_items", None) if dm.uses("real") else None
+        floor = mean_shape(FaceDataset(dm.real_sources, real_items, dm.eval_tf)) if real_items else shape
+        baseline = mean_shape_baseline(floor, dm.test_dataloader())
         log_test_results(loggers, result)
     finally:
         finish_loggers(loggers)
