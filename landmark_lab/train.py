@@ -52,6 +52,11 @@ def is_rank_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
+def _load_weights(model: Any, path: str | Path) -> None:
+    """Load the ``state_dict`` of a Lightning checkpoint or a pre-training cache entry into ``model``."""
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
+
+
 def stage_steps(stage: DictConfig, n_train: int, batch_size: int) -> int:
     """Optimiser steps of a stage: ``steps`` if given, else ``epochs`` passes over its training set,
     clamped to ``[min_steps, max_steps]`` (so 50 images are not under-trained and 6000 not over-budget)."""
@@ -85,7 +90,7 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     seconds = time.perf_counter() - t0
     best = ckpt.best_model_path
     if best:
-        model.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        _load_weights(model, best)
     score = ckpt.best_model_score
     done_steps = int(trainer.global_step)
     last = run_dir / "checkpoints" / stage.name / "last.ckpt"
@@ -109,10 +114,9 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
     if done.is_file():
         info = json.loads(done.read_text())
         if info.get("best_checkpoint"):
-            model.load_state_dict(torch.load(run_dir / info["best_checkpoint"], map_location="cpu",
-                                             weights_only=False)["state_dict"])
+            _load_weights(model, run_dir / info["best_checkpoint"])
         elif info.get("cache_file"):
-            model.load_state_dict(torch.load(info["cache_file"], map_location="cpu", weights_only=False)["state_dict"])
+            _load_weights(model, info["cache_file"])
         log.info("stage %s: already finished in this run folder, reusing it", stage.name)
         return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
@@ -122,8 +126,9 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
     use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
                  and not cfg.trainer.get("fast_dev_run") and not multi_process)
     last = stage_dir / "last.ckpt"
+    resume_from = last if last.is_file() else None
     if not use_cache:
-        info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, last if last.is_file() else None)
+        info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
     else:
         cache = PretrainCache(cfg.pretrain_cache.dir)
         stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
@@ -136,7 +141,7 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
                         "best_checkpoint": None}
                 log.info("stage %s: loaded from the pre-training cache (%s)", stage.name, cache.path(key))
             else:
-                info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, last if last.is_file() else None)
+                info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
                 path = cache.save(key, model.state_dict(), info, key_material(cfg, stage_key))
                 info = {**info, "cache_hit": False, "cache_file": str(path)}
     stage_dir.mkdir(parents=True, exist_ok=True)
