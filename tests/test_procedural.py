@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from landmark_lab.data.folder import PtsFolder
+from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.procedural.domains import _labels, generate_face
 from landmark_lab.data.procedural.generate import ensure_set
 from landmark_lab.data.procedural.head import MARCHING_JAW, Camera, HeadParams, rotation
@@ -68,7 +68,7 @@ def test_frontal_face_is_mirror_symmetric_in_layout():
 def test_cache_is_written_once_in_pts_format(tmp_path):
     folder = ensure_set(tmp_path, "real", "test", 6, 96, seed=1, workers=1, progress=False)
     assert sorted(p.suffix for p in folder.iterdir() if p.stem == "000000") == [".jpg", ".pts"]
-    reader = PtsFolder(folder, "real", "2d")
+    reader = LandmarkFolder(folder, "real", "2d")
     assert len(reader) == 6
     face = generate_face("real", 0)  # a different seed stream: just check the file landmarks look like faces
     assert face.landmarks.shape == reader.landmarks[0].shape

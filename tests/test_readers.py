@@ -1,13 +1,15 @@
+import json
 import shutil
 
 import cv2
 import numpy as np
 import pytest
 
-from landmark_lab.data.folder import PtsFolder, read_image
+from landmark_lab.data.folder import LandmarkFolder, read_image
 from landmark_lab.data.pts import write_pts
 from landmark_lab.data.w300 import load_split, resolve_split
-from landmark_lab.errors import DataError
+from landmark_lab.datamodules.sources import open_sources
+from landmark_lab.errors import ConfigError, DataError
 
 from .conftest import W300, needs_300w
 
@@ -21,7 +23,7 @@ def _face_folder(tmp_path, n=3):
 
 
 def test_folder_reader_lazy_and_typed(tmp_path):
-    folder = PtsFolder(_face_folder(tmp_path / "faces"), "real", "2d")
+    folder = LandmarkFolder(_face_folder(tmp_path / "faces"), "real", "2d")
     assert len(folder) == 3 and folder.ids[0] == "faces/f0"
     s = folder.load(2)
     assert s.image.shape == (20, 30, 3) and s.image.dtype == np.uint8
@@ -32,7 +34,7 @@ def test_folder_reader_lazy_and_typed(tmp_path):
 def test_corrupt_image_names_file(tmp_path):
     folder = _face_folder(tmp_path / "faces")
     (folder / "f1.png").write_bytes(b"not a png")
-    reader = PtsFolder(folder, "real", "2d")
+    reader = LandmarkFolder(folder, "real", "2d")
     with pytest.raises(DataError, match=r"f1\.png: cannot decode image"):
         reader.load(1)
 
@@ -44,8 +46,8 @@ def test_sixteen_bit_image_is_scaled(tmp_path):
 
 
 def test_empty_folder_is_clear(tmp_path):
-    with pytest.raises(DataError, match=r"no image with a matching \.pts"):
-        PtsFolder(tmp_path, "real", "2d")
+    with pytest.raises(DataError, match=r"no labelled image found"):
+        LandmarkFolder(tmp_path, "real", "2d")
 
 
 def test_missing_root_and_split(tmp_path):
@@ -88,4 +90,62 @@ def test_one_bad_pts_in_a_copy_of_300w(tmp_path):
     lines = src.read_text().splitlines()
     (tmp_path / "x.pts").write_text("\n".join(lines[:-2] + lines[-1:]))  # drop one point
     with pytest.raises(DataError, match=r"x\.pts: header says n_points: 68 but the file lists 67"):
-        PtsFolder(tmp_path, "real", "2d")
+        LandmarkFolder(tmp_path, "real", "2d")
+
+
+def _table_folder(tmp_path, n=3):
+    """n faces as PNGs + their 0-based landmarks, for the CSV/JSON table reader."""
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(5, 55, (n, 68, 2)).astype(np.float32)
+    for i in range(n):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((60, 60, 3), 40 * i, np.uint8))
+    return pts
+
+
+def test_csv_and_json_tables_read_the_same_faces(tmp_path):
+    pts = _table_folder(tmp_path)
+    header = "image," + ",".join(f"x{k},y{k}" for k in range(68))
+    rows = [f"f{i}.png," + ",".join(f"{v:.4f}" for v in pts[i].reshape(-1)) for i in range(3)]
+    (tmp_path / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    (tmp_path / "labels.json").write_text(json.dumps({f"f{i}.png": pts[i].tolist() for i in range(3)}))
+    (tmp_path / "list.json").write_text(json.dumps([{"image": f"f{i}.png", "landmarks": pts[i].tolist()} for i in range(3)]))
+    for labels in ("labels.csv", "labels.json", "list.json"):
+        reader = LandmarkFolder(tmp_path, "synthetic", "3d", labels=labels)
+        assert len(reader) == 3
+        np.testing.assert_allclose(reader.landmarks, pts, atol=1e-3)
+        s = reader.load(2)
+        assert s.image.shape == (60, 60, 3) and s.convention == "3d"
+    one = LandmarkFolder(tmp_path, "real", "2d", labels="labels.csv", one_based=True)
+    np.testing.assert_allclose(one.landmarks, pts - 1, atol=1e-3)
+
+
+def test_bad_table_rows_are_named_or_skipped(tmp_path):
+    pts = _table_folder(tmp_path)
+    header = "image," + ",".join(f"x{k},y{k}" for k in range(68))
+    good = "f0.png," + ",".join(f"{v:.2f}" for v in pts[0].reshape(-1))
+    short = "f1.png," + ",".join(f"{v:.2f}" for v in pts[1].reshape(-1)[:-2])  # 67 points
+    missing = "nope.png," + ",".join(f"{v:.2f}" for v in pts[2].reshape(-1))
+    (tmp_path / "l.csv").write_text("\n".join([header, good, short, missing]))
+    with pytest.raises(DataError, match=r"l\.csv, line 3: has 134 coordinates, expected 136.*skip_bad=true"):
+        LandmarkFolder(tmp_path, "real", "2d", labels="l.csv")
+    reader = LandmarkFolder(tmp_path, "real", "2d", labels="l.csv", skip_bad=True)
+    assert len(reader) == 1 and len(reader.skipped) == 2 and "nope.png not found" in reader.skipped[1]
+    (tmp_path / "h.csv").write_text(good)
+    with pytest.raises(DataError, match="header row whose first column is 'image'"):
+        LandmarkFolder(tmp_path, "real", "2d", labels="h.csv")
+    with pytest.raises(DataError, match="landmark table not found"):
+        LandmarkFolder(tmp_path, "real", "2d", labels="absent.csv")
+
+
+def test_folder_and_multi_sources_from_config(tmp_path):
+    pts = _table_folder(tmp_path)
+    (tmp_path / "l.json").write_text(json.dumps({f"f{i}.png": pts[i].tolist() for i in range(3)}))
+    spec = {"kind": "folder", "root": str(tmp_path), "labels": "l.json"}
+    (reader,) = open_sources(spec, "synthetic", "train")
+    assert reader.domain == "synthetic" and reader.convention == "3d" and len(reader) == 3
+    both = open_sources({"kind": "multi", "sources": {"a": spec, "b": spec}}, "synthetic", "train")
+    assert [len(r) for r in both] == [3, 3]
+    with pytest.raises(ConfigError, match=r"data\.real\.test_root is not set"):
+        open_sources({**spec, "test_root": None}, "real", "test")
+    with pytest.raises(ConfigError, match=r"needs data\.synthetic\.sources"):
+        open_sources({"kind": "multi"}, "synthetic", "train")

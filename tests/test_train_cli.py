@@ -88,13 +88,15 @@ def test_real_only_on_shared_300w_then_evaluate_on_unseen_folder(make_cfg, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (W300.parent / "dgfaces").is_dir(), reason="../shared/data is not present")
-@pytest.mark.parametrize("source", ["dgfaces", "facesynthetics"])
-def test_synthetic_datasets_from_config(make_cfg, source):
-    cfg = make_cfg(["+experiment=synth_only", f"data/synthetic={source}", f"data.synthetic.root={W300.parent / source}",
-                    "data.synthetic.limit=40", "trainer.fast_dev_run=true"])
+@pytest.mark.parametrize("source,limit,n_train", [("dgfaces", "data.synthetic.limit=40", 32),
+                                                   ("facesynthetics", "data.synthetic.limit=40", 32),
+                                                   ("dgfaces_facesynthetics", "data.synthetic.sources.dgfaces.limit=30", 122)])
+def test_synthetic_datasets_from_config(make_cfg, source, limit, n_train):
+    # Defaults point at ../shared/data; the combined source pools 30 DGFaces + 100 Face Synthetics.
+    cfg = make_cfg(["+experiment=synth_only", f"data/synthetic={source}", limit, "trainer.fast_dev_run=true"])
     train(cfg)
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    assert out["data"]["synthetic_train"] == 32
+    assert out["data"]["synthetic_train"] == n_train
 
 
 @pytest.mark.slow

@@ -1,15 +1,19 @@
-"""A lazy reader of a folder of ``NAME.{jpg,png}`` + ``NAME.pts`` pairs: the 300-W file layout."""
+"""The generic lazy folder reader: images + ``NAME.pts`` (the 300-W layout) or one CSV/JSON landmark table."""
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from landmark_lab.data.indexing import index_entries
 from landmark_lab.data.pts import read_pts
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
+from landmark_lab.landmarks import NUM_LANDMARKS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -38,34 +42,94 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-class PtsFolder:
-    """Image + ``.pts`` pairs of one folder (not recursive), indexed once, images decoded per item.
+def _table_rows(path: Path) -> list[tuple[str, str, list[str]]]:
+    """``(where, image name, 136 coordinate strings)`` per face of a CSV or JSON landmark table."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        if not rows or rows[0][0].strip().lower() not in ("image", "file", "filename", "path"):
+            raise DataError(f"{path}: a landmark CSV needs a header row whose first column is 'image' "
+                            "(then x0,y0,x1,y1,...,x67,y67).")
+        return [(f"{path}, line {i + 2}", r[0].strip(), r[1:]) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: cannot read landmark JSON ({exc}).") from None
+        if isinstance(data, dict):
+            entries = list(data.items())
+        elif isinstance(data, list) and all(isinstance(e, dict) and "image" in e and "landmarks" in e for e in data):
+            entries = [(e["image"], e["landmarks"]) for e in data]
+        else:
+            raise DataError(f"{path}: expected {{\"NAME.jpg\": [[x, y], ... 68]}} or "
+                            "[{\"image\": \"NAME.jpg\", \"landmarks\": [[x, y], ... 68]}, ...].")
+        out = []
+        for name, pts in entries:
+            flat = np.asarray(pts, dtype=object).reshape(-1).tolist() if isinstance(pts, list) else [pts]
+            out.append((f"{path}, entry {name!r}", str(name), [str(v) for v in flat]))
+        return out
+    raise DataError(f"{path}: landmark table must be .csv or .json.")
 
-    Landmark files are parsed at construction so a malformed ``.pts`` fails before training starts.
+
+def _parse_row(where: str, values: list[str]) -> np.ndarray:
+    if len(values) != 2 * NUM_LANDMARKS:
+        raise DataError(f"{where}: has {len(values)} coordinates, expected {2 * NUM_LANDMARKS} "
+                        "(68 points as x0,y0,...,x67,y67).")
+    try:
+        pts = np.array([float(v) for v in values], dtype=np.float32).reshape(NUM_LANDMARKS, 2)
+    except ValueError:
+        raise DataError(f"{where}: non-numeric coordinate.") from None
+    if not np.isfinite(pts).all():
+        raise DataError(f"{where}: contains non-finite coordinates (nan/inf).")
+    return pts
+
+
+class LandmarkFolder:
+    """Faces of one folder, images decoded per item: the generic reader for your own data.
+
+    Labels come either from ``NAME.pts`` beside each ``NAME.{jpg,png,...}`` (the 300-W layout;
+    1-based in the file, like 300-W) or from one table ``labels`` inside the folder: a CSV with a
+    header ``image,x0,y0,...,x67,y67`` or a JSON ``{"NAME.jpg": [[x, y], ...]}`` / list of
+    ``{"image", "landmarks"}``, in 0-based pixel coordinates unless ``one_based``. Every label is
+    parsed at construction so a malformed file fails (or is skipped and counted, with ``skip_bad``)
+    before training starts.
     """
 
-    def __init__(self, folder: str | Path, domain: str, convention: str, name: str | None = None) -> None:
+    def __init__(self, folder: str | Path, domain: str, convention: str, name: str | None = None,
+                 labels: str | None = None, one_based: bool = False, skip_bad: bool = False,
+                 limit: int | None = None) -> None:
         self.folder = Path(folder)
         self.domain = domain
         self.convention = convention
         self.name = name or self.folder.name
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: folder not found.")
-        images = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        self.images: list[Path] = []
-        landmarks = []
-        for img in images:
-            pts = img.with_suffix(".pts")
-            if not pts.is_file():
-                continue  # 300-W ships some images without annotation; they are not faces to use
-            self.images.append(img)
-            landmarks.append(read_pts(pts))
+        shift = 1.0 if one_based else 0.0
+        if labels:
+            table = self.folder / labels
+            if not table.is_file():
+                raise DataError(f"{table}: landmark table not found (labels={labels!r} is read inside {self.folder}).")
+
+            def parse(row: tuple[str, str, list[str]]) -> np.ndarray:
+                where, image, values = row
+                if not (self.folder / image).is_file():
+                    raise DataError(f"{where}: image {self.folder / image} not found.")
+                return _parse_row(where, values) - shift
+
+            kept, lms, self.skipped = index_entries(_table_rows(table), parse, self.name, skip_bad, limit)
+            self.images = [self.folder / image for _, image, _ in kept]
+        else:
+            images = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            # 300-W ships some images without annotation; they are not faces to use.
+            images = [p for p in images if p.with_suffix(".pts").is_file()]
+            self.images, lms, self.skipped = index_entries(images, lambda p: read_pts(p.with_suffix(".pts")),
+                                                           self.name, skip_bad, limit)
         if not self.images:
             raise DataError(
-                f"{self.folder}: no image with a matching .pts file found "
-                f"(looked for NAME{{{','.join(IMAGE_EXTENSIONS)}}} + NAME.pts)."
+                f"{self.folder}: no labelled image found (looked for "
+                + (f"the rows of {labels}" if labels else f"NAME{{{','.join(IMAGE_EXTENSIONS)}}} + NAME.pts") + ")."
             )
-        self.landmarks = np.stack(landmarks)
+        self.landmarks = np.stack(lms)
         self.ids = [f"{self.name}/{p.stem}" for p in self.images]
 
     def __len__(self) -> int:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from landmark_lab.data.folder import read_image
+from landmark_lab.data.indexing import index_entries
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import NUM_LANDMARKS
@@ -82,33 +83,25 @@ class DGFacesReader:
         self.background = np.array(background, dtype=np.float32)
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: Datagen faces folder not found.")
-        self.images: list[Path] = []
-        lms, viss = [], []
-        self.skipped: list[str] = []
+        datapoints = []
         for dp in sorted(p for p in self.folder.iterdir() if p.is_dir()):
             found = [(dp / cam, dp / cam / kp) for cam, kp in self.LAYOUTS if (dp / cam).is_dir()]
-            if not found:
-                continue
-            cam, kp = found[0]
-            try:
-                if not kp.is_file():
-                    raise DataError(f"{dp}: missing its key-point file {kp.relative_to(dp)}.")
-                lm, vis = read_dgfaces_keypoints(kp)
-            except DataError as exc:
-                if not skip_bad:
-                    raise
-                self.skipped.append(str(exc))
-                continue
-            self.images.append(cam / "visible_spectrum_01.png")
-            lms.append(lm)
-            viss.append(vis)
-            if limit and len(self.images) >= limit:
-                break
+            if found:
+                datapoints.append((dp, *found[0]))
+        kept, labels, self.skipped = index_entries(datapoints, self._read, self.name, skip_bad, limit)
+        self.images = [cam / "visible_spectrum_01.png" for _, cam, _ in kept]
         if not self.images:
             raise DataError(f"{self.folder}: no Datagen datapoint folders (datapoint_*/camera or environment_*/camera_1).")
-        self.landmarks = np.stack(lms)
-        self.visibility = np.stack(viss)
+        self.landmarks = np.stack([lm for lm, _ in labels])
+        self.visibility = np.stack([vis for _, vis in labels])
         self.ids = [f"dgfaces/{p.parent.parent.name}" for p in self.images]
+
+    @staticmethod
+    def _read(entry: tuple[Path, Path, Path]) -> tuple[np.ndarray, np.ndarray]:
+        dp, _, kp = entry
+        if not kp.is_file():
+            raise DataError(f"{dp}: missing its key-point file {kp.relative_to(dp)}.")
+        return read_dgfaces_keypoints(kp)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -142,24 +135,12 @@ class FaceSyntheticsReader:
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: Face Synthetics folder not found.")
         files = sorted(self.folder.glob("*_ldmks.txt"))
-        if limit:
-            files = files[:limit]
-        self.images, lms, pupils, self.skipped = [], [], [], []
-        for f in files:
-            try:
-                pts = self._read(f)
-            except DataError as exc:
-                if not skip_bad:
-                    raise
-                self.skipped.append(str(exc))
-                continue
-            self.images.append(f.with_name(f.name.replace("_ldmks.txt", ".png")))
-            lms.append(pts[:68])
-            pupils.append(pts[68:70])
+        kept, labels, self.skipped = index_entries(files, self._read, self.name, skip_bad, limit)
+        self.images = [f.with_name(f.name.replace("_ldmks.txt", ".png")) for f in kept]
         if not self.images:
             raise DataError(f"{self.folder}: no NNNNNN_ldmks.txt files found.")
-        self.landmarks = np.stack(lms)
-        self.pupils = np.stack(pupils)
+        self.landmarks = np.stack([pts[:68] for pts in labels])
+        self.pupils = np.stack([pts[68:70] for pts in labels])
         self.ids = [f"facesynthetics/{p.stem}" for p in self.images]
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from landmark_lab.data.folder import PtsFolder
+from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.errors import DataError
 
 SPLITS: dict[str, tuple[str, ...]] = {
@@ -44,7 +44,7 @@ def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) ->
     return [root / n for n in names]
 
 
-def load_split(root: str | Path, split: str | list[str]) -> list[PtsFolder]:
-    """One :class:`PtsFolder` per sub-folder of the split (domain ``real``, convention ``2d``)."""
+def load_split(root: str | Path, split: str | list[str]) -> list[LandmarkFolder]:
+    """One :class:`LandmarkFolder` per sub-folder of the split (domain ``real``, convention ``2d``)."""
     root = Path(root)
-    return [PtsFolder(f, "real", "2d", name=str(f.relative_to(root))) for f in resolve_split(root, split)]
+    return [LandmarkFolder(f, "real", "2d", name=str(f.relative_to(root))) for f in resolve_split(root, split)]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from landmark_lab.data.folder import PtsFolder
+from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.procedural.generate import ensure_set
 from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsReader
 from landmark_lab.data.w300 import load_split
@@ -18,7 +18,7 @@ from landmark_lab.datamodules.splits import Item
 from landmark_lab.errors import ConfigError
 from landmark_lab.transforms.geometry import hflip
 
-KINDS = ("procedural", "300w", "dgfaces", "facesynthetics")
+KINDS = ("procedural", "300w", "dgfaces", "facesynthetics", "folder", "multi")
 
 
 def _kind(spec: Mapping[str, Any], side: str) -> str:
@@ -26,6 +26,19 @@ def _kind(spec: Mapping[str, Any], side: str) -> str:
     if kind not in KINDS:
         raise ConfigError(f"data.{side}.kind={kind!r} is not a known data source; use one of {KINDS}.")
     return str(kind)
+
+
+def _parts(spec: Mapping[str, Any], side: str) -> list[Mapping[str, Any]]:
+    """The sources a spec stands for: itself, or each entry of ``sources`` for ``kind: multi``."""
+    if _kind(spec, side) != "multi":
+        return [spec]
+    parts = spec.get("sources") or {}
+    if not isinstance(parts, Mapping) or not parts:
+        raise ConfigError(f"data.{side}.kind=multi needs data.{side}.sources: a mapping name -> source config.")
+    for name, part in parts.items():
+        if not isinstance(part, Mapping) or _kind(part, f"{side}.sources.{name}") == "multi":
+            raise ConfigError(f"data.{side}.sources.{name} must be one source config (kind: dgfaces, folder, ...).")
+    return list(parts.values())
 
 
 def _procedural_set(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> Path:
@@ -36,37 +49,52 @@ def _procedural_set(spec: Mapping[str, Any], side: str, split: str, progress: bo
 
 def prepare(spec: Mapping[str, Any], side: str, progress: bool = True) -> None:
     """Generate what a source needs before it can be read (procedural sets); no-op for files on disk."""
-    if _kind(spec, side) != "procedural":
-        return
-    for split in ("train", "test") if side == "real" else ("train",):
-        _procedural_set(spec, side, split, progress)
+    for part in _parts(spec, side):
+        if _kind(part, side) == "procedural":
+            for split in ("train", "test") if side == "real" else ("train",):
+                _procedural_set(part, side, split, progress)
 
 
-def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool = True) -> list[PtsFolder]:
-    """Readers for ``split`` ("train" or "test") of one side ("synthetic" or "real")."""
+def _root(spec: Mapping[str, Any], side: str, key: str = "root") -> Path:
+    root = spec.get(key)
+    if not root:
+        raise ConfigError(f"data.{side}.{key} is not set: point it at the {spec['kind']} folder.")
+    return Path(str(root)).expanduser()
+
+
+def _open_one(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
     kind = _kind(spec, side)
     if kind == "procedural":
         folder = _procedural_set(spec, side, split, progress)
         convention = "3d" if spec["domain"] == "synthetic" else "2d"
-        return [PtsFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
-    root = spec.get("root")
-    if not root:
-        raise ConfigError(f"data.{side}.root is not set: point it at the {kind} folder.")
-    root = Path(str(root)).expanduser()
+        return [LandmarkFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
+    skip_bad, limit = bool(spec.get("skip_bad", False)), spec.get("limit")
+    if kind == "folder":
+        domain = "real" if side == "real" else "synthetic"
+        key = "test_root" if side == "real" and split == "test" else "root"
+        return [LandmarkFolder(_root(spec, side, key), domain, str(spec.get("convention", "2d" if domain == "real" else "3d")),
+                               labels=spec.get("labels"), one_based=bool(spec.get("one_based", False)),
+                               skip_bad=skip_bad, limit=limit)]
+    root = _root(spec, side)
     if kind in ("dgfaces", "facesynthetics"):
         if side != "synthetic":
             raise ConfigError(f"data.{side}.kind={kind} is a synthetic dataset; use it as data/synthetic={kind}.")
         if kind == "dgfaces":
-            return [DGFacesReader(root, tuple(spec.get("background", (128, 128, 128))), spec.get("limit"),
-                                  bool(spec.get("skip_bad", False)))]
-        return [FaceSyntheticsReader(root, spec.get("limit"), bool(spec.get("skip_bad", False)))]
+            return [DGFacesReader(root, tuple(spec.get("background", (128, 128, 128))), limit, skip_bad)]
+        return [FaceSyntheticsReader(root, limit, skip_bad)]
     return load_split(root, spec[f"{split}_split"])
+
+
+def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool = True) -> list[LandmarkFolder]:
+    """Readers for ``split`` ("train" or "test") of one side ("synthetic" or "real"); ``kind: multi``
+    concatenates the readers of each of its ``sources``."""
+    return [reader for part in _parts(spec, side) for reader in _open_one(part, side, split, progress)]
 
 
 class FaceDataset(Dataset):
     """Items of several sources through one transform; flipped items are mirrored before it."""
 
-    def __init__(self, sources: list[PtsFolder], items: list[Item], transform) -> None:
+    def __init__(self, sources: list[LandmarkFolder], items: list[Item], transform) -> None:
         self.sources, self.items, self.transform = sources, items, transform
 
     def __len__(self) -> int:
