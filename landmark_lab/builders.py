@@ -20,7 +20,7 @@ def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModu
     if name not in STRATEGIES:
         raise ConfigError(f"strategy.name={name!r} is unknown; use one of {sorted(STRATEGIES)}.")
     cls = STRATEGIES[name]
-    kwargs: dict[str, Any] = {"data": cfg.data, "augment": cfg.augment.transforms, "seed": int(cfg.seed),
+    kwargs: dict[str, Any] = {"data": cfg.data, "augment": cfg.augment, "seed": int(cfg.seed),
                               "progress": progress}
     if cls is CombinedDataModule:
         kwargs["synth_share"] = float(cfg.data.synth_share)

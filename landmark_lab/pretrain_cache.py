@@ -22,9 +22,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from landmark_lab.datamodules.splits import parse_budget
+
 log = logging.getLogger(__name__)
 
-KEY_VERSION = 1
+KEY_VERSION = 2
 # Paths and process counts that do not change the weights.
 _IGNORED = ("cache_dir", "workers")
 
@@ -35,6 +37,18 @@ def _strip(x: Any) -> Any:
     if isinstance(x, list):
         return [_strip(v) for v in x]
     return x
+
+
+def _imitation_key(d: dict[str, Any]) -> dict[str, Any] | None:
+    """Crop imitation fits on the first n_real real training images (capped at the budget): the real side
+    and that count matter, not the budget itself."""
+    ci = d.get("crop_imitation") or {}
+    if not ci.get("enabled"):
+        return None
+    budget = parse_budget(d.get("real_budget", "all"))
+    n = int(ci.get("n_real", 50))
+    return {**ci, "n_real": n if budget is None else min(n, budget), "real": d["real"], "val_size": d["val_size"],
+            "flip_double": d.get("flip_double")}
 
 
 def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
@@ -49,6 +63,8 @@ def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
         "split_seed": d.get("split_seed"),
         "batch_size": d["batch_size"],
         "transform": d["transform"],
+        # Crop imitation fits on real calibration images: the real side and the budget's cap matter then.
+        "crop_imitation": _imitation_key(d),
         "augment": c["augment"],
         "model": c["model"],
         "stage": {"steps": stage.steps, "lr": stage.lr},

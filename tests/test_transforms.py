@@ -89,5 +89,54 @@ def test_shipped_augment_presets_build(tmp_path):
     from .conftest import CONF
 
     for preset in (CONF / "augment").glob("*.yaml"):
-        specs = OmegaConf.to_container(OmegaConf.load(preset))["transforms"]
-        build_pipeline(specs)
+        specs = OmegaConf.to_container(OmegaConf.load(preset))
+        build_pipeline(specs.get("transforms"))  # domain_adapt takes its shared list from basic
+        build_pipeline(specs.get("synthetic_transforms"))
+
+
+def _domain_adapt_leaves() -> list[dict]:
+    from omegaconf import OmegaConf
+
+    from landmark_lab.transforms.augment import leaves
+
+    from .conftest import CONF
+
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF / "augment" / "domain_adapt.yaml"))
+    basic = OmegaConf.to_container(OmegaConf.load(CONF / "augment" / "basic.yaml"))
+    return leaves(basic["transforms"] + cfg["synthetic_transforms"])
+
+
+GEOMETRIC = ("Affine", "Perspective")
+
+
+@pytest.mark.parametrize("spec", _domain_adapt_leaves(), ids=lambda s: s["name"])
+def test_every_domain_adapt_transform_keeps_landmarks_on_the_face(spec):
+    s = _marked_sample()
+    crop = FaceTransform({"size": 96, "scale": 1.6}, train=False)
+    img, pts, _ = crop.geometry(s)
+    pipe = build_pipeline([{**spec, "p": 1.0}])
+    for seed in range(4):
+        pipe.set_random_seed(seed)
+        out = pipe(image=img, keypoints=pts)
+        img2, pts2 = out["image"], np.asarray(out["keypoints"], np.float32)
+        assert img2.shape == img.shape and pts2.shape == (68, 2)
+        if spec["name"] not in GEOMETRIC:
+            np.testing.assert_array_equal(pts2, pts)  # pixel-level transforms never move points
+            continue
+        assert not np.allclose(pts2, pts)
+        for k, colour in MARKED.items():
+            assert np.abs(_colour_at(img2, pts2[k]) - colour).max() < 70, (spec["name"], k, seed)
+
+
+def test_albumentations_1x_names_fail_and_synthetic_transforms_only_touch_synthetic():
+    with pytest.raises(ConfigError, match="fog_coef_lower"):
+        build_pipeline([{"name": "RandomFog", "fog_coef_lower": 0.1}])
+    with pytest.raises(ConfigError, match="non-empty 'transforms'"):
+        build_pipeline([{"name": "OneOf"}])
+    with pytest.raises(ConfigError, match="flip_p"):
+        build_pipeline([{"name": "OneOf", "transforms": [{"name": "HorizontalFlip"}]}])
+    dark = [{"name": "RandomBrightnessContrast", "brightness_limit": [-0.5, -0.5], "contrast_limit": [0, 0], "p": 1.0}]
+    tf = FaceTransform({"size": 64}, train=True, synthetic_augment=dark, seed=0)
+    real = _marked_sample()
+    synthetic = Sample(real.image, real.landmarks, "synthetic", "3d", "syn")
+    assert tf(synthetic)["image"].mean() < tf(real)["image"].mean() - 0.5

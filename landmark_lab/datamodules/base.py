@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -12,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from landmark_lab.datamodules.samplers import CyclingSampler
 from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
-from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout
+from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout, parse_budget
+from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform
 
 
@@ -33,14 +35,15 @@ class LandmarkDataModule(L.LightningDataModule):
     def __init__(
         self,
         data: Mapping[str, Any],
-        augment: Sequence[Mapping[str, Any]] | None = None,
+        augment: Mapping[str, Any] | None = None,
         seed: int = 0,
         train_steps: int = 1000,
         progress: bool = True,
     ) -> None:
         super().__init__()
         self.cfg = _plain(data)
-        self.augment = _plain(augment) or None
+        # {"transforms": [...] for every training image, "synthetic_transforms": [...] for synthetic ones}
+        self.augment = _plain(augment) or {}
         self.seed = seed
         self.train_steps = train_steps
         self.progress = progress
@@ -61,11 +64,16 @@ class LandmarkDataModule(L.LightningDataModule):
             return
         c = self.cfg
         tcfg = c["transform"]
-        self.train_tf = FaceTransform(tcfg["crop"], train=True, flip_p=tcfg.get("flip_p", 0.0), augment=self.augment)
+        self.train_tf = FaceTransform(tcfg["crop"], train=True, flip_p=tcfg.get("flip_p", 0.0),
+                                      augment=self.augment.get("transforms"),
+                                      synthetic_augment=self.augment.get("synthetic_transforms"))
         self.eval_tf = FaceTransform(tcfg["crop"], train=False)
         flip = bool(c.get("flip_double", False))
 
-        self.real_sources = open_sources(c["real"], "real", "train", self.progress) if self.uses("real") else []
+        imitate = bool((c.get("crop_imitation") or {}).get("enabled", False)) and self.uses("synthetic")
+        # Crop imitation measures real training faces even when the strategy trains on synthetic only.
+        need_real = self.uses("real") or imitate
+        self.real_sources = open_sources(c["real"], "real", "train", self.progress) if need_real else []
         if self.real_sources:
             groups = groups_of([len(s) for s in self.real_sources])
             train_g, val_g = holdout(groups, int(c["val_size"]), self.seed_data)
@@ -73,6 +81,8 @@ class LandmarkDataModule(L.LightningDataModule):
             self.real_train_items = budget_items(train_g, c.get("real_budget", "all"), flip, self.seed_data,
                                                  cap=bool(c.get("cap_budget", False)))
             self.real_val_items = expand(val_g, flip)
+        if imitate:
+            self.train_tf.imitation = self.fit_crop_imitation()
         if self.uses("synthetic"):
             self.syn_sources = open_sources(c["synthetic"], "synthetic", "train", self.progress)
             groups = groups_of([len(s) for s in self.syn_sources])
@@ -82,6 +92,21 @@ class LandmarkDataModule(L.LightningDataModule):
         test_groups = groups_of([len(s) for s in self.test_sources])
         self.test_items = expand(test_groups, bool(c.get("flip_test", False)))
         self._ready = True
+
+    def calibration_items(self, n: int) -> list:
+        """The first ``n`` real training images (capped at the budget), for statistics fitted on real data:
+        budgets are nested, so these are inside every budget of at least ``n`` and nothing beyond it is used."""
+        budget = parse_budget(self.cfg.get("real_budget", "all"))
+        n = min(n, budget) if budget is not None else n
+        if self.cfg.get("flip_double"):  # a budget counts mirrored copies: n of them are n/2 photos
+            n = math.ceil(n / 2)
+        return budget_items(self.real_pool, min(n, len(self.real_pool)), False, self.seed_data)
+
+    def fit_crop_imitation(self) -> CropImitation:
+        """Measure the framing of the calibration images (``data.crop_imitation.n_real``)."""
+        ci = self.cfg["crop_imitation"]
+        target = measure_sources(self.real_sources, self.calibration_items(int(ci.get("n_real", 50))))
+        return CropImitation(target, resolution=bool(ci.get("resolution", True)))
 
     @property
     def seed_data(self) -> int:
@@ -126,7 +151,7 @@ class LandmarkDataModule(L.LightningDataModule):
     def summary(self) -> dict[str, Any]:
         """Sizes of every split, for logs and metrics.json."""
         out: dict[str, Any] = {"strategy": self.strategy, "test": len(self.test_items)}
-        if self.real_sources:
+        if self.uses("real"):
             out.update(real_pool=len(self.real_pool) * (2 if self.cfg.get("flip_double") else 1),
                        real_train=len(self.real_train_items), real_val=len(self.real_val_items))
         if self.uses("synthetic"):

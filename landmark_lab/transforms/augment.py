@@ -15,16 +15,37 @@ import albumentations as A
 
 from landmark_lab.errors import ConfigError
 
+CONTAINERS = ("OneOf", "SomeOf", "Sequential")
+MIRRORS = ("HorizontalFlip", "VerticalFlip", "Transpose", "D4", "RandomRotate90")
+
+
+def leaves(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The individual transforms of a config list, containers (``OneOf`` ...) opened up."""
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        if spec.get("name") in CONTAINERS:
+            out += leaves(spec.get("transforms", []))
+        else:
+            out.append(dict(spec))
+    return out
+
 
 def build_transform(spec: Mapping[str, Any]) -> A.BasicTransform:
-    """One albumentations transform from ``{"name": ClassName, **kwargs}``."""
+    """One albumentations transform from ``{"name": ClassName, **kwargs}``; ``OneOf``/``SomeOf``/
+    ``Sequential`` take their children from ``transforms``."""
     spec = dict(spec)
     name = spec.pop("name", None)
     cls = getattr(A, str(name), None) if name else None
     if cls is None or not isinstance(cls, type):
         raise ConfigError(f"augmentation {name!r} is not an albumentations transform (check the spelling in conf/augment/).")
+    if name in CONTAINERS:
+        children = spec.pop("transforms", None)
+        if not children:
+            raise ConfigError(f"augmentation {name} needs a non-empty 'transforms' list.")
+        spec["transforms"] = [build_transform(c) for c in children]
     # Lists from YAML become tuples: albumentations validates ranges as tuples.
-    kwargs = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in spec.items()}
+    kwargs = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) and k != "transforms" else v
+              for k, v in spec.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
@@ -42,13 +63,14 @@ def build_pipeline(specs: Sequence[Mapping[str, Any]] | None) -> A.Compose | Non
     """
     if not specs:
         return None
-    for spec in specs:
-        if spec.get("name") in ("HorizontalFlip", "VerticalFlip", "Transpose", "D4", "RandomRotate90"):
+    for spec in leaves(specs):
+        if spec.get("name") in MIRRORS:
             raise ConfigError(
                 f"augmentation {spec.get('name')} would mirror the face without swapping left/right "
                 "landmark indices; set data.transform.flip_p instead."
             )
-    return A.Compose(
-        [build_transform(s) for s in specs],
-        keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
-    )
+    transforms = [build_transform(s) for s in specs]
+    with warnings.catch_warnings():
+        # A pixel-only list (blur, noise ...) has nothing that moves keypoints; that is fine.
+        warnings.filterwarnings("ignore", "Got processor for keypoints")
+        return A.Compose(transforms, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False))

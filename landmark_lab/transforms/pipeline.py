@@ -25,7 +25,9 @@ class CropConfig:
 
     size: int = 64
     scale: float = 1.25
-    box: str = "landmarks"  # "landmarks" (ground-truth landmark box) or "face_box" (sample.meta["face_box"])
+    # "landmarks": the ground-truth landmark box (the 300-W protocol); "face_box": sample.meta["face_box"];
+    # "image": the whole image as it comes (pre-cropped photos), ``scale`` ignored.
+    box: str = "landmarks"
     shift_jitter: float = 0.0  # std of the centre shift, fraction of the crop side
     zoom_jitter: float = 0.0  # std of the log crop-side change
 
@@ -40,11 +42,18 @@ class FaceTransform:
         flip_p: float = 0.0,
         augment: Sequence[Mapping[str, Any]] | None = None,
         seed: int | None = None,
+        synthetic_augment: Sequence[Mapping[str, Any]] | None = None,
+        imitation: Any = None,
     ) -> None:
         self.crop = crop if isinstance(crop, CropConfig) else CropConfig(**crop)
         self.train = train
         self.flip_p = flip_p if train else 0.0
         self.augment = build_pipeline(augment) if train else None
+        # Synthetic faces get the data-adaptation transforms after the shared ones.
+        both = [*(augment or []), *(synthetic_augment or [])]
+        self.synthetic_augment = build_pipeline(both) if train and synthetic_augment else self.augment
+        # Crop imitation (training only): synthetic faces are framed the way real ones are.
+        self.imitation = imitation if train else None
         self.seed = seed
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple[int, int] | None = None
@@ -58,18 +67,21 @@ class FaceTransform:
             base = self.seed if self.seed is not None else key[1]
             self._rng = np.random.default_rng([base % 2**32, key[0] + 1, key[1] % 2**32])
             self._rng_key = key
-            if self.augment is not None:
-                self.augment.set_random_seed(int(self._rng.integers(2**31)))
+            for pipe in {id(p): p for p in (self.augment, self.synthetic_augment) if p is not None}.values():
+                pipe.set_random_seed(int(self._rng.integers(2**31)))
         return self._rng
 
     def _box(self, sample: Sample) -> tuple[float, float, float, float]:
         if self.crop.box == "landmarks":
             return landmark_box(sample.landmarks)
+        if self.crop.box == "image":
+            h, w = sample.image.shape[:2]
+            return -0.5, -0.5, w - 0.5, h - 0.5
         if self.crop.box == "face_box":
             if "face_box" not in sample.meta:
                 raise DataError(f"sample {sample.id} has no face box; use data.transform.crop.box=landmarks.")
             return tuple(sample.meta["face_box"])
-        raise DataError(f"unknown crop box source {self.crop.box!r}: use 'landmarks' or 'face_box'.")
+        raise DataError(f"unknown crop box source {self.crop.box!r}: use 'landmarks', 'face_box' or 'image'.")
 
     def geometry(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Crop (with jitter when training), flip and augment; returns image, landmarks, crop matrix."""
@@ -79,12 +91,18 @@ class FaceTransform:
         if self.train:
             shift = tuple(rng.normal(0.0, c.shift_jitter, 2)) if c.shift_jitter else shift
             zoom = float(np.exp(rng.normal(0.0, c.zoom_jitter))) if c.zoom_jitter else zoom
-        matrix = crop_matrix(self._box(sample), c.size, c.scale, shift, zoom)
+        original = sample
+        if self.imitation is not None and sample.domain == "synthetic":
+            sample = self.imitation(sample, rng)
+        matrix = crop_matrix(self._box(sample), c.size, 1.0 if c.box == "image" else c.scale, shift, zoom)
         image, pts = warp(sample.image, sample.landmarks, matrix, c.size)
+        if sample is not original:  # the reported crop matrix maps the original image, as for every sample
+            matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.vstack([sample.meta["reframe"], [0.0, 0.0, 1.0]]))[:2]
         if self.flip_p and rng.random() < self.flip_p:
             image, pts = hflip(image, pts)
-        if self.augment is not None:
-            out = self.augment(image=image, keypoints=pts)
+        pipe = self.synthetic_augment if sample.domain == "synthetic" else self.augment
+        if pipe is not None:
+            out = pipe(image=image, keypoints=pts)
             image, pts = out["image"], np.asarray(out["keypoints"], dtype=np.float32).reshape(-1, 2)
         return image, pts, matrix
 
