@@ -22,8 +22,10 @@ def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModu
     cls = STRATEGIES[name]
     kwargs: dict[str, Any] = {"data": cfg.data, "augment": cfg.augment, "seed": int(cfg.seed),
                               "progress": progress}
-    if cls is CombinedDataModule:
+    if issubclass(cls, CombinedDataModule):
         kwargs["synth_share"] = float(cfg.data.synth_share)
+    # A stage that fits a post-hoc label adapter needs the real training labels even if it trains on none.
+    kwargs["calibrate_on_real"] = any(bool(st.get("fit_adapter", False)) for st in cfg.strategy.stages)
     return cls(**kwargs)
 
 

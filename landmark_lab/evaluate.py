@@ -68,7 +68,8 @@ def run(cfg: DictConfig) -> dict:
         prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
     ced_plot({"model": (result.ced["nme_io"], result.ced["fraction"])}, run_dir / "ced.png", title="evaluation")
     m = result.metrics
-    print(f"\n[landmark_lab] evaluate on {len(ds)} faces: {summary_line(m)}\n[landmark_lab] results: {run_dir / 'metrics.json'}")
+    print(f"\n[landmark_lab] evaluate on {len(ds)} faces: {summary_line(m, result.without_adapter)}"
+          f"\n[landmark_lab] results: {run_dir / 'metrics.json'}")
     return m
 
 

@@ -28,6 +28,7 @@ from landmark_lab.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.errors import LandmarkLabError
 from landmark_lab.evaluation import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
+from landmark_lab.label_adapt import fit_posthoc_adapter, save_model
 from landmark_lab.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.reports.plots import ced_plot, prediction_grid
 from landmark_lab.utils.loggers import build_loggers, finish_loggers, log_test_results
@@ -36,7 +37,7 @@ from landmark_lab.utils.run import guard_run_dir, write_json
 log = logging.getLogger("landmark_lab.train")
 
 # Strategies whose first stage trains on synthetic data only: that stage can come from the cache.
-SYNTHETIC_FIRST = ("synth_only", "pretrain_finetune")
+SYNTHETIC_FIRST = ("synth_only", "pretrain_finetune", "data_adapt")
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -150,6 +151,17 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
     return info
 
 
+def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
+    """Fit the post-hoc label adapter on the real budget (``cfg.posthoc_adapter``) and save the model with it."""
+    p = cfg.posthoc_adapter
+    info = fit_posthoc_adapter(model, dm.real_train_eval_dataloader(), dm.real_val_dataloader(), name=str(p.name),
+                               steps=int(p.steps), lr=float(p.lr), weight_decay=float(p.weight_decay), seed=int(cfg.seed))
+    if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
+        path = save_model(model, stage_dir / "adapted.ckpt")
+        info["checkpoint"] = str(path.relative_to(run_dir_of(cfg)))
+    return info
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration; returns the final stage's best validation NME (for sweepers)."""
     t_start = time.perf_counter()
@@ -188,7 +200,14 @@ def train(cfg: DictConfig) -> float | None:
         for i, stage in enumerate(cfg.strategy.stages):
             if hasattr(dm, "stage"):
                 dm.stage = stage.name
+            if stage.get("fresh_model"):  # data adaptation: a new model learns the translated labels
+                model = build_model(cfg)
+                model.init_mean_shape(mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf)))
             stages.append(_run_stage(cfg, model, dm, i, stage, run_dir, loggers))
+            if stage.get("fit_adapter"):
+                stages[-1]["posthoc_adapter"] = _fit_posthoc(cfg, model, dm, run_dir / "checkpoints" / stage.name)
+            if stage.get("adapt_synthetic_labels"):
+                dm.adapt_synthetic_labels(model.adapter, model.input_size)
 
         if not is_rank_zero():
             return stages[-1]["best_val_nme_io"] if stages else None
@@ -227,7 +246,8 @@ def train(cfg: DictConfig) -> float | None:
               "mean shape": (baseline.ced["nme_io"], baseline.ced["fraction"])}, run_dir / "ced.png",
              title=f"{name}: real test")
     print(
-        f"\n[landmark_lab] {name} | real test ({int(result.metrics['count'])} faces): {summary_line(result.metrics)} "
+        f"\n[landmark_lab] {name} | real test ({int(result.metrics['count'])} faces): "
+        f"{summary_line(result.metrics, result.without_adapter)} "
         f"| mean-shape baseline NME io {100 * baseline.metrics['nme_io']:.2f}% | "
         f"{payload['timing']['total_seconds']:.0f}s\n[landmark_lab] results: {run_dir / 'metrics.json'}"
     )

@@ -39,6 +39,7 @@ class LandmarkDataModule(L.LightningDataModule):
         seed: int = 0,
         train_steps: int = 1000,
         progress: bool = True,
+        calibrate_on_real: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = _plain(data)
@@ -47,6 +48,8 @@ class LandmarkDataModule(L.LightningDataModule):
         self.seed = seed
         self.train_steps = train_steps
         self.progress = progress
+        # Real training labels are needed beyond training itself (e.g. to fit a post-hoc label adapter).
+        self.calibrate_on_real = calibrate_on_real
         self._ready = False
 
     # -- building ------------------------------------------------------------------------------
@@ -72,7 +75,7 @@ class LandmarkDataModule(L.LightningDataModule):
 
         imitate = bool((c.get("crop_imitation") or {}).get("enabled", False)) and self.uses("synthetic")
         # Crop imitation measures real training faces even when the strategy trains on synthetic only.
-        need_real = self.uses("real") or imitate
+        need_real = self.uses("real") or imitate or self.calibrate_on_real
         self.real_sources = open_sources(c["real"], "real", "train", self.progress) if need_real else []
         if self.real_sources:
             groups = groups_of([len(s) for s in self.real_sources])
@@ -142,6 +145,17 @@ class LandmarkDataModule(L.LightningDataModule):
         ds = FaceDataset(sources, items, self.eval_tf)
         return self._loader(ds, False, batch_size=int(self.cfg.get("eval_batch_size", 64)), shuffle=False)
 
+    def real_train_eval_dataloader(self) -> DataLoader:
+        """The real training budget without augmentation (to fit a post-hoc label adapter)."""
+        return self._eval_loader(self.real_sources, self.real_train_items)
+
+    def adapt_synthetic_labels(self, adapter: Any, input_size: int) -> None:
+        """Translate the synthetic labels to the real convention with ``adapter`` (data adaptation)."""
+        from landmark_lab.label_adapt import adapt_labels  # the model side; imported only when used
+
+        crop = self.cfg["transform"]["crop"]
+        self.syn_sources = [adapt_labels(adapter, s, crop, input_size) for s in self.syn_sources]
+
     def real_val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.real_sources, self.real_val_items)
 
@@ -151,7 +165,7 @@ class LandmarkDataModule(L.LightningDataModule):
     def summary(self) -> dict[str, Any]:
         """Sizes of every split, for logs and metrics.json."""
         out: dict[str, Any] = {"strategy": self.strategy, "test": len(self.test_items)}
-        if self.uses("real"):
+        if self.uses("real") or self.calibrate_on_real:
             out.update(real_pool=len(self.real_pool) * (2 if self.cfg.get("flip_double") else 1),
                        real_train=len(self.real_train_items), real_val=len(self.real_val_items))
         if self.uses("synthetic"):

@@ -88,7 +88,35 @@ class PretrainFinetuneDataModule(LandmarkDataModule):
         return self.real_val_dataloader()
 
 
+class DataAdaptDataModule(CombinedDataModule):
+    """The study's data adaptation. Stage ``label_map``: synthetic only (the model whose predictions the
+    label map is fitted on); then the training script translates the synthetic labels to the real
+    convention; stage ``train``: a fresh model on the adapted synthetic labels, mixed with the real budget
+    at ``synth_share`` (1.0 = adapted synthetic only, the study's strategy 3; below 1 = its mixing)."""
+
+    strategy = "data_adapt"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage = "label_map"
+
+    def _synthetic_only(self) -> bool:
+        return self.stage == "label_map" or self.synth_share >= 1.0
+
+    def training_set(self) -> tuple[list, list[Item]]:
+        return (self.syn_sources, self.syn_train_items) if self._synthetic_only() else super().training_set()
+
+    def train_dataloader(self) -> DataLoader:
+        return LandmarkDataModule.train_dataloader(self) if self._synthetic_only() else super().train_dataloader()
+
+    def val_dataloader(self) -> DataLoader:
+        if self.stage == "label_map":
+            return self._eval_loader(self.syn_sources, self.syn_val_items)
+        return self.real_val_dataloader()
+
+
 STRATEGIES: dict[str, type[LandmarkDataModule]] = {
     cls.strategy: cls
-    for cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule)
+    for cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule,
+                DataAdaptDataModule)
 }

@@ -73,9 +73,14 @@ class LandmarkModule(L.LightningModule):
 
     def predict_pixels(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Crop-pixel landmarks in each sample's own label convention."""
+        return self.predict_both(batch)[0]
+
+    def predict_both(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop-pixel landmarks with the adapter where the sample's convention asks for it, and without it
+        (the base, synthetic-convention prediction): the label gap in numbers."""
         base, adapted = self(batch["image"])
         pred = torch.where(batch["is_3d"].view(-1, 1, 1), base, adapted)
-        return self.to_pixels(pred)
+        return self.to_pixels(pred), self.to_pixels(base)
 
     def init_mean_shape(self, mean_shape_px: torch.Tensor) -> None:
         """Initialise the head at a mean shape given in crop pixels."""

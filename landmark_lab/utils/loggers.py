@@ -36,6 +36,7 @@ def finish_loggers(loggers: list[Logger]) -> None:
 def log_test_results(loggers: list[Logger], result: Any) -> None:
     """Test metrics to every logger; for wandb also the CED curve and test faces with predictions."""
     scalars = {f"test/{k}": v for k, v in result.metrics.items()}
+    scalars.update({f"test_without_adapter/{k}": v for k, v in (result.without_adapter or {}).items() if k != "count"})
     for lg in loggers:
         lg.log_metrics(scalars)
         if not isinstance(lg, WandbLogger):
