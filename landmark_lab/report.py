@@ -24,9 +24,12 @@ COLUMNS = ["strategy", "budget", "real_budget", "seed", "nme_io", "nme_ip", "nme
            "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
            "nme_io_inner", "val_nme_io", "seconds", "run"]
 REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
-ORDER = ["real_only", "pretrain_finetune", "combined", "synth_only"]
+ORDER = ["real_only", "pretrain_finetune", "combined", "data_adapt", "synth_only_adapted", "synth_only"]
 LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
-          "combined": "combined (synthetic + real batches)", "synth_only": "synthetic only (no real image)"}
+          "combined": "combined (synthetic + real batches)",
+          "data_adapt": "data adaptation (label-adapted synthetic, mixed at alpha)",
+          "synth_only_adapted": "synthetic only + label adapter fitted on the real budget",
+          "synth_only": "synthetic only (no real image)"}
 
 
 def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:

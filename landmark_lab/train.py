@@ -226,7 +226,8 @@ def train(cfg: DictConfig) -> float | None:
 
     val = stages[-1]["best_val_nme_io"] if stages else None
     payload = {
-        "strategy": cfg.strategy.name,
+        # A strategy config may report itself under its own label (synth_only_adapted trains like synth_only).
+        "strategy": cfg.strategy.get("label") or cfg.strategy.name,
         "real_budget": budget,
         "seed": int(cfg.seed),
         "sweep": cfg.get("sweep_name"),

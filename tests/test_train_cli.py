@@ -24,7 +24,7 @@ def test_experiment_fast_dev_run(make_cfg, experiment):
     cfg = make_cfg([f"+experiment={experiment}", "trainer.fast_dev_run=true"])
     train(cfg)
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    assert out["strategy"] == cfg.strategy.name
+    assert out["strategy"] == (cfg.strategy.get("label") or cfg.strategy.name)
     assert set(out["test"]["metrics"]) >= {"nme_io", "nme_ip", "nme_box", "fr_io@0.1", "auc_io@0.08", "nme_io_jaw"}
     assert out["config"]["seed"] == 0 and "timing" in out
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Ablation of the domain-gap components on the built-in procedural data: real-like test NME with and
+# without domain augmentation, the label adapter (post-hoc and in-model) and crop imitation.
+# One seed; about 35 min on 2 CPU cores. Re-running skips finished runs (resume=true).
+#   bash experiments/ablation/run.sh [extra overrides, e.g. seed=1]
+set -euo pipefail
+OUT=${OUT:-logs/ablation}
+run() {
+  local name=$1; shift
+  python -m landmark_lab.train "$@" "hydra.run.dir=$OUT/$name" "tags=[ablation]" resume=true \
+    trainer.enable_progress_bar=false "${EXTRA[@]}"
+}
+EXTRA=("$@")
+# Visual gap, synthetic only (what a model learns from synthetic faces alone):
+run A1_synth_only                 +experiment=synth_only augment=basic
+run A2_synth_only+domain_aug      +experiment=synth_only augment=domain_adapt
+# Label gap, synthetic only: a label adapter fitted after training on 50 real images.
+run A3_synth_only+adapter         +experiment=synth_only_adapted augment=basic
+run A4_synth_only+domain_aug+adapter +experiment=synth_only_adapted augment=domain_adapt
+# Framing: photos used as they come (crop.box=image), with and without crop imitation.
+run B1_image_crops                +experiment=synth_only_adapted augment=domain_adapt data.transform.crop.box=image
+run B2_image_crops+imitation      +experiment=synth_only_adapted augment=domain_adapt data.transform.crop.box=image \
+                                  data.crop_imitation.enabled=true
+# Label gap with fine-tuning on 50 real images: the in-model label-adapter head vs none.
+run C1_pretrain_ft50_no_adapter   +experiment=synth_pretrain_ft50 augment=domain_adapt model.adapter.name=none
+run C2_pretrain_ft50_adapter      +experiment=synth_pretrain_ft50 augment=domain_adapt
+python -m landmark_lab.report "$OUT" --runs
