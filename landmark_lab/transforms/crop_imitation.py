@@ -84,30 +84,41 @@ def measure_sources(sources: Sequence, items: Sequence) -> Framing:
 class CropImitation:
     """Re-crops synthetic faces with framings drawn from a real pool's :class:`Framing`."""
 
-    def __init__(self, target: Framing, resolution: bool = True) -> None:
+    def __init__(self, target: Framing, resolution: bool = True, smooth: bool = True) -> None:
         if len(target) == 0:
             raise DataError("crop imitation needs at least one real face to measure.")
         self.target = target
         self.resolution = resolution
+        # Draws are a smoothed bootstrap (a kernel density estimate, Scott's bandwidth) of the measured
+        # framings, so 50 real faces give a continuous distribution rather than 50 repeated framings.
+        cols = np.c_[np.log(target.face_frac), target.offset, np.log(target.aspect), np.log(target.long_px)]
+        self.bandwidth = cols.std(0) * len(target) ** (-1 / 5) if smooth and len(target) > 1 else np.zeros(5)
 
-    def geometry(self, landmarks: np.ndarray, k: int) -> tuple[np.ndarray, tuple[int, int]]:
-        """2x3 matrix from the original image to the re-framed one, and its (width, height), for real face ``k``."""
+    def draw(self, rng: np.random.Generator) -> tuple[float, np.ndarray, float, float]:
+        """(face fraction, offset, aspect, longer side in px) of a random real face, smoothed."""
+        k = int(rng.integers(len(self.target)))
+        e = rng.normal(0.0, 1.0, 5) * self.bandwidth
+        t = self.target
+        return (float(t.face_frac[k] * np.exp(e[0])), t.offset[k] + e[1:3], float(t.aspect[k] * np.exp(e[3])),
+                float(t.long_px[k] * np.exp(e[4])))
+
+    def geometry(self, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
+        """2x3 matrix from the original image to a re-framed one drawn from the real framings, and its (width, height)."""
+        face_frac, offset, aspect, long_px = self.draw(rng)
         lo, hi = landmarks.min(0), landmarks.max(0)
         side = max(float((hi - lo).max()), 1.0)
-        long = side / self.target.face_frac[k]
-        aspect = self.target.aspect[k]
+        long = side / face_frac
         w, h = long * min(1.0, aspect), long * min(1.0, 1.0 / aspect)
         # The real photo's pixel size (up-sampling adds no detail, but the frame then matches in pixels too).
-        f = self.target.long_px[k] / long if self.resolution else 1.0
+        f = long_px / long if self.resolution else 1.0
         out_w, out_h = max(1, round(w * f)), max(1, round(h * f))
-        centre = 0.5 * (lo + hi) - self.target.offset[k] * long  # the new image centre, original pixels
+        centre = 0.5 * (lo + hi) - offset * long  # the new image centre, original pixels
         matrix = np.array([[f, 0.0, (out_w - 1) / 2.0 - f * centre[0]], [0.0, f, (out_h - 1) / 2.0 - f * centre[1]]])
         return matrix, (out_w, out_h)
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         """``sample`` re-framed like a random real face (borders replicated where the frame leaves the image)."""
-        k = int(rng.integers(len(self.target)))
-        matrix, (w, h) = self.geometry(sample.landmarks.astype(np.float64), k)
+        matrix, (w, h) = self.geometry(sample.landmarks.astype(np.float64), rng)
         interp = cv2.INTER_AREA if matrix[0, 0] < 0.98 else cv2.INTER_LINEAR
         if matrix[0, 0] < 0.98:  # anti-alias: shrink first, then place
             image = cv2.resize(sample.image, None, fx=matrix[0, 0], fy=matrix[0, 0], interpolation=interp)
@@ -126,7 +137,7 @@ class CropImitation:
         rng = np.random.default_rng(seed)
         pts, whs = [], []
         for lm in landmarks.astype(np.float64):
-            matrix, wh = self.geometry(lm, int(rng.integers(len(self.target))))
+            matrix, wh = self.geometry(lm, rng)
             pts.append(lm @ matrix[:, :2].T + matrix[:, 2])
             whs.append(wh)
         return measure(np.stack(pts), np.array(whs, dtype=np.float64))

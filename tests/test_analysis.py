@@ -1,0 +1,67 @@
+"""Domain-gap analyses: Procrustes ambiguity, the analyze CLI and its figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from landmark_lab.analysis.label_ambiguity import point_std
+from landmark_lab.analyze import main
+
+from .conftest import W300
+
+
+def _rotate(pts, angle, scale, shift):
+    c, s = np.cos(angle), np.sin(angle)
+    return scale * pts @ np.array([[c, s], [-s, c]]) + shift
+
+
+def test_procrustes_removes_pose_and_size_and_measures_noise():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-1, 1, (68, 2))
+    base[36], base[45] = (-0.5, -0.2), (0.5, -0.2)
+    clean = np.stack([_rotate(base, rng.uniform(-0.5, 0.5), rng.uniform(50, 150), rng.uniform(0, 300, 2))
+                      for _ in range(200)])
+    std, mean = point_std(clean)
+    assert std.max() < 1e-6
+    assert np.isclose(np.linalg.norm(mean[45] - mean[36]), 1.0) and abs(mean[45, 1] - mean[36, 1]) < 1e-9
+    noisy = clean.copy()
+    scale = np.linalg.norm(clean[:, 45] - clean[:, 36], axis=1)  # inter-ocular distance of each face
+    noisy[:, 8] += rng.normal(0, 0.05, (200, 2)) * scale[:, None]  # the chin point gets 5% IOD noise per axis
+    std, _ = point_std(noisy)
+    assert np.argmax(std) == 8 and 0.05 < std[8] < 0.09 and np.delete(std, 8).max() < 0.01
+
+
+def _tiny(cache_dir, out):
+    return [f"out_dir={out}", f"paths.cache_dir={cache_dir}", "++data.synthetic.n=60", "++data.real.n_train=60",
+            "++data.real.n_test=8", "++data.synthetic.workers=1", "++data.real.workers=1", "max_faces=60",
+            "data.crop_imitation.n_real=30"]
+
+
+def test_analyze_all_writes_figures_and_closes_the_framing_gap(tmp_path, cache_dir, capsys):
+    assert main(["all", *_tiny(cache_dir, tmp_path)]) == 0
+    for name in ("crops.png", "augment.png", "labels.png", "conventions.png", "crops.md", "labels.md"):
+        assert (tmp_path / name).stat().st_size > (1000 if name.endswith(".png") else 200), name
+    ks = json.loads((tmp_path / "crops.json").read_text())["ks"]
+    assert ks["face size / image side"]["after"] < ks["face size / image side"]["before"]
+    assert ks["face offset y"]["after"] < ks["face offset y"]["before"]
+    labels = json.loads((tmp_path / "labels.json").read_text())
+    assert len(labels["real"]) == 68 and set(labels["regions"]["real"]) == {"jaw", "brows", "nose", "eyes", "mouth"}
+
+
+def test_analyze_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["crop"]) == 2
+    assert "unknown analysis 'crop'" in capsys.readouterr().err
+    assert main(["crops", "augment=nonexistent"]) == 2
+    assert "bad override" in capsys.readouterr().err
+    assert main(["--help"]) == 0 and "crops" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not W300.is_dir(), reason="../shared/data is not present")
+def test_label_ambiguity_on_300w_vs_synthetic_datasets(tmp_path):
+    assert main(["labels", f"out_dir={tmp_path}", "data=300w", "data/synthetic=dgfaces_facesynthetics",
+                 "max_faces=400"]) == 0
+    regions = json.loads((tmp_path / "labels.json").read_text())["regions"]
+    assert regions["real"]["jaw"] > regions["real"]["eyes"]
