@@ -5,6 +5,7 @@
 Writes into the sweep folder (or ``--out``): ``results.csv`` (one row per run), ``report.md``
 (mean ± std over seeds per strategy x budget, the headline, incomplete runs), ``nme_vs_budget.png``
 (the headline figure), ``ced.png`` (CED curves at one budget) and ``regions.png`` (per-region NME).
+With ``--runs`` (ablations): ``runs.md`` and ``runs.png``, one row per run folder, with and without the adapter.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 
 COLUMNS = ["strategy", "budget", "real_budget", "seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
            "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
-           "nme_io_inner", "val_nme_io", "seconds", "run"]
+           "nme_io_inner", "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io",
+           "seconds", "run"]
 REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
 ORDER = ["real_only", "pretrain_finetune", "combined", "data_adapt", "synth_only_adapted", "synth_only"]
 LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
@@ -56,6 +58,8 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
                "seconds": d.get("timing", {}).get("total_seconds"), "run": str(run.relative_to(sweep)),
                "ced": d["test"].get("ced")}
         row.update({k: metrics.get(k) for k in COLUMNS if k in metrics})
+        raw = d["test"].get("metrics_without_adapter") or {}
+        row.update({f"{k}_no_adapter": raw.get(k) for k in ("nme_io", "nme_io_jaw", "nme_io_inner")})
         rows.append(row)
     return rows, incomplete
 
@@ -206,12 +210,59 @@ def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
         ced_plot(curves, path, title=f"CED at {budget} real images")
 
 
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.2f}"
+
+
+def runs_table(sweep: Path, rows: list[dict], incomplete: list[str]) -> str:
+    """One row per run folder (an ablation): NME overall, jaw and inner face, with and without the adapter."""
+    md = [f"# Runs: {sweep.name}", "",
+          "Real-test NME, inter-ocular (%). 'without adapter' = the same model's base (synthetic-convention) "
+          "output: the label gap in numbers.", "",
+          "| run | strategy | real images | NME | jaw | inner | NME without adapter | jaw without adapter | FR@0.1 |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["run"]):
+        md.append(f"| {r['run']} | {r['strategy']} | {r['budget']} | {_pct(r.get('nme_io'))} | {_pct(r.get('nme_io_jaw'))} | "
+                  f"{_pct(r.get('nme_io_inner'))} | {_pct(r.get('nme_io_no_adapter'))} | "
+                  f"{_pct(r.get('nme_io_jaw_no_adapter'))} | {_pct(r.get('fr_io@0.1'))} |")
+    if incomplete:
+        md += ["", "Incomplete or failed runs: " + ", ".join(incomplete)]
+    return "\n".join(md) + "\n"
+
+
+def plot_runs(rows: list[dict], path: Path, title: str) -> None:
+    """NME per run (with the adapter, and without where it differs) as horizontal bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["run"], reverse=True)
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5), dpi=130)
+    ax.barh(y + 0.2, [100 * (r.get("nme_io_no_adapter") or r["nme_io"]) for r in rows], 0.4, color="lightgray",
+            label="without adapter")
+    ax.barh(y - 0.2, [100 * r["nme_io"] for r in rows], 0.4, label="model output")
+    for yi, r in zip(y, rows, strict=True):
+        ax.text(100 * r["nme_io"], yi - 0.2, f" {100 * r['nme_io']:.2f}", va="center", fontsize=7)
+    ax.set_yticks(y, [r["run"] for r in rows], fontsize=8)
+    ax.set_xlabel("real-test NME, inter-ocular (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(prog="python -m landmark_lab.report", description=__doc__.split("\n\n")[0])
     p.add_argument("sweep", type=Path, help="sweep folder (holding one folder per run with metrics.json)")
     p.add_argument("--ced-budget", type=int, default=50, help="real budget of the CED and region plots (default 50)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
+    p.add_argument("--runs", action="store_true",
+                   help="one row per run folder (ablations) instead of strategy x budget: runs.md and runs.png")
     a = p.parse_args(argv)
     if not a.sweep.is_dir():
         print(f"error: {a.sweep} is not a folder", file=sys.stderr)
@@ -222,9 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = a.out or a.sweep
     out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "results.csv")
+    if a.runs:
+        (out / "runs.md").write_text(runs_table(a.sweep, rows, incomplete))
+        plot_runs(rows, out / "runs.png", f"{a.sweep.name}: real-test NME per run")
+        print((out / "runs.md").read_text())
+        return 0
     agg = aggregate(rows)
     lines = headlines(agg)
-    write_csv(rows, out / "results.csv")
     (out / "report.md").write_text(markdown(a.sweep, rows, agg, lines, incomplete))
     plot_budget(agg, out / "nme_vs_budget.png", f"{a.sweep.name}: real-test NME vs real images")
     plot_ced(rows, a.ced_budget, out / "ced.png")

@@ -62,3 +62,14 @@ def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
     for png in ("nme_vs_budget.png", "ced.png", "regions.png"):
         assert (sweep / png).stat().st_size > 1000
     assert main([str(sweep / "nope")]) == 2
+
+
+def test_runs_table_shows_each_run_with_and_without_adapter(sweep, capsys):
+    run = sweep / "real_only" / "n50" / "seed0"
+    d = json.loads((run / "metrics.json").read_text())
+    d["test"]["metrics_without_adapter"] = {"nme_io": 0.3, "nme_io_jaw": 0.5, "nme_io_inner": 0.2}
+    (run / "metrics.json").write_text(json.dumps(d))
+    assert main([str(sweep), "--runs"]) == 0
+    md = (sweep / "runs.md").read_text()
+    assert "| real_only/n50/seed0 | real_only | 50 | 19.50 | 19.50 | 19.50 | 30.00 | 50.00 | 0.00 |" in md
+    assert "real_only/n2000/seed0" in md and (sweep / "runs.png").stat().st_size > 1000
