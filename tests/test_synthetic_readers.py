@@ -61,3 +61,18 @@ def test_bad_synthetic_files_are_named_or_skipped(tmp_path):
     (dp / "camera" / "key_points" / "face_standard_key_points.json").unlink()
     with pytest.raises(DataError, match=r"datapoint_1: missing its key-point file"):
         DGFacesReader(tmp_path / "dg")
+
+
+@needs
+@pytest.mark.parametrize("folder", ["dgfaces", "dgfaces_v1"])
+def test_dgfaces_metadata_is_in_image_axes(folder):
+    reader = DGFacesReader(SHARED / folder)
+    for i in range(5):
+        s = reader.load(i)
+        x0, y0, x1, _ = s.meta["face_box"]
+        lm = s.landmarks
+        # the box spans the landmarks horizontally and reaches above them (forehead)
+        assert x0 - 3 <= lm[:, 0].min() and lm[:, 0].max() <= x1 + 3 and y0 < lm[:, 1].min()
+        right, left = lm[36:42].mean(0), lm[42:48].mean(0)
+        assert np.linalg.norm(s.meta["pupils"][0] - right) < 5 and np.linalg.norm(s.meta["pupils"][1] - left) < 5
+        assert set(s.meta["head_rotation"]) == {"yaw", "pitch", "roll"}

@@ -119,7 +119,28 @@ class DGFacesReader:
         else:
             image = read_image(path)
         return Sample(image, self.landmarks[index].copy(), self.domain, self.convention, self.ids[index],
-                      visibility=self.visibility[index].copy())
+                      visibility=self.visibility[index].copy(), meta=self.metadata(index))
+
+    def metadata(self, index: int) -> dict:
+        """What the export says beyond key points, in image x/y: ``face_box`` (x0, y0, x1, y1; it reaches above
+        the forehead), ``pupils`` (2, 2: subject's right, left) and ``head_rotation`` (yaw/pitch/roll, degrees).
+        Missing or unreadable metadata files are left out (they are not needed to train)."""
+        cam = self.images[index].parent
+        meta: dict = {}
+        try:
+            box = json.loads((cam / "face_bounding_box.json").read_text())
+            # Rows/columns like the key points: min_x/max_x span the rows (image y).
+            meta["face_box"] = (float(box["min_y"]), float(box["min_x"]), float(box["max_y"]), float(box["max_x"]))
+        except (OSError, KeyError, ValueError, TypeError):
+            pass
+        try:
+            actor = json.loads((cam.parent / "actor_metadata.json").read_text())
+            meta["head_rotation"] = {k: float(v) for k, v in actor["head_metadata"]["head_rotation"].items()}
+            eyes = next(iter(actor["center_of_pupil_point"]["2d"].values()))
+            meta["pupils"] = np.array([[eyes[e]["y"], eyes[e]["x"]] for e in ("right_eye", "left_eye")], np.float32)
+        except (OSError, KeyError, ValueError, TypeError, StopIteration, AttributeError):
+            pass
+        return meta
 
 
 class FaceSyntheticsReader:
