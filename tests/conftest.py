@@ -54,7 +54,7 @@ def make_cfg(tmp_path: Path, cache_dir: Path):
         GlobalHydra.instance().clear()
         run_dir = run_dir or tmp_path / "run"
         ov = [*(tiny_overrides(cache_dir) if tiny else []), *(overrides or [])]
-        if name == "evaluate":  # no trainer there
+        if name in ("evaluate", "adapt"):  # no trainer there
             ov = [o for o in ov if not o.startswith("trainer.")]
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose(config_name=name, overrides=[*ov, f"hydra.run.dir={run_dir}"], return_hydra_config=True)

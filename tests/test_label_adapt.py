@@ -56,6 +56,19 @@ def test_posthoc_adapter_is_fitted_saved_and_applied_by_evaluate(make_cfg, tmp_p
     assert abs(again["nme_io"] - m["nme_io"]) < 1e-5
 
 
+def test_adapt_cli_fits_an_existing_synthetic_model(make_cfg, tmp_path):
+    from landmark_lab.adapt import run as run_adapt
+
+    cfg = make_cfg(["+experiment=synth_only", "strategy.stages.0.steps=40", "trainer.val_every=20"])
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "train" / "best.ckpt"
+    acfg = make_cfg([f"ckpt_path={ckpt}", "data.real_budget=20", "posthoc_adapter.steps=60"], name="adapt",
+                    run_dir=tmp_path / "adapt")
+    out = run_adapt(acfg)
+    assert out["posthoc_adapter"]["fitted_on"] == 20 and (tmp_path / "adapt" / "adapted.ckpt").is_file()
+    assert "metrics_without_adapter" in out["test"]
+
+
 def test_data_adaptation_and_mixing_train_on_translated_labels(make_cfg):
     cfg = make_cfg(["+experiment=mixing", "data.real_budget=20", "strategy.stages.0.steps=40",
                     "strategy.stages.1.steps=30", "trainer.val_every=20", "posthoc_adapter.steps=50"])
