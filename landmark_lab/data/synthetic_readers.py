@@ -98,9 +98,11 @@ class DGFacesReader:
 
     @staticmethod
     def _read(entry: tuple[Path, Path, Path]) -> tuple[np.ndarray, np.ndarray]:
-        dp, _, kp = entry
+        dp, cam, kp = entry
         if not kp.is_file():
             raise DataError(f"{dp}: missing its key-point file {kp.relative_to(dp)}.")
+        if not (cam / "visible_spectrum_01.png").is_file():
+            raise DataError(f"{dp}: missing its image {cam.name}/visible_spectrum_01.png.")
         return read_dgfaces_keypoints(kp)
 
     def __len__(self) -> int:
@@ -166,6 +168,9 @@ class FaceSyntheticsReader:
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
+        image = path.with_name(path.name.replace("_ldmks.txt", ".png"))
+        if not image.is_file():
+            raise DataError(f"{path}: its image {image.name} is missing.")
         try:
             pts = np.loadtxt(path, dtype=np.float32, ndmin=2)
         except ValueError as exc:
