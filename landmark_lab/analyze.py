@@ -17,7 +17,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.analysis.figures import ambiguity_figure, augment_grid, conventions_figure, framing_figure
-from landmark_lab.analysis.label_ambiguity import point_std, region_std
+from landmark_lab.analysis.label_ambiguity import point_std, region_std, shape_residual_std
 from landmark_lab.analysis.stats import ks_distance
 from landmark_lab.datamodules.sources import open_sources, prepare
 from landmark_lab.datamodules.splits import budget_items, expand, groups_of
@@ -100,29 +100,37 @@ def augment(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 def labels(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    """Per-landmark std after Procrustes alignment, real vs synthetic."""
-    results, regions = {}, {}
+    """Per-landmark label spread, real vs synthetic: std after Procrustes alignment (the study's measure)
+    and the residual of a ``shape_components``-mode shape model (mostly labelling noise)."""
+    k = int(cfg.shape_components)
+    procrustes_std: dict[str, tuple] = {}
+    residual_std: dict[str, tuple] = {}
+    names = {}
     for side in ("real", "synthetic"):
         src, items = _side(cfg, side)
         lms = np.stack([src[it.source].landmarks[it.index] for it in items])
-        name = f"{side}: {', '.join(s.name for s in src)} ({len(lms)})"
-        results[name] = point_std(lms)
-        regions[side] = region_std(results[name][0])
-    ambiguity_figure(results, out / "labels.png")
-    (real_name, (real_std, _)), (syn_name, (syn_std, _)) = results.items()
-    # Both include true shape variation; what real labels add on top (in quadrature) is the labelling noise.
-    rows = ["| region | real std (% IOD) | synthetic std (% IOD) | real / synthetic | real excess sqrt(r^2 - s^2) |",
-            "|---|---|---|---|---|"]
-    for region in regions["real"]:
-        r, s = regions["real"][region], regions["synthetic"][region]
-        excess = f"{100 * np.sqrt(r * r - s * s):.2f}" if r > s else "n/a (synthetic varies more)"
-        rows.append(f"| {region} | {100 * r:.2f} | {100 * s:.2f} | {r / max(s, 1e-9):.2f} | {excess} |")
-    top = np.argsort(-real_std)[:10]
-    rows += ["", "Most variable real landmarks (0-based index: real std / synthetic std, % IOD): "
-             + ", ".join(f"{i}: {100 * real_std[i]:.1f}/{100 * syn_std[i]:.1f}" for i in top)]
-    text = f"# Label ambiguity\n\nreal = {real_name}; synthetic = {syn_name}\n\n" + "\n".join(rows) + "\n"
+        names[side] = name = f"{side}: {', '.join(s.name for s in src)} ({len(lms)})"
+        procrustes_std[name] = point_std(lms)
+        residual_std[name] = shape_residual_std(lms, k)
+    ambiguity_figure({"std after Procrustes": procrustes_std, f"residual of a {k}-mode shape model": residual_std},
+                     out / "labels.png")
+    tables = []
+    payload: dict[str, Any] = {"real": names["real"], "synthetic": names["synthetic"], "shape_components": k}
+    for key, title, res in (("procrustes", "std after Procrustes alignment", procrustes_std),
+                            ("shape_residual", f"residual of a {k}-mode shape model (mostly labelling noise)", residual_std)):
+        real_std, syn_std = res[names["real"]][0], res[names["synthetic"]][0]
+        regions = {"real": region_std(real_std), "synthetic": region_std(syn_std)}
+        rows = [f"### {title}", "", "| region | real (% IOD) | synthetic (% IOD) | real / synthetic |", "|---|---|---|---|"]
+        for region in regions["real"]:
+            r, s = regions["real"][region], regions["synthetic"][region]
+            rows.append(f"| {region} | {100 * r:.2f} | {100 * s:.2f} | {r / max(s, 1e-9):.2f} |")
+        top = np.argsort(-real_std)[:10]
+        rows += ["", "Most variable real landmarks (0-based index: real / synthetic, % IOD): "
+                 + ", ".join(f"{i}: {100 * real_std[i]:.1f}/{100 * syn_std[i]:.1f}" for i in top), ""]
+        tables.append("\n".join(rows))
+        payload[key] = {"real": real_std.tolist(), "synthetic": syn_std.tolist(), "regions": regions}
+    text = f"# Label ambiguity\n\nreal = {names['real']}; synthetic = {names['synthetic']}\n\n" + "\n".join(tables)
     (out / "labels.md").write_text(text)
-    payload = {"real": real_std.tolist(), "synthetic": syn_std.tolist(), "regions": regions}
     (out / "labels.json").write_text(json.dumps(payload, indent=2))
     print(text)
     return payload

@@ -82,35 +82,46 @@ def augment_grid(tiles: list[tuple[str, np.ndarray, np.ndarray]], path: Path, co
     plt.close(fig)
 
 
-def ambiguity_figure(results: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
-    """Mean shape with per-point std as circles, one panel per dataset, and the stds side by side."""
+def ambiguity_figure(measures: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> None:
+    """One row per measure: the mean shape of each dataset with per-point std as circles, and the stds
+    side by side by landmark index."""
     plt = _plt()
-    n = len(results)
-    fig, axes = plt.subplots(1, n + 1, figsize=(5 * n + 7, 5), dpi=110, gridspec_kw={"width_ratios": [1] * n + [1.6]})
-    vmax = max(float(std.max()) for std, _ in results.values())
-    for ax, (name, (std, mean)) in zip(axes[:n], results.items(), strict=True):
-        sc = ax.scatter(mean[:, 0], mean[:, 1], s=(std / vmax * 40) ** 2 + 4, c=std * 100, cmap="magma_r",
-                        vmin=0, vmax=vmax * 100, alpha=0.75, edgecolors="k", linewidths=0.3)
-        ax.plot(mean[:, 0], mean[:, 1], "k.", ms=2)
-        ax.invert_yaxis()
-        ax.set_aspect("equal")
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(sc, ax=axes[:n].tolist(), shrink=0.8, label="std (% inter-ocular)")
-    ax = axes[n]
-    for name, (std, _) in results.items():
-        ax.plot(np.arange(68), std * 100, marker=".", label=name)
-    for name, idx in REGIONS.items():
-        ax.axvspan(idx[0] - 0.5, idx[-1] + 0.5, color=np.array(REGION_COLOURS[name]) / 255, alpha=0.08)
-        ax.text(np.mean(idx), 0, name, ha="center", va="bottom", fontsize=8)
-    ax.set_xlabel("landmark index (0-based)")
-    ax.set_ylabel("std after Procrustes alignment (% inter-ocular)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.suptitle("Label ambiguity per landmark (the study's Figure 6): std of the labels after Procrustes alignment "
-                 "(circle size and colour), % of inter-ocular distance.\nIt holds true shape variation as well as "
-                 "labelling noise: compare datasets point by point.", fontsize=10)
+    rows = len(measures)
+    n = len(next(iter(measures.values())))
+    fig, axes = plt.subplots(rows, n + 1, figsize=(5 * n + 7, 5 * rows), dpi=110, squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * n + [1.6]})
+    for row, (measure, results) in zip(axes, measures.items(), strict=True):
+        vmax = max(float(std.max()) for std, _ in results.values())
+        # Circles in shape units (the mean shape has unit inter-ocular distance), magnified so the largest
+        # is 0.15 of the inter-ocular distance; the magnification is in the title.
+        mag = 0.15 / max(vmax, 1e-9)
+        cmap = plt.get_cmap("magma_r")
+        for ax, (name, (std, mean)) in zip(row[:n], results.items(), strict=True):
+            for (x, y), v in zip(mean, std, strict=True):
+                ax.add_patch(plt.Circle((x, y), v * mag, color=cmap(v / vmax), alpha=0.7, lw=0.3, ec="k"))
+            ax.plot(mean[:, 0], mean[:, 1], "k.", ms=2)
+            pad = 0.2
+            ax.set_xlim(mean[:, 0].min() - pad, mean[:, 0].max() + pad)
+            ax.set_ylim(mean[:, 1].max() + pad, mean[:, 1].min() - pad)
+            ax.set_aspect("equal")
+            ax.set_title(f"{name}\n{measure} (circles x{mag:.1f})", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        sc = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, vmax * 100))
+        fig.colorbar(sc, ax=row[:n].tolist(), shrink=0.8, label="% inter-ocular")
+        ax = row[n]
+        for name, (std, _) in results.items():
+            ax.plot(np.arange(68), std * 100, marker=".", label=name)
+        for region, idx in REGIONS.items():
+            ax.axvspan(idx[0] - 0.5, idx[-1] + 0.5, color=np.array(REGION_COLOURS[region]) / 255, alpha=0.08)
+            ax.text(np.mean(idx), 0.02, region, ha="center", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
+        ax.set_xlabel("landmark index (0-based)")
+        ax.set_ylabel(f"{measure} (% inter-ocular)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Label ambiguity per landmark (the study's Figure 6). Top: std after Procrustes alignment "
+                 "(shape variation + labelling noise);\nbottom: what a low-dimensional shape model cannot "
+                 "explain (mostly labelling noise).", fontsize=10)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
