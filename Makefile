@@ -1,7 +1,7 @@
 # landmark_lab developer shortcuts. `make help` lists them.
 PY ?= python
 
-.PHONY: help install install-dev train sweep report bench test test-fast lint format clean
+.PHONY: help install install-dev train sweep report analyze ablation study-check bench test test-fast lint format clean
 
 SWEEP_DIR ?= logs/sweeps/budget_sweep_procedural
 
@@ -25,6 +25,16 @@ sweep:  ## the budget sweep on the built-in data (resumable; see README for its 
 
 report:  ## table, plots and headline of a sweep folder (SWEEP_DIR=...)
 	$(PY) -m landmark_lab.report $(SWEEP_DIR)
+
+analyze:  ## domain-gap figures (framing, augmentations, label ambiguity, conventions) into analysis/
+	$(PY) -m landmark_lab.analyze all out_dir=analysis
+
+ablation:  ## the domain-gap ablation on the built-in data (about 35 min), then its table
+	bash experiments/ablation/run.sh
+
+study-check:  ## DGFaces + Face Synthetics pre-training + 50 real 300-W vs 50 real alone (needs ../shared/data)
+	$(PY) -m landmark_lab.train +experiment=study_check_300w
+	$(PY) -m landmark_lab.report logs/sweeps/study_check_300w
 
 bench:  ## throughput, latency and pre-training-cache figures on this machine
 	$(PY) -m landmark_lab.bench
