@@ -26,7 +26,6 @@ from landmark_lab.transforms.augment import build_pipeline, leaves
 from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform, denormalize
 
-COMMANDS = ("crops", "augment", "labels", "conventions")
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -174,6 +173,9 @@ def conventions(cfg: DictConfig, out: Path) -> dict[str, Any]:
     return result
 
 
+COMMANDS = {"crops": crops, "augment": augment, "labels": labels, "conventions": conventions}
+
+
 def compose(overrides: list[str]) -> DictConfig:
     """The analysis config with command-line overrides, composed as Hydra would."""
     from hydra import compose as hydra_compose
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(cfg.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name in COMMANDS if command == "all" else (command,):
-            globals()[name](cfg, out)
+            COMMANDS[name](cfg, out)
         print(f"[landmark_lab] analysis written to {out.resolve()}")
     except LandmarkLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
