@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from landmark_lab.data.sample import Sample
+from landmark_lab.errors import ConfigError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import NME
 from landmark_lab.models.adapter import ADAPTERS
@@ -118,6 +119,9 @@ class AdaptedLabels:
 @torch.no_grad()
 def adapt_labels(adapter: nn.Module, source: Any, crop: Mapping[str, Any], input_size: int) -> AdaptedLabels:
     """Translate every label of ``source`` with ``adapter`` in the crop frame the model saw (the test crop)."""
+    if crop.get("box", "landmarks") not in ("landmarks", "image"):
+        raise ConfigError(f"translating labels needs the crop to follow from the labels or the image; "
+                          f"data.transform.crop.box={crop.get('box')!r} is not supported (use landmarks or image).")
     lms = source.landmarks.astype(np.float64)
     mats = []
     for i, lm in enumerate(lms):
