@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.pts import write_pts
+from landmark_lab.errors import ConfigError
 from landmark_lab.evaluate import load_checkpoint
 from landmark_lab.evaluate import run as run_evaluate
 from landmark_lab.label_adapt import adapt_labels
@@ -35,6 +37,8 @@ def test_adapted_labels_move_by_the_adapter_in_image_pixels(tmp_path):
     np.testing.assert_allclose(np.delete(moved, 8, axis=1), 0.0, atol=1e-4)
     s = out.load(1)
     assert s.convention == "2d" and s.domain == "synthetic" and np.allclose(s.landmarks, out.landmarks[1])
+    with pytest.raises(ConfigError, match=r"crop\.box='face_box' is not supported"):
+        adapt_labels(adapter, src, {"box": "face_box"}, 64)
 
 
 def test_posthoc_adapter_is_fitted_saved_and_applied_by_evaluate(make_cfg, tmp_path):
