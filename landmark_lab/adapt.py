@@ -7,18 +7,18 @@ real labels (see :mod:`landmark_lab.label_adapt`); the model with the adapter is
 
 from __future__ import annotations
 
-import sys
 import time
 
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from landmark_lab.datamodules.strategies import RealOnlyDataModule
-from landmark_lab.errors import LandmarkLabError
 from landmark_lab.evaluate import load_checkpoint
 from landmark_lab.evaluation import NME_CONVENTION, evaluate, summary_line
 from landmark_lab.label_adapt import fit_posthoc_adapter, save_model
+from landmark_lab.reports.plots import evaluation_figures
 from landmark_lab.train import run_dir_of
+from landmark_lab.utils.cli import guarded
 from landmark_lab.utils.run import guard_run_dir, write_json
 
 
@@ -46,6 +46,7 @@ def run(cfg: DictConfig) -> dict:
                "timing": {"total_seconds": round(time.perf_counter() - t0, 1)},
                "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json(run_dir / "metrics.json", payload)
+    evaluation_figures(result, run_dir, f"with the post-hoc {info['adapter']} adapter")
     print(f"\n[landmark_lab] adapter fitted on {info['fitted_on']} real images | real test: "
           f"{summary_line(result.metrics, result.without_adapter)}\n[landmark_lab] model with adapter: {path}")
     return payload
@@ -54,11 +55,7 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="adapt")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; user errors are printed as one clear line and exit with status 2."""
-    try:
-        run(cfg)
-    except LandmarkLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    guarded(run, cfg)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ The crop settings are read from the checkpoint, so evaluation crops faces as tra
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -18,12 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
 from landmark_lab.datamodules.splits import expand, groups_of
-from landmark_lab.errors import ConfigError, LandmarkLabError
+from landmark_lab.errors import ConfigError
 from landmark_lab.evaluation import NME_CONVENTION, evaluate, summary_line
 from landmark_lab.models.module import LandmarkModule
-from landmark_lab.reports.plots import ced_plot, prediction_grid
+from landmark_lab.reports.plots import evaluation_figures
 from landmark_lab.train import run_dir_of
 from landmark_lab.transforms.pipeline import FaceTransform
+from landmark_lab.utils.cli import guarded
 from landmark_lab.utils.run import guard_run_dir, write_json
 
 
@@ -64,9 +64,7 @@ def run(cfg: DictConfig) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json(run_dir / "metrics.json", payload)
-    if result.images:
-        prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
-    ced_plot({"model": (result.ced["nme_io"], result.ced["fraction"])}, run_dir / "ced.png", title="evaluation")
+    evaluation_figures(result, run_dir, "evaluation")
     m = result.metrics
     print(f"\n[landmark_lab] evaluate on {len(ds)} faces: {summary_line(m, result.without_adapter)}"
           f"\n[landmark_lab] results: {run_dir / 'metrics.json'}")
@@ -76,11 +74,7 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; user errors are printed as one clear line and exit with status 2."""
-    try:
-        run(cfg)
-    except LandmarkLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    guarded(run, cfg)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -26,11 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.datamodules.sources import FaceDataset
-from landmark_lab.errors import LandmarkLabError
 from landmark_lab.evaluation import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
 from landmark_lab.label_adapt import fit_posthoc_adapter, save_model
 from landmark_lab.pretrain_cache import PretrainCache, cache_key, key_material
-from landmark_lab.reports.plots import ced_plot, prediction_grid
+from landmark_lab.reports.plots import evaluation_figures
+from landmark_lab.utils.cli import guarded
 from landmark_lab.utils.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.utils.run import guard_run_dir, write_json
 
@@ -241,11 +240,7 @@ def train(cfg: DictConfig) -> float | None:
         "config": resolved,
     }
     write_json(run_dir / "metrics.json", payload)
-    if result.images:
-        prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
-    ced_plot({"model": (result.ced["nme_io"], result.ced["fraction"]),
-              "mean shape": (baseline.ced["nme_io"], baseline.ced["fraction"])}, run_dir / "ced.png",
-             title=f"{name}: real test")
+    evaluation_figures(result, run_dir, f"{name}: real test", baseline)
     print(
         f"\n[landmark_lab] {name} | real test ({int(result.metrics['count'])} faces): "
         f"{summary_line(result.metrics, result.without_adapter)} "
@@ -260,11 +255,7 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; user errors are printed as one clear line and exit with status 2."""
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-    try:
-        return train(cfg)
-    except LandmarkLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    return guarded(train, cfg)
 
 
 if __name__ == "__main__":

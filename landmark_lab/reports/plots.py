@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -49,3 +50,14 @@ def ced_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def evaluation_figures(result: Any, run_dir: Path, title: str, baseline: Any = None) -> None:
+    """``test_predictions.png`` (a few faces) and ``ced.png`` (with the mean-shape baseline if given) of an
+    :class:`~landmark_lab.evaluation.EvalResult`."""
+    if result.images:
+        prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
+    curves = {"model": (result.ced["nme_io"], result.ced["fraction"])}
+    if baseline is not None:
+        curves["mean shape"] = (baseline.ced["nme_io"], baseline.ced["fraction"])
+    ced_plot(curves, run_dir / "ced.png", title=title)
