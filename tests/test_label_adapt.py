@@ -58,6 +58,12 @@ def test_posthoc_adapter_is_fitted_saved_and_applied_by_evaluate(make_cfg, tmp_p
     ecfg = make_cfg([f"ckpt_path={run / info['checkpoint']}"], name="evaluate", run_dir=tmp_path / "eval")
     again = run_evaluate(ecfg)
     assert abs(again["nme_io"] - m["nme_io"]) < 1e-5
+    # The conventions figure shows this model's base vs adapted output on a real test face.
+    from landmark_lab.analyze import main as analyze
+
+    assert analyze(["conventions", f"ckpt_path={run / info['checkpoint']}", f"out_dir={tmp_path / 'fig'}",
+                    f"paths.cache_dir={cfg.paths.cache_dir}", "++data.real.n_train=70", "++data.real.n_test=16"]) == 0
+    assert (tmp_path / "fig" / "conventions.png").stat().st_size > 1000
 
 
 def test_adapt_cli_fits_an_existing_synthetic_model(make_cfg, tmp_path):
