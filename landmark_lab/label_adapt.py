@@ -21,11 +21,10 @@ from torch import nn
 
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import ConfigError
-from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import NME
 from landmark_lab.models.adapter import ADAPTERS
 from landmark_lab.transforms.crop_imitation import image_size
-from landmark_lab.transforms.geometry import crop_matrix
+from landmark_lab.transforms.pipeline import CropConfig
 
 log = logging.getLogger("landmark_lab.label_adapt")
 
@@ -122,15 +121,10 @@ def adapt_labels(adapter: nn.Module, source: Any, crop: Mapping[str, Any], input
     if crop.get("box", "landmarks") not in ("landmarks", "image"):
         raise ConfigError(f"translating labels needs the crop to follow from the labels or the image; "
                           f"data.transform.crop.box={crop.get('box')!r} is not supported (use landmarks or image).")
+    cfg = CropConfig(**{**crop, "size": input_size})
     lms = source.landmarks.astype(np.float64)
-    mats = []
-    for i, lm in enumerate(lms):
-        if crop.get("box", "landmarks") == "image":
-            w, h = image_size(source.images[i])
-            mats.append(crop_matrix((-0.5, -0.5, w - 0.5, h - 0.5), input_size, 1.0))
-        else:
-            mats.append(crop_matrix(landmark_box(lm), input_size, float(crop.get("scale", 1.25))))
-    mats = np.stack(mats)
+    mats = np.stack([cfg.matrix(lm, image_size(source.images[i]) if cfg.box == "image" else None)
+                     for i, lm in enumerate(lms)])
     in_crop = np.einsum("nij,nkj->nki", mats[:, :, :2], lms) + mats[:, None, :, 2]
     norm = torch.from_numpy((in_crop + 0.5) / input_size).float()
     adapted = adapter(norm).double().numpy() * input_size - 0.5

@@ -31,6 +31,22 @@ class CropConfig:
     shift_jitter: float = 0.0  # std of the centre shift, fraction of the crop side
     zoom_jitter: float = 0.0  # std of the log crop-side change
 
+    def matrix(self, landmarks: np.ndarray, image_wh: tuple[int, int] | None = None,
+               face_box: tuple[float, float, float, float] | None = None, shift: tuple[float, float] = (0.0, 0.0),
+               zoom: float = 1.0, who: str = "sample") -> np.ndarray:
+        """2x3 affine from the image to this crop of a face with these ``landmarks`` (``image_wh`` is needed
+        for ``box="image"``, ``face_box`` for ``box="face_box"``); the one place the crop box is chosen."""
+        if self.box == "landmarks":
+            return crop_matrix(landmark_box(landmarks), self.size, self.scale, shift, zoom)
+        if self.box == "image":
+            w, h = image_wh
+            return crop_matrix((-0.5, -0.5, w - 0.5, h - 0.5), self.size, 1.0, shift, zoom)
+        if self.box == "face_box":
+            if face_box is None:
+                raise DataError(f"{who} has no face box; use data.transform.crop.box=landmarks.")
+            return crop_matrix(tuple(face_box), self.size, self.scale, shift, zoom)
+        raise DataError(f"unknown crop box source {self.box!r}: use 'landmarks', 'face_box' or 'image'.")
+
 
 class FaceTransform:
     """Turns a :class:`Sample` into ``{"image": (3,S,S) float, "landmarks": (68,2) crop pixels, ...}``."""
@@ -71,18 +87,6 @@ class FaceTransform:
                 pipe.set_random_seed(int(self._rng.integers(2**31)))
         return self._rng
 
-    def _box(self, sample: Sample) -> tuple[float, float, float, float]:
-        if self.crop.box == "landmarks":
-            return landmark_box(sample.landmarks)
-        if self.crop.box == "image":
-            h, w = sample.image.shape[:2]
-            return -0.5, -0.5, w - 0.5, h - 0.5
-        if self.crop.box == "face_box":
-            if "face_box" not in sample.meta:
-                raise DataError(f"sample {sample.id} has no face box; use data.transform.crop.box=landmarks.")
-            return tuple(sample.meta["face_box"])
-        raise DataError(f"unknown crop box source {self.crop.box!r}: use 'landmarks', 'face_box' or 'image'.")
-
     def geometry(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Crop (with jitter when training), flip and augment; returns image, landmarks, crop matrix."""
         c = self.crop
@@ -94,7 +98,8 @@ class FaceTransform:
         original = sample
         if self.imitation is not None and sample.domain == "synthetic":
             sample = self.imitation(sample, rng)
-        matrix = crop_matrix(self._box(sample), c.size, 1.0 if c.box == "image" else c.scale, shift, zoom)
+        h, w = sample.image.shape[:2]
+        matrix = c.matrix(sample.landmarks, (w, h), sample.meta.get("face_box"), shift, zoom, f"sample {sample.id}")
         image, pts = warp(sample.image, sample.landmarks, matrix, c.size)
         if sample is not original:  # the reported crop matrix maps the original image, as for every sample
             matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.vstack([sample.meta["reframe"], [0.0, 0.0, 1.0]]))[:2]
