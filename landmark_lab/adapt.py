@@ -19,16 +19,17 @@ from landmark_lab.label_adapt import fit_posthoc_adapter, save_model
 from landmark_lab.reports.plots import evaluation_figures
 from landmark_lab.train import run_dir_of
 from landmark_lab.utils.cli import guarded
-from landmark_lab.utils.run import guard_run_dir, write_json
+from landmark_lab.utils.config_check import check_eval_config
+from landmark_lab.utils.run import start_run_dir, write_json
 
 
 def run(cfg: DictConfig) -> dict:
     """Fit, save and test; returns what ``metrics.json`` holds."""
     t0 = time.perf_counter()
+    check_eval_config(cfg, adapt=True)
+    model = load_checkpoint(cfg.ckpt_path)  # read (pickle-free) and checked before the run folder is touched
     run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
-    model = load_checkpoint(cfg.ckpt_path)
+    start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)))
     data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
     if model.hparams.crop:  # crop as the model was trained
         with open_dict(data):

@@ -13,3 +13,11 @@ class DataError(LandmarkLabError):
 
 class ConfigError(LandmarkLabError):
     """A configuration value cannot be honoured."""
+
+
+class TrainingDiverged(LandmarkLabError):
+    """Training produced a non-finite loss or metric: the run has no result (``failed.json``, not ``metrics.json``)."""
+
+    def __init__(self, message: str, stage: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage

@@ -19,32 +19,33 @@ from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
 from landmark_lab.datamodules.splits import expand, groups_of
 from landmark_lab.errors import ConfigError
 from landmark_lab.evaluation import NME_CONVENTION, evaluate, summary_line
+from landmark_lab.models.checkpoint import load_landmark_model
 from landmark_lab.models.module import LandmarkModule
 from landmark_lab.reports.plots import evaluation_figures
 from landmark_lab.train import run_dir_of
 from landmark_lab.transforms.pipeline import FaceTransform
 from landmark_lab.utils.cli import guarded
-from landmark_lab.utils.run import guard_run_dir, write_json
+from landmark_lab.utils.config_check import check_eval_config
+from landmark_lab.utils.config_check import device as resolve_device
+from landmark_lab.utils.run import start_run_dir, write_json
 
 
 def load_checkpoint(path: str | Path) -> LandmarkModule:
-    """Load a training checkpoint (``*.ckpt``) on the CPU, with a clear error if it is not one."""
+    """Load any checkpoint the project writes on the CPU (pickle-free), with a clear error if it is not one."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"ckpt_path={str(path)!r}: file not found. Checkpoints are in RUN/checkpoints/<stage>/.")
-    try:
-        return LandmarkModule.load_from_checkpoint(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"ckpt_path={str(path)!r}: not a landmark_lab checkpoint ({type(exc).__name__}: {exc}).") from None
+    return load_landmark_model(path)
 
 
 def run(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.data``'s real test split; returns the metrics."""
     t0 = time.perf_counter()
+    check_eval_config(cfg)
+    device = resolve_device(cfg.get("device", "auto"), "device")
+    model = load_checkpoint(cfg.ckpt_path)  # read (pickle-free) and checked before the run folder is touched
     run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
-    model = load_checkpoint(cfg.ckpt_path)
+    start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)))
     data = OmegaConf.to_container(cfg.data, resolve=True)
     prepare(data["real"], "real")
     sources = open_sources(data["real"], "real", "test")
@@ -53,7 +54,7 @@ def run(cfg: DictConfig) -> dict:
     ds = FaceDataset(sources, items, FaceTransform(crop, train=False))
     loader = torch.utils.data.DataLoader(ds, batch_size=int(data.get("eval_batch_size", 64)),
                                          num_workers=int(data.get("num_workers", 0)))
-    result = evaluate(model, loader, device=cfg.get("device", "cpu"))
+    result = evaluate(model, loader, device=device)
     payload = {
         "checkpoint": str(Path(cfg.ckpt_path).expanduser().resolve()),
         "test_folders": [str(s.folder) for s in sources],

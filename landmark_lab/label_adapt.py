@@ -25,6 +25,7 @@ from landmark_lab.metrics import NME
 from landmark_lab.models.adapter import ADAPTERS
 from landmark_lab.transforms.crop_imitation import image_size
 from landmark_lab.transforms.pipeline import CropConfig
+from landmark_lab.utils.io import torch_save_atomic
 
 log = logging.getLogger("landmark_lab.label_adapt")
 
@@ -86,14 +87,10 @@ def fit_posthoc_adapter(model: nn.Module, train_loader: Any, val_loader: Any, na
 
 
 def save_model(model: L.LightningModule, path: str | Path) -> Path:
-    """A checkpoint ``LandmarkModule.load_from_checkpoint`` (and ``evaluate``) reads: weights + hyper-parameters."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": L.__version__}, tmp)
-    tmp.replace(path)
-    return path
+    """A checkpoint :func:`~landmark_lab.models.checkpoint.load_landmark_model` (and ``evaluate``) reads:
+    weights + hyper-parameters, written atomically."""
+    return torch_save_atomic({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                              "pytorch-lightning_version": L.__version__}, path)
 
 
 class AdaptedLabels:

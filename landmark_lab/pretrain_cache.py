@@ -10,7 +10,6 @@ half-written file; every later run loads it. A corrupt entry is moved aside and 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.datamodules.splits import parse_budget
+from landmark_lab.errors import DataError
+from landmark_lab.models.checkpoint import apply_state, read_checkpoint
+from landmark_lab.utils.io import torch_save_atomic
 
 log = logging.getLogger(__name__)
 
@@ -92,24 +95,24 @@ class PretrainCache:
     def lock(self, key: str) -> Iterator[None]:
         """Exclusive lock for one key, across processes on this machine (and NFS with lock support)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / f"{key}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with FileLock(str(self.dir / f"{key}.lock")):
+            yield
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The entry, or None when absent; a corrupt entry is moved to ``<key>.pt.corrupt`` and ignored."""
+    def load(self, key: str, model: torch.nn.Module | None = None) -> dict[str, Any] | None:
+        """The entry (its weights loaded into ``model`` when given), or None when absent. An entry that is
+        unreadable, holds anything but tensors and plain containers, or whose tensors do not fit ``model`` is
+        moved to ``<key>.pt.corrupt`` and ignored (the stage is retrained); nothing in it runs."""
         p = self.path(key)
         if not p.is_file():
             return None
         try:
-            entry = torch.load(p, map_location="cpu", weights_only=False)
-            if not isinstance(entry, dict) or "state_dict" not in entry:
-                raise ValueError("not a pre-training cache entry")
+            entry = read_checkpoint(p, "pre-training cache entry")
+            if not isinstance(entry.get("info"), dict):
+                raise DataError(f"{p}: not a pre-training cache entry (no 'info').")
+            if model is not None:
+                apply_state(model, entry["state_dict"], p, "pre-training cache entry")
             return entry
-        except Exception as exc:
+        except DataError as exc:
             bad = p.with_name(p.name + ".corrupt")
             os.replace(p, bad)
             log.warning("pre-training cache entry %s is unreadable (%s); moved to %s and retraining", p, exc, bad.name)
@@ -117,9 +120,4 @@ class PretrainCache:
 
     def save(self, key: str, state_dict: dict[str, torch.Tensor], info: dict[str, Any], material: dict) -> Path:
         """Write an entry atomically."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        p = self.path(key)
-        tmp = p.with_name(f"{p.name}.tmp{os.getpid()}")
-        torch.save({"state_dict": state_dict, "info": info, "material": material}, tmp)
-        os.replace(tmp, p)
-        return p
+        return torch_save_atomic({"state_dict": state_dict, "info": info, "material": material}, self.path(key))

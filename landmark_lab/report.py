@@ -34,30 +34,51 @@ LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training
           "synth_only": "synthetic only (no real image)"}
 
 
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows of every finished run under ``sweep`` and the folders of runs without results."""
+    """Rows of every finished run under ``sweep`` and the runs without a usable result: unfinished, failed
+    (``failed.json``, e.g. diverged) or with a metrics.json whose numbers are missing or not finite."""
     rows, incomplete = [], []
-    for hydra_dir in sorted(sweep.rglob(".hydra")):
-        run = hydra_dir.parent
-        if "backup_" in str(run):
+    runs = {p.parent for p in sweep.rglob(".hydra")} | {p.parent for p in sweep.rglob("metrics.json")} | \
+        {p.parent for p in sweep.rglob("failed.json")}
+    for run in sorted(runs):
+        if "backup_" in str(run) or (run == sweep and not (run / ".hydra").is_dir()):
             continue
+        name = str(run.relative_to(sweep)) if run != sweep else "."
         m = run / "metrics.json"
         if not m.is_file():
-            incomplete.append(str(run.relative_to(sweep)))
+            failed = run / "failed.json"
+            if failed.is_file():
+                try:
+                    reason = json.loads(failed.read_text()).get("reason", "")
+                except (OSError, json.JSONDecodeError):
+                    reason = "unreadable failed.json"
+                incomplete.append(f"{name} (failed: {str(reason)[:160]})")
+            else:
+                incomplete.append(f"{name} (unfinished)")
             continue
         try:
             d = json.loads(m.read_text())
             metrics = d["test"]["metrics"]
-        except (json.JSONDecodeError, KeyError) as exc:
-            incomplete.append(f"{run.relative_to(sweep)} (unreadable metrics.json: {exc})")
+            strategy = d["strategy"]
+            if not isinstance(metrics, dict):
+                raise TypeError(f"'test.metrics' is {type(metrics).__name__}, not a table of metrics")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            incomplete.append(f"{name} (failed: {m} is unreadable or incomplete: {type(exc).__name__}: {exc})")
             continue
-        data = d.get("data", {})
-        budget = data.get("real_train", 0) if d["strategy"] != "synth_only" else 0
-        row = {"strategy": d["strategy"], "budget": int(budget), "real_budget": d.get("real_budget"),
+        if not _finite(metrics.get("nme_io")):
+            incomplete.append(f"{name} (failed: {m} has no finite nme_io ({metrics.get('nme_io')!r}); a diverged run)")
+            continue
+        data = d.get("data") or {}
+        budget = data.get("real_train", 0) if strategy != "synth_only" else 0
+        row = {"strategy": strategy, "budget": int(budget or 0), "real_budget": d.get("real_budget"),
                "seed": d.get("seed"), "val_nme_io": d.get("val_nme_io"),
-               "seconds": d.get("timing", {}).get("total_seconds"), "run": str(run.relative_to(sweep)),
+               "seconds": (d.get("timing") or {}).get("total_seconds"), "run": name,
                "ced": d["test"].get("ced")}
-        row.update({k: metrics.get(k) for k in COLUMNS if k in metrics})
+        row.update({k: (metrics.get(k) if _finite(metrics.get(k)) else None) for k in COLUMNS if k in metrics})
         raw = d["test"].get("metrics_without_adapter") or {}
         row.update({f"{k}_no_adapter": raw.get(k) for k in ("nme_io", "nme_io_jaw", "nme_io_inner")})
         rows.append(row)

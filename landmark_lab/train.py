@@ -17,7 +17,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -25,13 +24,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.datamodules.sources import FaceDataset
+from landmark_lab.errors import DataError, TrainingDiverged
 from landmark_lab.evaluation import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
 from landmark_lab.label_adapt import fit_posthoc_adapter, save_model
+from landmark_lab.models.checkpoint import load_weights, read_checkpoint
 from landmark_lab.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.reports.plots import evaluation_figures
+from landmark_lab.utils.callbacks import DivergenceGuard
 from landmark_lab.utils.cli import guarded
+from landmark_lab.utils.config_check import check_train_config
+from landmark_lab.utils.io import inside
 from landmark_lab.utils.loggers import build_loggers, finish_loggers, log_test_results
-from landmark_lab.utils.run import guard_run_dir, write_json
+from landmark_lab.utils.run import record_failure, start_run_dir, write_json
 
 log = logging.getLogger("landmark_lab.train")
 
@@ -50,11 +54,6 @@ def run_dir_of(cfg: DictConfig) -> Path:
 def is_rank_zero() -> bool:
     """False in the extra processes of a multi-process (DDP) run: they train, rank 0 reports."""
     return rank_zero_only.rank == 0
-
-
-def _load_weights(model: Any, path: str | Path) -> None:
-    """Load the ``state_dict`` of a Lightning checkpoint or a pre-training cache entry into ``model``."""
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["state_dict"])
 
 
 def stage_steps(stage: DictConfig, n_train: int, batch_size: int) -> int:
@@ -77,7 +76,7 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     model.total_steps = steps
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints" / stage.name, filename="best", monitor="val/nme_io",
                            mode="min", save_last=True, auto_insert_metric_name=False)
-    callbacks: list[Any] = [ckpt]
+    callbacks: list[Any] = [DivergenceGuard(stage.name), ckpt]
     if patience > 0:
         callbacks.append(EarlyStopping(monitor="val/nme_io", mode="min", patience=patience))
     trainer = L.Trainer(max_steps=steps, max_epochs=1, val_check_interval=min(val_every, steps),
@@ -86,16 +85,17 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     log.info("stage %s: %d steps at lr %g on %s%s", stage.name, steps, stage.lr, dm.summary(),
              f" (resuming from {resume_from})" if resume_from else "")
     t0 = time.perf_counter()
-    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
+    # weights_only: a last.ckpt is read back without unpickling anything but tensors and plain containers.
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
     seconds = time.perf_counter() - t0
     best = ckpt.best_model_path
     if best:
-        _load_weights(model, best)
+        load_weights(model, best)
     score = ckpt.best_model_score
     done_steps = int(trainer.global_step)
     last = run_dir / "checkpoints" / stage.name / "last.ckpt"
     if done_steps == 0 and last.is_file():  # ddp_spawn: the main process did not step; read the last checkpoint
-        done_steps = int(torch.load(last, map_location="cpu", weights_only=False).get("global_step", 0))
+        done_steps = int(read_checkpoint(last).get("global_step", 0))
     return {
         "name": stage.name,
         "steps": done_steps,
@@ -112,11 +112,16 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
     stage_dir = run_dir / "checkpoints" / stage.name
     done = stage_dir / "done.json"
     if done.is_file():
-        info = json.loads(done.read_text())
+        try:
+            info = json.loads(done.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{done}: unreadable stage record ({exc}); delete it to retrain this stage.") from None
+        # Paths read back from the record must stay where this run and the cache keep their weights.
         if info.get("best_checkpoint"):
-            _load_weights(model, run_dir / info["best_checkpoint"])
+            load_weights(model, inside(run_dir, info["best_checkpoint"], str(done)))
         elif info.get("cache_file"):
-            _load_weights(model, info["cache_file"])
+            load_weights(model, inside(cfg.pretrain_cache.dir, Path(info["cache_file"]).resolve(), str(done)),
+                         "pre-training cache entry")
         log.info("stage %s: already finished in this run folder, reusing it", stage.name)
         return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
@@ -134,20 +139,28 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
         stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
         key = cache_key(cfg, stage_key)
         with cache.lock(key):
-            entry = cache.load(key)
+            entry = cache.load(key, model)
             if entry is not None:
-                model.load_state_dict(entry["state_dict"])
-                info = {**entry["info"], "name": stage.name, "cache_hit": True, "cache_file": str(cache.path(key)),
+                info = {**entry["info"], "name": stage.name, "cache_hit": True, "cache_file": str(cache.path(key).resolve()),
                         "best_checkpoint": None}
                 log.info("stage %s: loaded from the pre-training cache (%s)", stage.name, cache.path(key))
             else:
                 info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
                 path = cache.save(key, model.state_dict(), info, key_material(cfg, stage_key))
-                info = {**info, "cache_hit": False, "cache_file": str(path)}
+                info = {**info, "cache_hit": False, "cache_file": str(path.resolve())}
     stage_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.trainer.get("fast_dev_run") and is_rank_zero():
         write_json(done, info)
     return info
+
+
+def _partial_steps(run_dir: Path) -> dict[str, int]:
+    """Stages of an interrupted run that a resume continues mid-way: stage name -> the step it resumes from."""
+    out = {}
+    for last in sorted((run_dir / "checkpoints").glob("*/last.ckpt")):
+        if not (last.parent / "done.json").is_file():
+            out[last.parent.name] = int(read_checkpoint(last).get("global_step", 0))
+    return out
 
 
 def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
@@ -164,14 +177,22 @@ def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
 def train(cfg: DictConfig) -> float | None:
     """Train and test one configuration; returns the final stage's best validation NME (for sweepers)."""
     t_start = time.perf_counter()
+    # Every name, number, path and device is checked before anything is read, built or written.
+    check_train_config(cfg)
     run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.get("resume", False) and (run_dir / "metrics.json").is_file():
-        previous = json.loads((run_dir / "metrics.json").read_text())
+    resume = bool(cfg.get("resume", False))
+    if resume and (run_dir / "metrics.json").is_file():
+        try:
+            previous = json.loads((run_dir / "metrics.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{run_dir / 'metrics.json'}: unreadable ({exc}); move it away to re-run this run.") from None
         print(f"[landmark_lab] {run_dir} already finished (resume=true): skipping; results in metrics.json")
         return previous.get("val_nme_io")
+    resumed_from = _partial_steps(run_dir) if resume else {}
     if is_rank_zero():  # DDP ranks re-launched by Lightning share rank 0's run folder
-        guard_run_dir(run_dir, bool(cfg.get("overwrite", False)), allow_partial=bool(cfg.get("resume", False)))
+        start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)), resume=resume)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     progress = bool(cfg.trainer.get("enable_progress_bar", True))
 
@@ -214,12 +235,20 @@ def train(cfg: DictConfig) -> float | None:
             result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False)
         else:
             result = evaluate(model, dm.test_dataloader(), progress=progress)
+        if not math.isfinite(result.metrics["nme_io"]):
+            raise TrainingDiverged(f"the trained model's real-test NME is {result.metrics['nme_io']} (non-finite "
+                                   "predictions): the run has no result. Lower the learning rate and re-run.")
         # The baseline predicts the mean of the real training images when the strategy has any (so it is
         # the same floor for every strategy at a budget), else the mean of what it trained on.
         real_items = getattr(dm, "real_train_items", None) if dm.uses("real") else None
         floor = mean_shape(FaceDataset(dm.real_sources, real_items, dm.eval_tf)) if real_items else shape
         baseline = mean_shape_baseline(floor, dm.test_dataloader())
         log_test_results(loggers, result)
+    except TrainingDiverged as exc:
+        if is_rank_zero():
+            path = record_failure(run_dir, str(exc), stage=exc.stage, finished_stages=stages, config=resolved)
+            log.error("%s (recorded in %s)", exc, path)
+        raise
     finally:
         finish_loggers(loggers)
 
@@ -236,6 +265,10 @@ def train(cfg: DictConfig) -> float | None:
         "val_nme_io": val,
         "stages": stages,
         "timing": {"data_seconds": round(data_seconds, 1), "total_seconds": round(time.perf_counter() - t_start, 1)},
+        # A resumed stage continues from its last checkpoint: weights, optimiser and step are restored, but the
+        # data order and augmentation draws restart, so the result is close to, not bit-identical with, an
+        # uninterrupted run. Recorded so nobody mistakes one for the other.
+        "resumed": resumed_from or None,
         "nme_convention": NME_CONVENTION,
         "config": resolved,
     }

@@ -34,9 +34,11 @@ def test_folder_reader_lazy_and_typed(tmp_path):
 def test_corrupt_image_names_file(tmp_path):
     folder = _face_folder(tmp_path / "faces")
     (folder / "f1.png").write_bytes(b"not a png")
-    reader = LandmarkFolder(folder, "real", "2d")
-    with pytest.raises(DataError, match=r"f1\.png: cannot decode image"):
-        reader.load(1)
+    # found when the folder is indexed, before any training step, not when the image is first decoded
+    with pytest.raises(DataError, match=r"f1\.png: cannot open image"):
+        LandmarkFolder(folder, "real", "2d")
+    reader = LandmarkFolder(folder, "real", "2d", skip_bad=True)
+    assert len(reader) == 2 and len(reader.skipped) == 1
 
 
 def test_sixteen_bit_image_is_scaled(tmp_path):
@@ -126,7 +128,7 @@ def test_bad_table_rows_are_named_or_skipped(tmp_path):
     short = "f1.png," + ",".join(f"{v:.2f}" for v in pts[1].reshape(-1)[:-2])  # 67 points
     missing = "nope.png," + ",".join(f"{v:.2f}" for v in pts[2].reshape(-1))
     (tmp_path / "l.csv").write_text("\n".join([header, good, short, missing]))
-    with pytest.raises(DataError, match=r"l\.csv, line 3: has 134 coordinates, expected 136.*skip_bad=true"):
+    with pytest.raises(DataError, match=r"l\.csv, line 3: has 134 coordinates, expected 68 \[x, y\] pairs or 136.*skip_bad=true"):
         LandmarkFolder(tmp_path, "real", "2d", labels="l.csv")
     reader = LandmarkFolder(tmp_path, "real", "2d", labels="l.csv", skip_bad=True)
     assert len(reader) == 1 and len(reader.skipped) == 2 and "nope.png not found" in reader.skipped[1]

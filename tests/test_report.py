@@ -36,7 +36,7 @@ def sweep(tmp_path):
 
 def test_aggregate_and_incomplete(sweep):
     rows, incomplete = collect(sweep)
-    assert len(rows) == 12 and incomplete == ["real_only/n2000/seed0"]
+    assert len(rows) == 12 and incomplete == ["real_only/n2000/seed0 (unfinished)"]
     agg = aggregate(rows)
     mean, std, n = agg["real_only"][100]
     assert mean == pytest.approx(0.16) and n == 2 and std == pytest.approx(0.00707, abs=1e-4)

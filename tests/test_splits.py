@@ -19,7 +19,7 @@ def test_budgets_are_exact_nested_and_deterministic():
 def test_budget_larger_than_pool_is_clear():
     with pytest.raises(ConfigError, match=r"real_budget=61 is larger than the real training pool of 60"):
         budget_items(groups_of([30]), 61, True, 0)
-    with pytest.raises(ConfigError, match="not a number"):
+    with pytest.raises(ConfigError, match="not a whole number"):
         budget_items(groups_of([30]), "fifty", False, 0)
 
 

@@ -63,11 +63,12 @@ def test_bad_synthetic_files_are_named_or_skipped(tmp_path):
     with pytest.raises(DataError, match=r"datapoint_1: missing its key-point file"):
         DGFacesReader(tmp_path / "dg")
 
-    # An image the reader cannot use (here 32-bit float, as an odd export might write) is named at load time.
+    # An image the reader cannot use (here 32-bit float, as an odd export might write) is named when the
+    # folder is indexed, before any training step.
     (tmp_path / "000001_ldmks.txt").write_text("\n".join(rows))
     (tmp_path / "000000.png").write_bytes(cv2.imencode(".tiff", np.zeros((8, 8, 3), np.float32))[1].tobytes())
-    with pytest.raises(DataError, match=r"000000\.png: unsupported pixel type float32"):
-        FaceSyntheticsReader(tmp_path).load(0)
+    with pytest.raises(DataError, match=r"000000\.png: cannot open image"):
+        FaceSyntheticsReader(tmp_path)
     (tmp_path / "000000.png").unlink()
     with pytest.raises(DataError, match=r"000000_ldmks\.txt: its image 000000\.png is missing"):
         FaceSyntheticsReader(tmp_path)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from landmark_lab.data.indexing import index_entries
+from landmark_lab.data.indexing import check_image, index_entries
 from landmark_lab.data.pts import read_pts
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import NUM_LANDMARKS
+from landmark_lab.utils.io import inside
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -42,8 +44,8 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def _table_rows(path: Path) -> list[tuple[str, str, list[str]]]:
-    """``(where, image name, 136 coordinate strings)`` per face of a CSV or JSON landmark table."""
+def _table_rows(path: Path) -> list[tuple[str, str, Any]]:
+    """``(where, image name, coordinates)`` per face of a CSV (136 strings) or JSON (68 pairs) landmark table."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
@@ -63,25 +65,42 @@ def _table_rows(path: Path) -> list[tuple[str, str, list[str]]]:
         else:
             raise DataError(f"{path}: expected {{\"NAME.jpg\": [[x, y], ... 68]}} or "
                             "[{\"image\": \"NAME.jpg\", \"landmarks\": [[x, y], ... 68]}, ...].")
-        out = []
-        for name, pts in entries:
-            flat = np.asarray(pts, dtype=object).reshape(-1).tolist() if isinstance(pts, list) else [pts]
-            out.append((f"{path}, entry {name!r}", str(name), [str(v) for v in flat]))
-        return out
+        return [(f"{path}, entry {name!r}", str(name), pts) for name, pts in entries]
     raise DataError(f"{path}: landmark table must be .csv or .json.")
 
 
-def _parse_row(where: str, values: list[str]) -> np.ndarray:
-    if len(values) != 2 * NUM_LANDMARKS:
-        raise DataError(f"{where}: has {len(values)} coordinates, expected {2 * NUM_LANDMARKS} "
-                        "(68 points as x0,y0,...,x67,y67).")
+def _parse_row(where: str, values: Any) -> np.ndarray:
+    """68 (x, y) points from 136 numbers or 68 pairs; any other shape is refused, never reshaped."""
     try:
-        pts = np.array([float(v) for v in values], dtype=np.float32).reshape(NUM_LANDMARKS, 2)
-    except ValueError:
+        arr = np.asarray(values, dtype=object)
+    except ValueError:  # ragged nesting
+        raise DataError(f"{where}: coordinates are not a regular list; expected 68 [x, y] pairs or 136 numbers.") from None
+    if arr.shape not in ((2 * NUM_LANDMARKS,), (NUM_LANDMARKS, 2)):
+        got = f"{arr.shape[0]} coordinates" if arr.ndim == 1 else f"shape {'x'.join(map(str, arr.shape))}"
+        raise DataError(f"{where}: has {got}, expected 68 [x, y] pairs or {2 * NUM_LANDMARKS} numbers "
+                        "(x0,y0,...,x67,y67).")
+    try:
+        pts = np.array([float(v) for v in arr.reshape(-1)], dtype=np.float32).reshape(NUM_LANDMARKS, 2)
+    except (TypeError, ValueError):
         raise DataError(f"{where}: non-numeric coordinate.") from None
     if not np.isfinite(pts).all():
         raise DataError(f"{where}: contains non-finite coordinates (nan/inf).")
     return pts
+
+
+def _parse_pair(group: list[Path]) -> np.ndarray:
+    """Landmarks of one ``NAME.<image>`` + ``NAME.pts`` pair, checked against the image's size."""
+    images = [p for p in group if p.suffix.lower() != ".pts"]
+    pts = [p for p in group if p.suffix.lower() == ".pts"]
+    if not pts:
+        raise DataError(f"{images[0]}: has no landmark file {images[0].with_suffix('.pts').name} beside it.")
+    if not images:
+        raise DataError(f"{pts[0]}: has no image beside it (looked for {pts[0].stem}{{{','.join(IMAGE_EXTENSIONS)}}}).")
+    if len(images) > 1:
+        raise DataError(f"{pts[0]}: several images share its name ({', '.join(p.name for p in images)}); keep one.")
+    lm = read_pts(pts[0])
+    check_image(images[0], lm, str(pts[0]))
+    return lm
 
 
 class LandmarkFolder:
@@ -106,24 +125,30 @@ class LandmarkFolder:
             raise DataError(f"{self.folder}: folder not found.")
         shift = 1.0 if one_based else 0.0
         if labels:
-            table = self.folder / labels
+            table = inside(self.folder, labels, f"labels={labels!r}")
             if not table.is_file():
                 raise DataError(f"{table}: landmark table not found (labels={labels!r} is read inside {self.folder}).")
 
-            def parse(row: tuple[str, str, list[str]]) -> np.ndarray:
+            def parse(row: tuple[str, str, Any]) -> np.ndarray:
                 where, image, values = row
-                if not (self.folder / image).is_file():
-                    raise DataError(f"{where}: image {self.folder / image} not found.")
-                return _parse_row(where, values) - shift
+                # A table names files inside its folder: '../other/x.jpg' would pull in a foreign image.
+                path = inside(self.folder, image, where)
+                pts = _parse_row(where, values) - shift
+                check_image(path, pts, where)
+                return pts
 
             kept, lms, self.skipped = index_entries(_table_rows(table), parse, self.name, skip_bad, limit)
-            self.images = [self.folder / image for _, image, _ in kept]
+            self.images = [inside(self.folder, image, where) for where, image, _ in kept]
         else:
-            images = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            # 300-W ships some images without annotation; they are not faces to use.
-            images = [p for p in images if p.with_suffix(".pts").is_file()]
-            self.images, lms, self.skipped = index_entries(images, lambda p: read_pts(p.with_suffix(".pts")),
-                                                           self.name, skip_bad, limit)
+            # Every image needs its NAME.pts and every NAME.pts its image: an unpaired file is an error
+            # (or, with skip_bad, skipped and counted), never dropped without a word.
+            files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in (*IMAGE_EXTENSIONS, ".pts"))
+            stems: dict[str, list[Path]] = {}
+            for p in files:
+                stems.setdefault(p.stem, []).append(p)
+            entries = [sorted(group, key=lambda p: p.suffix.lower() == ".pts") for _, group in sorted(stems.items())]
+            kept, lms, self.skipped = index_entries(entries, _parse_pair, self.name, skip_bad, limit)
+            self.images = [group[0] for group in kept]
         if not self.images:
             raise DataError(
                 f"{self.folder}: no labelled image found (looked for "

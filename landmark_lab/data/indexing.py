@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TypeVar
+
+import numpy as np
+from PIL import Image
 
 from landmark_lab.errors import DataError
 
@@ -40,3 +44,35 @@ def index_entries(entries: Iterable[E], parse: Callable[[E], R], name: str, skip
     if skipped:
         log.warning("%s: skipped %d bad item(s) (skip_bad=true); first: %s", name, len(skipped), skipped[0])
     return kept, parsed, skipped
+
+
+# A label may leave its image by this fraction of the image side (faces cut by the border are normal);
+# beyond it the file's coordinates are wrong (another scale, swapped axes, a typo).
+OUTSIDE_MARGIN = 0.5
+
+
+def check_image(image: Path, landmarks: np.ndarray | None = None, where: str | None = None,
+                margin: float = OUTSIDE_MARGIN) -> tuple[int, int]:
+    """Open ``image``'s header (it must exist and be a readable image) and, with ``landmarks``, check they lie
+    within ``margin`` image sides of it. Returns (width, height); a :class:`DataError` names the file."""
+    where = where or str(image)
+    if not image.is_file():
+        raise DataError(f"{where}: image {image} not found.")
+    try:
+        with Image.open(image) as im:
+            w, h = im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{image}: cannot open image (corrupt or not an image: {exc}). Replace or remove it.") from None
+    if landmarks is not None:
+        lo = np.array([-margin * w, -margin * h])
+        hi = np.array([(1 + margin) * w, (1 + margin) * h])
+        bad = np.nonzero(((landmarks < lo) | (landmarks > hi)).any(axis=1))[0]
+        if len(bad):
+            i = int(bad[0])
+            x, y = (float(v) for v in landmarks[i])
+            raise DataError(
+                f"{where}: {len(bad)} landmark(s) lie far outside the {w}x{h} image (point {i + 1} at "
+                f"({x:.1f}, {y:.1f}); allowed: {margin:g} image sides beyond the border). Check the file's "
+                "coordinates (pixel units, x before y, the right image)."
+            )
+    return w, h

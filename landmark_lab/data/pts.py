@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import NUM_LANDMARKS
+from landmark_lab.utils.io import write_text_atomic
 
 
 def read_pts(path: str | Path, expected: int = NUM_LANDMARKS) -> np.ndarray:
@@ -59,6 +59,4 @@ def write_pts(path: str | Path, landmarks: np.ndarray) -> None:
     """Write 0-based (N, 2) landmarks as a 1-based ``.pts`` file (atomically)."""
     path = Path(path)
     body = "\n".join(f"{x + 1.0:.3f} {y + 1.0:.3f}" for x, y in np.asarray(landmarks, dtype=np.float64))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"version: 1\nn_points: {len(landmarks)}\n{{\n{body}\n}}\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, f"version: 1\nn_points: {len(landmarks)}\n{{\n{body}\n}}\n")

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from landmark_lab.data.folder import read_image
-from landmark_lab.data.indexing import index_entries
+from landmark_lab.data.indexing import check_image, index_entries
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import NUM_LANDMARKS
@@ -103,7 +103,9 @@ class DGFacesReader:
             raise DataError(f"{dp}: missing its key-point file {kp.relative_to(dp)}.")
         if not (cam / "visible_spectrum_01.png").is_file():
             raise DataError(f"{dp}: missing its image {cam.name}/visible_spectrum_01.png.")
-        return read_dgfaces_keypoints(kp)
+        lm, vis = read_dgfaces_keypoints(kp)
+        check_image(cam / "visible_spectrum_01.png", lm, str(kp))
+        return lm, vis
 
     def __len__(self) -> int:
         return len(self.images)
@@ -158,7 +160,10 @@ class FaceSyntheticsReader:
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: Face Synthetics folder not found.")
         files = sorted(self.folder.glob("*_ldmks.txt"))
-        kept, labels, self.skipped = index_entries(files, self._read, self.name, skip_bad, limit)
+        # A render without its landmark file is an error too (or skipped and counted), never dropped silently.
+        labelled = {f.name.replace("_ldmks.txt", ".png") for f in files}
+        orphans = [p for p in sorted(self.folder.glob("*.png")) if not p.stem.endswith("_seg") and p.name not in labelled]
+        kept, labels, self.skipped = index_entries([*orphans, *files], self._read, self.name, skip_bad, limit)
         self.images = [f.with_name(f.name.replace("_ldmks.txt", ".png")) for f in kept]
         if not self.images:
             raise DataError(f"{self.folder}: no NNNNNN_ldmks.txt files found.")
@@ -168,6 +173,8 @@ class FaceSyntheticsReader:
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
+        if path.suffix == ".png":
+            raise DataError(f"{path}: has no landmark file {path.stem}_ldmks.txt beside it.")
         image = path.with_name(path.name.replace("_ldmks.txt", ".png"))
         if not image.is_file():
             raise DataError(f"{path}: its image {image.name} is missing.")
@@ -178,6 +185,9 @@ class FaceSyntheticsReader:
         if pts.shape != (70, 2):
             raise DataError(f"{path}: has {pts.shape[0]} rows of {pts.shape[1]} values; expected 70 rows 'x y' "
                             "(68 iBUG points + 2 pupils).")
+        if not np.isfinite(pts).all():
+            raise DataError(f"{path}: contains non-finite coordinates (nan/inf).")
+        check_image(image, pts[:68], str(path))
         return pts
 
     def __len__(self) -> int:

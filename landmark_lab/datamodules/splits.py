@@ -59,10 +59,15 @@ def parse_budget(budget: int | str | None) -> int | None:
     """``'all'``/``None`` -> None (the whole pool), else a positive int."""
     if budget is None or (isinstance(budget, str) and budget.lower() == "all"):
         return None
-    try:
+    value = None
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        value = budget
+    elif isinstance(budget, float) and budget.is_integer():
         value = int(budget)
-    except (TypeError, ValueError):
-        raise ConfigError(f"data.real_budget={budget!r} is not a number of images or 'all'.") from None
+    elif isinstance(budget, str) and budget.strip().isdigit():
+        value = int(budget)
+    if value is None:  # 12.7 images is not a budget: refuse rather than truncate
+        raise ConfigError(f"data.real_budget={budget!r} is not a whole number of images or 'all'.")
     if value <= 0:
         raise ConfigError(f"data.real_budget={value} must be positive (or 'all').")
     return value

@@ -51,15 +51,29 @@ class IntegralHead(nn.Module):
     def init_mean_shape(self, mean_shape: torch.Tensor) -> None:
         """No-op: a heatmap head has no coordinate bias to initialise."""
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+    def _prob(self, feats: torch.Tensor) -> torch.Tensor:
         maps = self.maps(self.body(feats))
         b, k, h, w = maps.shape
-        prob = F.softmax(self.beta * maps.view(b, k, -1), dim=-1).view(b, k, h, w)
-        xs = (torch.arange(w, device=maps.device, dtype=maps.dtype) + 0.5) / w
-        ys = (torch.arange(h, device=maps.device, dtype=maps.dtype) + 0.5) / h
+        return F.softmax(self.beta * maps.view(b, k, -1), dim=-1).view(b, k, h, w)
+
+    @staticmethod
+    def _expectation(prob: torch.Tensor) -> torch.Tensor:
+        h, w = prob.shape[-2:]
+        xs = (torch.arange(w, device=prob.device, dtype=prob.dtype) + 0.5) / w
+        ys = (torch.arange(h, device=prob.device, dtype=prob.dtype) + 0.5) / h
         x = (prob.sum(2) * xs).sum(-1)
         y = (prob.sum(3) * ys).sum(-1)
         return torch.stack([x, y], dim=-1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self._expectation(self._prob(feats))
+
+    def forward_with_confidence(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks and a confidence in [0, 1]: the probability mass in the 3x3 heatmap cells around each
+        point's peak, averaged over the points (a sharp, single peak scores near 1; a diffuse map near 0)."""
+        prob = self._prob(feats)
+        mass = F.avg_pool2d(prob, 3, stride=1, padding=1, count_include_pad=True) * 9.0
+        return self._expectation(prob), mass.flatten(2).amax(-1).mean(-1)
 
 
 HEADS = {"regression": RegressionHead, "integral": IntegralHead}

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+LOSSES = ("l1", "l2", "wing")
+
 
 class CoordLoss(nn.Module):
     """Mean over points of a per-point loss of the Euclidean error, in units of ``scale`` pixels.
@@ -16,7 +18,7 @@ class CoordLoss(nn.Module):
 
     def __init__(self, name: str = "wing", scale: float = 64.0, w: float = 10.0, eps: float = 2.0) -> None:
         super().__init__()
-        if name not in ("l1", "l2", "wing"):
+        if name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; use l1, l2 or wing")
         self.name, self.scale, self.w, self.eps = name, scale, w, eps
         self.c = w - w * math.log(1.0 + w / eps)

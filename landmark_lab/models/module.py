@@ -82,6 +82,12 @@ class LandmarkModule(L.LightningModule):
         pred = torch.where(batch["is_3d"].view(-1, 1, 1), base, adapted)
         return self.to_pixels(pred), self.to_pixels(base)
 
+    def inference_net(self) -> nn.Module:
+        """The plain network for inference and export (normalisation inside, crop pixels out)."""
+        from landmark_lab.inference.network import LandmarkNet
+
+        return LandmarkNet(self.backbone, self.head, self.adapter, self.input_size).eval()
+
     def init_mean_shape(self, mean_shape_px: torch.Tensor) -> None:
         """Initialise the head at a mean shape given in crop pixels."""
         self.head.init_mean_shape(self.to_normalised(mean_shape_px))

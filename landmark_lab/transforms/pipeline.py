@@ -19,6 +19,9 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 
 
+CROP_BOXES = ("landmarks", "face_box", "image")
+
+
 @dataclass
 class CropConfig:
     """How a face is cropped: the box it is centred on, its scale, and training-time jitter."""

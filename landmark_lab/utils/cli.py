@@ -4,17 +4,39 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+from omegaconf.errors import OmegaConfBaseException
 
 from landmark_lab.errors import LandmarkLabError
 
 T = TypeVar("T")
+USER_ERROR = 2
 
 
 def guarded(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``; a :class:`LandmarkLabError` (bad data or config) is printed as ``error: ...`` and exits 2."""
+    """``fn(*args)``; a :class:`LandmarkLabError` (bad data or config) or a config-resolution error is printed
+    as ``error: ...`` and exits with status 2. A run folder the refused command left empty is removed."""
     try:
         return fn(*args)
     except LandmarkLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        message = str(exc)
+    except OmegaConfBaseException as exc:  # an unset ??? value, an interpolation that does not resolve ...
+        key = getattr(exc, "full_key", None)
+        text = str(exc).splitlines()[0]
+        message = f"config{f' key {key}' if key else ''}: {text}"
+    _remove_empty_run_dir()
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USER_ERROR)
+
+
+def _remove_empty_run_dir() -> None:
+    """Hydra makes the run folder before the command starts; a command refused up front must not leave it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    out = HydraConfig.get().runtime.get("output_dir")
+    if out and Path(out).is_dir() and not any(Path(out).iterdir()):
+        Path(out).rmdir()

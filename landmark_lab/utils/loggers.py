@@ -7,13 +7,38 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing ``metrics.csv``; this one appends to it, so a resumed run
+    keeps the training curve from before the interruption."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
+                header = fh.readline().strip()
+            self.metrics_keys = [k for k in header.split(",") if k]
+
+
+class KeepingCSVLogger(CSVLogger):
+    """:class:`CSVLogger` that appends to the curve already in its folder (resume) instead of erasing it."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def build_loggers(cfg: Any, run_dir: Path, name: str, tags: list[str], config: dict) -> list[Logger]:
     """Loggers for one run; wandb files land in ``run_dir/wandb`` (``wandb sync`` them later if offline)."""
     out: list[Logger] = []
     if cfg.get("csv", True):
-        out.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        out.append(KeepingCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     w = cfg.get("wandb") or {}
     if w.get("enabled", False):
         mode = w.get("mode", "offline")

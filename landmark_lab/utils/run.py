@@ -1,17 +1,24 @@
-"""Run folders: refuse to overwrite finished results, write results atomically."""
+"""Run folders: refuse to overwrite finished results, keep their record, write results atomically."""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
+import math
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from landmark_lab.errors import ConfigError
+from landmark_lab.utils.io import write_text_atomic
 
 RESULT_FILES = ("metrics.json",)
+# Written instead of metrics.json when a run stops without a result (e.g. it diverged): the report lists
+# it under "failed", and resume=true retries it.
+FAILED_FILE = "failed.json"
 
 
 def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False) -> None:
@@ -35,16 +42,86 @@ def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False) -
         )
     backup = run_dir / time.strftime("backup_%Y%m%d-%H%M%S")
     backup.mkdir(parents=True, exist_ok=False)
+    # The job's open log file moves with the backup; close it so the new run logs into a new file here.
+    reopen = _close_log_files(run_dir)
     for p in run_dir.iterdir():
-        if p != backup and not p.name.startswith("backup_") and p.name != ".hydra":
+        if p != backup and not p.name.startswith("backup_"):
             shutil.move(str(p), backup / p.name)
+    for handler in reopen:  # a closed FileHandler reopens its path on the next record
+        handler.stream = None
+
+
+def _close_log_files(run_dir: Path) -> list[logging.FileHandler]:
+    out = []
+    loggers = [logging.getLogger(), *[lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]]
+    for lg in loggers:
+        for h in lg.handlers:
+            if isinstance(h, logging.FileHandler) and Path(h.baseFilename).resolve().is_relative_to(run_dir.resolve()):
+                h.acquire()
+                try:
+                    if h.stream is not None:
+                        h.stream.close()
+                        h.stream = None
+                finally:
+                    h.release()
+                out.append(h)
+    return out
+
+
+def start_run_dir(run_dir: Path, cfg: DictConfig | None = None, overwrite: bool = False, resume: bool = False) -> None:
+    """Check ``run_dir`` may take this run (:func:`guard_run_dir`), then record the config in ``.hydra/``.
+
+    Nothing is written before the check passes, so a refused re-run leaves the old record intact.
+    A failed run's ``failed.json`` is kept as ``failed_<time>.json`` when ``resume`` retries it.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    guard_run_dir(run_dir, overwrite, allow_partial=resume)
+    failed = run_dir / FAILED_FILE
+    if failed.is_file():
+        failed.rename(run_dir / time.strftime("failed_%Y%m%d-%H%M%S.json"))
+    save_config_record(run_dir, cfg)
+
+
+def save_config_record(run_dir: Path, task_cfg: DictConfig | None = None) -> None:
+    """``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml``, as Hydra writes them, after the folder
+    check (``hydra.output_subdir`` is null so that Hydra itself writes nothing before it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    out = run_dir / ".hydra"
+    if task_cfg is not None:
+        write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(task_cfg))
+    write_text_atomic(out / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})))
+    write_text_atomic(out / "overrides.yaml", OmegaConf.to_yaml(hc.overrides.task))
+
+
+def record_failure(run_dir: Path, reason: str, stage: str | None = None, **info: Any) -> Path:
+    """Write ``failed.json`` (never ``metrics.json``) for a run that ended without a result.
+
+    The failed ``stage``'s checkpoints move to ``diverged/<stage>_<time>/`` (kept for inspection): a retry
+    (``resume=true``) then trains that stage afresh instead of continuing from weights on the way to NaN.
+    """
+    moved = None
+    stage_dir = run_dir / "checkpoints" / stage if stage else None
+    if stage_dir is not None and stage_dir.is_dir():
+        moved = run_dir / "diverged" / time.strftime(f"{stage}_%Y%m%d-%H%M%S")
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(stage_dir), moved)
+    path = run_dir / FAILED_FILE
+    write_json(path, {"failed": True, "reason": reason, "stage": stage, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                      "checkpoints_moved_to": str(moved.relative_to(run_dir)) if moved else None, **info})
+    return path
 
 
 def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None  # JSON has no NaN/Infinity; a missing value is what it is
     if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
-        return x.item()
+        return _jsonable(x.item())
     if hasattr(x, "tolist"):
-        return x.tolist()
+        return _jsonable(x.tolist())
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -56,6 +133,4 @@ def _jsonable(x: Any) -> Any:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically (temp file + rename): a crash never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,354 @@
+"""Check a composed config before any work: every registry name, number, range, path and device.
+
+Each problem is a :class:`ConfigError` naming the key the user typed (``data.root``, not the
+``data.real.root`` it is copied into) and, for names, the valid values. The training, evaluation and
+adaptation commands call these checks before reading data or building a model, so a typo costs a
+second, not a training run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import re
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from landmark_lab.errors import ConfigError
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "none")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+_INTERP = re.compile(r"^\$\{(\.*)([A-Za-z0-9_.]+)\}$")
+
+
+def user_key(cfg: DictConfig, key: str) -> str:
+    """The key a user sets for ``key``: follow plain ``${..other}`` / ``${a.b}`` copies to their source."""
+    for _ in range(8):
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        if not isinstance(parent, DictConfig) or leaf not in parent:
+            return key
+        node = parent._get_node(leaf)
+        raw = node._value() if node is not None else None
+        m = _INTERP.match(raw) if isinstance(raw, str) else None
+        if not m:
+            return key
+        dots, target = m.groups()
+        if dots:  # relative: one dot = this container, each more = one level up
+            base = parent_key.split(".") if parent_key else []
+            base = base[: len(base) - (len(dots) - 1)] if len(dots) > 1 else base
+            key = ".".join([*base, target])
+        else:
+            key = target
+    return key
+
+
+def _parent(cfg: DictConfig, key: str) -> tuple[Any, str]:
+    parent_key, _, leaf = key.rpartition(".")
+    return (OmegaConf.select(cfg, parent_key) if parent_key else cfg), leaf
+
+
+def _has(cfg: DictConfig, key: str) -> bool:
+    parent, leaf = _parent(cfg, key)
+    return isinstance(parent, DictConfig) and leaf in parent
+
+
+def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    """``cfg[key]`` (``default`` when absent); a mandatory ``???`` value that is still unset is an error."""
+    parent, leaf = _parent(cfg, key)
+    if isinstance(parent, DictConfig) and leaf in parent and OmegaConf.is_missing(parent, leaf):
+        raise ConfigError(f"{user_key(cfg, key)} is required and not set (add {user_key(cfg, key)}=... to the command).")
+    return OmegaConf.select(cfg, key, default=default)
+
+
+def choice(cfg: DictConfig, key: str, valid: Iterable[str], default: str | None = None) -> str:
+    """``cfg[key]``, refused unless it is one of ``valid``."""
+    value = _get(cfg, key, default)
+    valid = list(valid)
+    if value not in valid:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{user_key(cfg, key)}={value!r} is not valid; use one of {valid}.{hint}")
+    return str(value)
+
+
+def integer(cfg: DictConfig, key: str, low: int | None = None, default: Any = None, allow_none: bool = False) -> int | None:
+    """``cfg[key]`` as an int (a float like 12.7 or a string like 'abc' is refused), at least ``low``."""
+    value = _get(cfg, key, default)
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, float) and value.is_integer():
+        ok, value = True, int(value)
+    if not ok:
+        raise ConfigError(f"{user_key(cfg, key)}={value!r} must be a whole number.")
+    if low is not None and value < low:
+        raise ConfigError(f"{user_key(cfg, key)}={value} must be at least {low}.")
+    return int(value)
+
+
+def number(cfg: DictConfig, key: str, low: float | None = None, high: float | None = None, default: Any = None,
+           strict_low: bool = False) -> float:
+    """``cfg[key]`` as a finite float within ``[low, high]`` (``(low, high]`` with ``strict_low``)."""
+    value = _get(cfg, key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ConfigError(f"{user_key(cfg, key)}={value!r} must be a finite number.")
+    value = float(value)
+    if low is not None and (value <= low if strict_low else value < low):
+        raise ConfigError(f"{user_key(cfg, key)}={value:g} must be {'greater than' if strict_low else 'at least'} {low:g}.")
+    if high is not None and value > high:
+        raise ConfigError(f"{user_key(cfg, key)}={value:g} must be at most {high:g}.")
+    return value
+
+
+def budget(cfg: DictConfig, key: str = "data.real_budget") -> None:
+    """A real budget is ``all`` or a positive whole number of images."""
+    value = _get(cfg, key, "all")
+    if isinstance(value, str) and value.lower() == "all":
+        return
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{user_key(cfg, key)}={value!r} must be a positive whole number of images or 'all'.")
+
+
+def kwargs_fit(cfg: DictConfig, key: str, fn: Any, fixed: Iterable[str] = (), skip: Iterable[str] = ("name",)) -> None:
+    """The arguments under ``key`` (less ``skip``) are ones ``fn`` takes (``fixed`` are passed by the code)."""
+    given = {k: v for k, v in (OmegaConf.to_container(_get(cfg, key) or {}, resolve=True) or {}).items() if k not in skip}
+    params = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [p for p in params if p not in ("self", *fixed)]
+    unknown = [k for k in given if k not in valid]
+    if unknown:
+        raise ConfigError(f"{user_key(cfg, key)}.{unknown[0]} is not an option of {getattr(fn, '__name__', fn)}; "
+                          f"valid options: {valid}.")
+
+
+def device(value: Any, key: str) -> str:
+    """A torch device string that exists here (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    import torch
+
+    v = str(value)
+    if v == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if v == "cpu":
+        return v
+    if v == "cuda" or v.startswith("cuda:"):
+        n = torch.cuda.device_count()
+        index = int(v.split(":")[1]) if ":" in v and v.split(":")[1].isdigit() else 0
+        if n == 0:
+            raise ConfigError(f"{key}={v}: no CUDA GPU is visible on this machine; use {key}=cpu or {key}=auto.")
+        if index >= n:
+            raise ConfigError(f"{key}={v}: this machine has {n} CUDA GPU(s) (cuda:0..cuda:{n - 1}).")
+        return v
+    if v == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"{key}=mps: Apple's MPS backend is not available here; use {key}=cpu or {key}=auto.")
+        return v
+    raise ConfigError(f"{key}={v!r} is not a device; use auto, cpu, cuda, cuda:N or mps.")
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether the model hub answers at all (one TCP connect, a few seconds at most)."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _check_model(cfg: DictConfig) -> None:
+    import timm
+
+    from landmark_lab.models.adapter import ADAPTERS
+    from landmark_lab.models.heads import HEADS
+    from landmark_lab.models.losses import LOSSES, CoordLoss
+
+    name = _get(cfg, "model.backbone.name")
+    if not isinstance(name, str) or not timm.is_model(name):
+        from landmark_lab.models.backbone import _check_name
+
+        _check_name(str(name))
+    head = choice(cfg, "model.head.name", HEADS, default="regression")
+    kwargs_fit(cfg, "model.head", HEADS[head], fixed=("in_channels",))
+    adapter = choice(cfg, "model.adapter.name", ADAPTERS, default="mlp")
+    kwargs_fit(cfg, "model.adapter", ADAPTERS[adapter])
+    choice(cfg, "model.loss.name", LOSSES, default="wing")
+    kwargs_fit(cfg, "model.loss", CoordLoss, skip=())
+    number(cfg, "model.loss.scale", low=0, strict_low=True, default=64.0)
+    choice(cfg, "model.optimizer.name", OPTIMIZERS, default="adamw")
+    number(cfg, "model.optimizer.weight_decay", low=0, default=0.0)
+    choice(cfg, "model.scheduler.name", SCHEDULERS, default="cosine")
+    if _get(cfg, "model.scheduler.name", "cosine") == "cosine":
+        number(cfg, "model.scheduler.warmup_frac", low=0, high=1, default=0.05)
+        number(cfg, "model.scheduler.min_lr_ratio", low=0, high=1, default=0.01)
+    ckpt = _get(cfg, "model.backbone.checkpoint_path")
+    if ckpt and not Path(str(ckpt)).expanduser().is_file():
+        raise ConfigError(f"model.backbone.checkpoint_path={ckpt!r}: file not found.")
+    if bool(_get(cfg, "model.backbone.pretrained", False)) and not ckpt and not hub_reachable():
+        raise ConfigError(
+            "model.backbone.pretrained=true needs the model hub (huggingface.co), which this machine cannot reach. "
+            "Use model.backbone.pretrained=false, or download the weights elsewhere and set "
+            "model.backbone.checkpoint_path=/path/to/weights.safetensors."
+        )
+
+
+def _check_data(cfg: DictConfig, train: bool = True) -> None:
+    from landmark_lab.datamodules.sources import KINDS
+    from landmark_lab.transforms.augment import build_pipeline
+    from landmark_lab.transforms.pipeline import CROP_BOXES
+
+    integer(cfg, "data.batch_size", low=1)
+    integer(cfg, "data.eval_batch_size", low=1, default=64)
+    integer(cfg, "data.num_workers", low=0, default=0)
+    integer(cfg, "data.val_size", low=0, default=0)
+    integer(cfg, "data.synthetic_val_size", low=0, default=0)
+    integer(cfg, "data.split_seed", low=0, allow_none=True)
+    budget(cfg)
+    number(cfg, "data.synth_share", low=0, high=1, default=0.5)
+    integer(cfg, "data.crop_imitation.n_real", low=1, default=50)
+    integer(cfg, "data.transform.crop.size", low=16)
+    number(cfg, "data.transform.crop.scale", low=0, strict_low=True, default=1.25)
+    choice(cfg, "data.transform.crop.box", CROP_BOXES, default="landmarks")
+    number(cfg, "data.transform.crop.shift_jitter", low=0, default=0.0)
+    number(cfg, "data.transform.crop.zoom_jitter", low=0, default=0.0)
+    number(cfg, "data.transform.flip_p", low=0, high=1, default=0.0)
+    for side in ("synthetic", "real"):
+        _check_source(cfg, f"data.{side}", KINDS)
+    if train and _has(cfg, "augment"):
+        for key in ("transforms", "synthetic_transforms"):
+            specs = _get(cfg, f"augment.{key}")
+            if specs:
+                try:
+                    build_pipeline(OmegaConf.to_container(specs, resolve=True))
+                except ConfigError as exc:
+                    raise ConfigError(f"augment.{key}: {exc}") from None
+
+
+def _check_source(cfg: DictConfig, key: str, kinds: Iterable[str]) -> None:
+    spec = _get(cfg, key)
+    if spec is None:
+        return
+    kind = choice(cfg, f"{key}.kind", kinds)
+    if kind == "multi":
+        for name in spec.get("sources") or {}:
+            _check_source(cfg, f"{key}.sources.{name}", [k for k in kinds if k != "multi"])
+        return
+    if kind == "procedural":
+        return
+    integer(cfg, f"{key}.limit", low=1, allow_none=True)
+    roots = ["root"] + (["test_root"] if kind == "folder" and key.endswith("real") else [])
+    for r in roots:
+        value = _get(cfg, f"{key}.{r}")
+        if not value:
+            raise ConfigError(f"{user_key(cfg, f'{key}.{r}')} is not set: point it at the {kind} folder.")
+        if not Path(str(value)).expanduser().is_dir():
+            raise ConfigError(f"{user_key(cfg, f'{key}.{r}')}={value}: folder not found.")
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    import warnings
+
+    import lightning as L
+    import torch
+
+    integer(cfg, "trainer.val_every", low=1, default=150)
+    integer(cfg, "trainer.early_stop_patience", low=0, default=0)
+    accel = choice(cfg, "trainer.accelerator", ACCELERATORS, default="auto")
+    if accel in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accel}: no CUDA GPU is visible on this machine; "
+                          "use trainer=default (CPU) or trainer.accelerator=auto.")
+    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    for k in ("val_every", "early_stop_patience"):
+        tcfg.pop(k, None)
+    # Constructing a Trainer checks every Trainer argument (names, precision, devices) in milliseconds;
+    # its start-up lines (GPU available ...) are silenced here: the real Trainer prints them.
+    quiet = [logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            L.Trainer(**{**tcfg, "logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+                         "enable_model_summary": False})
+        except TypeError as exc:
+            m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            bad = f"trainer.{m.group(1)}" if m else "trainer"
+            raise ConfigError(f"{bad} is not a lightning.Trainer argument ({exc}).") from None
+        except Exception as exc:
+            raise ConfigError(f"trainer: {type(exc).__name__}: {exc}") from None
+        finally:
+            for lg, level in zip(quiet, levels, strict=True):
+                lg.setLevel(level)
+
+
+def _check_stages(cfg: DictConfig) -> None:
+    from landmark_lab.datamodules.strategies import STRATEGIES
+
+    choice(cfg, "strategy.name", STRATEGIES)
+    stages = _get(cfg, "strategy.stages") or []
+    if not stages:
+        raise ConfigError("strategy.stages is empty: a strategy needs at least one stage.")
+    for i in range(len(stages)):
+        k = f"strategy.stages.{i}"
+        if _get(cfg, f"{k}.steps") not in (None, "auto"):
+            integer(cfg, f"{k}.steps", low=1)
+        number(cfg, f"{k}.lr", low=0, strict_low=True)
+        number(cfg, f"{k}.epochs", low=0, strict_low=True, default=20)
+        lo = integer(cfg, f"{k}.min_steps", low=1, default=100)
+        hi = integer(cfg, f"{k}.max_steps", low=1, default=1000)
+        if hi < lo:
+            raise ConfigError(f"{user_key(cfg, f'{k}.max_steps')}={hi} is below {user_key(cfg, f'{k}.min_steps')}={lo}.")
+
+
+def check_posthoc(cfg: DictConfig) -> None:
+    """The post-hoc label adapter's settings (``posthoc_adapter.*``)."""
+    from landmark_lab.models.adapter import ADAPTERS
+
+    choice(cfg, "posthoc_adapter.name", [a for a in ADAPTERS if a != "none"])
+    integer(cfg, "posthoc_adapter.steps", low=1)
+    number(cfg, "posthoc_adapter.lr", low=0, strict_low=True)
+    number(cfg, "posthoc_adapter.weight_decay", low=0)
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Everything ``python -m landmark_lab.train`` will use, checked before data is read."""
+    integer(cfg, "seed", low=0)
+    _check_stages(cfg)
+    _check_model(cfg)
+    _check_data(cfg)
+    _check_trainer(cfg)
+    if any(bool(st.get("fit_adapter", False)) for st in cfg.strategy.stages):
+        check_posthoc(cfg)
+
+
+def check_checkpoint_path(cfg: DictConfig, key: str = "ckpt_path") -> Path:
+    """``cfg[key]`` is set and names an existing file."""
+    if not _has(cfg, key) or OmegaConf.is_missing(cfg, key) or not OmegaConf.select(cfg, key):
+        raise ConfigError(f"{key} is required: add {key}=RUN/checkpoints/<stage>/best.ckpt to the command.")
+    path = Path(str(OmegaConf.select(cfg, key))).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{key}={str(path)!r}: file not found. Checkpoints are in RUN/checkpoints/<stage>/.")
+    return path
+
+
+def check_eval_config(cfg: DictConfig, adapt: bool = False) -> None:
+    """What ``evaluate`` (and, with ``adapt``, ``adapt``) will use, checked before anything is created."""
+    check_checkpoint_path(cfg)
+    integer(cfg, "seed", low=0, default=0)
+    if _has(cfg, "device"):
+        device(_get(cfg, "device"), "device")
+    _check_data(cfg, train=False)
+    if adapt:
+        check_posthoc(cfg)
+

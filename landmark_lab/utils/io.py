@@ -1,0 +1,80 @@
+"""Safe file I/O shared by every writer and reader: atomic writes, pickle-free loads, paths kept in their folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from landmark_lab.errors import DataError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
+
+    A crash or an exception leaves the old file (if any) untouched and removes the half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def torch_save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` atomically; returns ``path``."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code.
+
+    A file that needs anything else (a pickled object, a crafted payload) is refused with a
+    :class:`DataError` naming it; nothing in it runs.
+    """
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain "
+            f"containers, and loading them could run code ({first[:200]}). Only load files you trust that "
+            "landmark_lab or torch.save of a state_dict wrote."
+        ) from None
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read this {what} ({type(exc).__name__}: {str(exc)[:200]}).") from None
+
+
+def inside(base: str | Path, relative: str | Path, what: str) -> Path:
+    """``base / relative`` resolved, refused unless it stays inside ``base`` (no ``..`` or absolute escapes).
+
+    Paths read back from files (a run record, a label table) must not point elsewhere on the disk.
+    """
+    base_r = Path(base).resolve()
+    target = (base_r / Path(relative)).resolve()
+    if not target.is_relative_to(base_r):
+        raise DataError(f"{what}: {str(relative)!r} points outside {base}; paths in it must stay inside that folder.")
+    return target

@@ -1,0 +1,329 @@
+"""Hostile input, by class: nothing loaded runs code, a diverged run is never a result, no silent data,
+run folders keep their record, every typo gets a clear message before any work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+
+from landmark_lab.data.folder import LandmarkFolder
+from landmark_lab.data.pts import write_pts
+from landmark_lab.errors import ConfigError, DataError, TrainingDiverged
+from landmark_lab.evaluate import run as run_evaluate
+from landmark_lab.models.checkpoint import read_checkpoint
+from landmark_lab.pretrain_cache import PretrainCache
+from landmark_lab.report import collect
+from landmark_lab.report import main as report_main
+from landmark_lab.train import train
+from landmark_lab.utils.config_check import check_train_config
+from landmark_lab.utils.loggers import KeepingCSVLogger
+
+from .conftest import ROOT, tiny_overrides
+
+
+class _Payload:
+    """A pickle that, when unpickled, creates a marker file: proof that loading ran code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def _crafted(path: Path, marker: Path) -> Path:
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "payload": _Payload(marker)}, path)
+    return path
+
+
+# -- 1. security: nothing loaded runs code ---------------------------------------------------------
+
+def test_crafted_checkpoint_is_refused_without_running(make_cfg, tmp_path):
+    marker = tmp_path / "pwned"
+    ckpt = _crafted(tmp_path / "evil.ckpt", marker)
+    cfg = make_cfg([f"ckpt_path={ckpt}"], name="evaluate", run_dir=tmp_path / "ev")
+    with pytest.raises(DataError, match=r"evil\.ckpt: refused to load"):
+        run_evaluate(cfg)
+    assert not marker.exists()
+    assert not (tmp_path / "ev").exists()  # nothing created for a refused checkpoint
+
+
+def test_crafted_cache_entry_is_moved_aside_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    cache = PretrainCache(tmp_path / "cache")
+    cache.dir.mkdir()
+    _crafted(cache.path("k"), marker)
+    assert cache.load("k", torch.nn.Linear(2, 2)) is None
+    assert not marker.exists() and (cache.dir / "k.pt.corrupt").is_file()
+    # an entry whose tensors do not fit the model is treated the same way (retrained, never a raw error)
+    cache.save("k2", {"weight": torch.zeros(5, 5)}, {"steps": 1}, {})
+    assert cache.load("k2", torch.nn.Linear(2, 2)) is None and (cache.dir / "k2.pt.corrupt").is_file()
+
+
+def test_run_record_paths_stay_in_their_folder(make_cfg, tmp_path):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    stage = run / "checkpoints" / "train"
+    stage.mkdir(parents=True)
+    _crafted(tmp_path / "outside.ckpt", marker)
+    (stage / "done.json").write_text(json.dumps({"best_checkpoint": "../../../outside.ckpt", "steps": 5}))
+    cfg = make_cfg(["+experiment=real_only", "resume=true"], run_dir=run)
+    with pytest.raises(DataError, match=r"points outside"):
+        train(cfg)
+    (stage / "done.json").write_text(json.dumps({"best_checkpoint": "checkpoints/train/evil.ckpt", "steps": 5}))
+    _crafted(stage / "evil.ckpt", marker)
+    with pytest.raises(DataError, match=r"refused to load"):
+        train(cfg)
+    assert not marker.exists() and not (run / "metrics.json").exists()
+
+
+def test_label_table_paths_stay_in_their_folder(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    cv2.imwrite(str(other / "test.jpg"), np.zeros((40, 40, 3), np.uint8))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    pts = np.random.default_rng(0).uniform(5, 35, (68, 2)).round(2).tolist()
+    (mine / "labels.json").write_text(json.dumps({"../other/test.jpg": pts}))
+    with pytest.raises(DataError, match=r"'\.\./other/test\.jpg' points outside"):
+        LandmarkFolder(mine, "real", "2d", labels="labels.json")
+    with pytest.raises(DataError, match="points outside"):
+        LandmarkFolder(mine, "real", "2d", labels="../other/labels.json")
+
+
+# -- 2. a diverged run is never a result -----------------------------------------------------------
+
+@pytest.mark.slow
+def test_diverged_run_writes_failed_json_and_resume_retries(make_cfg, tmp_path):
+    run = tmp_path / "run"
+    cfg = make_cfg(["+experiment=real_only", "schedule.lr=1e6", "strategy.stages.0.steps=30", "trainer.val_every=10"],
+                   run_dir=run)
+    with pytest.raises(TrainingDiverged, match=r"stage train diverged at step \d+"):
+        train(cfg)
+    assert not (run / "metrics.json").exists()
+    failed = json.loads((run / "failed.json").read_text())
+    assert failed["failed"] and "diverged" in failed["reason"]
+    rows, incomplete = collect(tmp_path)
+    assert rows == [] and incomplete and "failed: stage train diverged" in incomplete[0]
+    # resume=true retries the run (here with a sane learning rate) and keeps the failure on record
+    assert not (run / "checkpoints" / "train").exists()  # moved to diverged/ if any were saved before the NaN
+    cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=10", "trainer.val_every=5", "resume=true"],
+                   run_dir=run)
+    train(cfg)
+    assert (run / "metrics.json").is_file() and not (run / "failed.json").exists()
+    assert len(list(run.glob("failed_*.json"))) == 1
+    assert json.loads((run / "metrics.json").read_text())["stages"][0]["steps"] == 10
+
+
+def test_report_treats_bad_metrics_as_failed(tmp_path, capsys):
+    for name, test in [("null", None), ("nan", {"metrics": {"nme_io": float("nan")}}),
+                       ("ok", {"metrics": {"nme_io": 0.05, "nme_io_jaw": 0.07}, "ced": None})]:
+        d = tmp_path / name
+        (d / ".hydra").mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"strategy": "real_only", "seed": 0, "data": {"real_train": 50},
+                                                    "test": test}))
+    rows, incomplete = collect(tmp_path)
+    assert [r["run"] for r in rows] == ["ok"]
+    assert any(s.startswith("nan (failed") for s in incomplete)
+    assert any(s.startswith("null (failed") and "null" in s and "metrics.json" in s for s in incomplete)
+    assert report_main([str(tmp_path), "--runs"]) == 0
+
+
+# -- 3. no silent data -----------------------------------------------------------------------------
+
+def _folder(path: Path, n: int = 3, size: int = 40) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(path / f"f{i}.png"), np.full((size, size, 3), 30 * i, np.uint8))
+        write_pts(path / f"f{i}.pts", np.random.default_rng(i).uniform(2, size - 2, (68, 2)))
+    return path
+
+
+def test_unpaired_files_stop_or_are_skipped_and_counted(tmp_path):
+    folder = _folder(tmp_path / "a")
+    (folder / "f1.pts").unlink()
+    with pytest.raises(DataError, match=r"f1\.png: has no landmark file f1\.pts"):
+        LandmarkFolder(folder, "real", "2d")
+    r = LandmarkFolder(folder, "real", "2d", skip_bad=True)
+    assert len(r) == 2 and len(r.skipped) == 1
+    folder = _folder(tmp_path / "b")
+    (folder / "f2.png").unlink()
+    with pytest.raises(DataError, match=r"f2\.pts: has no image beside it"):
+        LandmarkFolder(folder, "real", "2d")
+
+
+@pytest.mark.parametrize("shift", [None, 1e5])
+def test_labels_far_outside_the_image_are_refused(tmp_path, shift):
+    folder = _folder(tmp_path / "a")
+    lm = np.random.default_rng(0).uniform(2, 38, (68, 2))
+    if shift is None:
+        lm[5] = (-50000, 90000)
+    else:
+        lm += shift
+    write_pts(folder / "f0.pts", lm)
+    with pytest.raises(DataError, match=r"f0\.pts: \d+ landmark\(s\) lie far outside the 40x40 image"):
+        LandmarkFolder(folder, "real", "2d")
+    assert len(LandmarkFolder(folder, "real", "2d", skip_bad=True)) == 2
+
+
+def test_json_labels_of_another_shape_are_refused(tmp_path):
+    folder = _folder(tmp_path / "a", n=1)
+    (folder / "labels.json").write_text(json.dumps({"f0.png": np.ones((34, 4)).tolist()}))
+    with pytest.raises(DataError, match=r"has shape 34x4, expected 68 \[x, y\] pairs"):
+        LandmarkFolder(folder, "real", "2d", labels="labels.json")
+
+
+def test_corrupt_test_image_is_found_before_training(make_cfg, tmp_path, cache_dir):
+    cfg = make_cfg(["+experiment=real_only"])
+    # A copy of the tiny procedural test split with one image broken.
+    from landmark_lab.datamodules.sources import open_sources, prepare
+
+    spec = dict(cfg.data.real)
+    prepare(spec, "real", progress=False)
+    src = open_sources(spec, "real", "test", progress=False)[0]
+    bad = tmp_path / "test_copy"
+    bad.mkdir()
+    for img in src.images:
+        for f in (img, img.with_suffix(".pts")):
+            (bad / f.name).write_bytes(f.read_bytes())
+    (bad / src.images[0].name).write_bytes(b"\xff\xd8 truncated")
+    train_src = open_sources(spec, "real", "train", progress=False)[0]
+    cfg = make_cfg(["+experiment=real_only", "data/real=folder", f"data.real.root={train_src.folder}",
+                    f"data.real.test_root={bad}"])
+    with pytest.raises(DataError, match=rf"{src.images[0].name}: cannot open image"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # refused before the first step
+
+
+# -- 4. run folders keep their record --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_refused_rerun_keeps_record_and_overwrite_backs_up_everything(tmp_path, cache_dir):
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "strategy.stages.0.steps=4",
+            "trainer.val_every=2", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(base, cwd=ROOT, env=env, check=True, capture_output=True)
+    config = (run / ".hydra" / "config.yaml").read_text()
+    r = subprocess.run([*base, "seed=5"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "already holds results" in r.stderr and "Traceback" not in r.stderr
+    assert (run / ".hydra" / "config.yaml").read_text() == config  # not rewritten by the refused run
+    assert "seed=5" not in (run / ".hydra" / "overrides.yaml").read_text()
+    subprocess.run([*base, "seed=5", "overwrite=true"], cwd=ROOT, env=env, check=True, capture_output=True)
+    backup = next(run.glob("backup_*"))
+    assert (backup / ".hydra" / "config.yaml").read_text() == config
+    assert "seed: 5" in (run / ".hydra" / "config.yaml").read_text()
+    assert (run / "train.log").is_file() and (backup / "train.log").is_file()
+    assert (backup / "train.log").read_text() != (run / "train.log").read_text()
+
+
+def test_resumed_csv_curve_keeps_rows_from_before(tmp_path):
+    first = KeepingCSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    first.log_metrics({"train/loss": 1.0}, step=10)
+    first.save()
+    again = KeepingCSVLogger(save_dir=str(tmp_path), name="csv", version="")
+    again.log_metrics({"train/loss": 0.5, "val/nme_io": 0.1}, step=20)
+    again.save()
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [10, 20]
+    assert float(rows[0]["train/loss"]) == 1.0 and float(rows[1]["val/nme_io"]) == 0.1
+
+
+def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path):
+    run = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-m", "landmark_lab.evaluate", f"ckpt_path={tmp_path / 'none.ckpt'}",
+                        f"hydra.run.dir={run}"], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2 and "none.ckpt" in r.stderr and "file not found" in r.stderr
+    assert "Traceback" not in r.stderr and not run.exists()
+    r = subprocess.run([sys.executable, "-m", "landmark_lab.adapt", f"hydra.run.dir={run}"], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2 and "ckpt_path is required" in r.stderr and "Traceback" not in r.stderr
+    assert not run.exists()
+
+
+# -- 5. every typo: a clear message, before any work -----------------------------------------------
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.head.name=heatmapz", r"model\.head\.name='heatmapz' is not valid; use one of \['regression'"),
+    ("model.adapter.name=linear", r"model\.adapter\.name='linear' is not valid"),
+    ("model.loss.name=huber", r"model\.loss\.name='huber' is not valid"),
+    ("data.batch_size=abc", r"data\.batch_size='abc' must be a whole number"),
+    ("data.batch_size=0", r"data\.batch_size=0 must be at least 1"),
+    ("trainer.val_every=0", r"trainer\.val_every=0 must be at least 1"),
+    ("data.real_budget=12.7", r"data\.real_budget=12\.7 must be a positive whole number"),
+    ("data.synth_share=1.5", r"data\.synth_share=1\.5 must be at most 1"),
+    ("schedule.lr=-1", r"schedule\.lr=-1 must be greater than 0"),
+    ("+model.head.chanels=3", r"model\.head\.chanels is not an option of RegressionHead"),
+    ("trainer.precision=17", r"trainer: .*Precision 17 is invalid"),
+    ("+trainer.max_epoch=3", r"trainer\.max_epoch is not a lightning\.Trainer argument"),
+    ("trainer.accelerator=cuda", r"trainer\.accelerator=cuda: no CUDA GPU"),
+    ("model.backbone.name=resnet181", r"model\.backbone\.name='resnet181' is not a timm model"),
+    ("data.transform.crop.box=faces", r"data\.transform\.crop\.box='faces' is not valid"),
+    ("+experiment=synth_only_adapted posthoc_adapter.name=affinee", r"posthoc_adapter\.name='affinee' .*Did you mean 'affine'"),
+    ("data=300w data.root=/nonexistent/300w", r"^data\.root=/nonexistent/300w: folder not found"),
+    ("strategy.name=mixup", r"strategy\.name='mixup' is not valid"),
+])
+def test_typos_are_named_before_any_work(make_cfg, tmp_path, override, message):
+    if torch.cuda.is_available() and "cuda" in override:
+        pytest.skip("a GPU is present")
+    cfg = make_cfg(override.split())
+    with pytest.raises(ConfigError, match=message):
+        check_train_config(cfg)
+    with pytest.raises(ConfigError):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / ".hydra").exists()
+
+
+def test_pretrained_without_hub_fails_fast(make_cfg, monkeypatch):
+    import landmark_lab.utils.config_check as cc
+
+    monkeypatch.setattr(cc, "hub_reachable", lambda *a, **k: False)
+    cfg = make_cfg(["model.backbone.pretrained=true"])
+    with pytest.raises(ConfigError, match="pretrained=true needs the model hub"):
+        check_train_config(cfg)
+
+
+def test_evaluate_device_and_missing_value_are_clear(make_cfg, tmp_path):
+    ckpt = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}}, ckpt)
+    if not torch.cuda.is_available():
+        cfg = make_cfg([f"ckpt_path={ckpt}", "device=cuda"], name="evaluate", run_dir=tmp_path / "ev")
+        with pytest.raises(ConfigError, match="device=cuda: no CUDA GPU"):
+            run_evaluate(cfg)
+    cfg = make_cfg([f"ckpt_path={ckpt}"], name="evaluate", run_dir=tmp_path / "ev")
+    with pytest.raises(DataError, match=r"x\.ckpt: not a landmark_lab checkpoint"):
+        run_evaluate(cfg)
+    with open_dict(cfg):
+        cfg.ckpt_path = "???"
+    with pytest.raises(ConfigError, match="ckpt_path is required"):
+        run_evaluate(cfg)
+    assert not (tmp_path / "ev").exists()
+
+
+def test_checkpoints_the_project_writes_load_pickle_free(tmp_path):
+    from landmark_lab.label_adapt import save_model
+    from landmark_lab.models.checkpoint import load_landmark_model
+    from landmark_lab.models.module import LandmarkModule
+
+    m = LandmarkModule(backbone={"name": "resnet18"}, head={"name": "regression"}, adapter={"name": "affine"},
+                       loss={"name": "wing"}, optimizer={"name": "adamw"}, scheduler={"name": "cosine"},
+                       crop={"size": 64, "scale": 1.25})
+    path = save_model(m, tmp_path / "a" / "adapted.ckpt")
+    assert set(read_checkpoint(path)) >= {"state_dict", "hyper_parameters"}
+    again = load_landmark_model(path)
+    assert again.hparams.crop == {"size": 64, "scale": 1.25}
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(again(x)[1], m.eval()(x)[1])
