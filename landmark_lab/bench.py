@@ -82,6 +82,72 @@ def latency_ms(cfg: DictConfig, batch: int, reps: int = 20) -> float:
     return 1000 * (time.perf_counter() - t0) / (reps * batch)
 
 
+def _time_ms(fn, reps: int) -> float:
+    for _ in range(3):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return 1000 * (time.perf_counter() - t0) / reps
+
+
+def deployment_latencies(overrides: list[str], sizes: tuple[int, ...] = (64, 128), reps: int = 50) -> list[str]:
+    """Per-face latency at batch 1 on one CPU thread: eager PyTorch and ONNX Runtime for the default model
+    at each input size, dlib's 68-point predictor, and dlib's face detector per image. Lines to print."""
+    import numpy as np
+
+    from landmark_lab.inference.export import export_model
+
+    lines = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for size in sizes:
+            cfg = _cfg([*overrides, f"data.transform.crop.size={size}"])
+            model = build_model(cfg).eval()
+            net = model.inference_net()
+            x = torch.rand(1, 3, size, size) * 255
+            with torch.no_grad():
+                eager = _time_ms(lambda net=net, x=x: net(x), reps)
+            line = f"{cfg.model.backbone.name} {cfg.model.head.name} {size:>3} px, batch 1, 1 thread: eager {eager:6.2f} ms/face"
+            try:
+                import onnxruntime as ort
+
+                with tempfile.TemporaryDirectory() as d:
+                    path, _ = export_model(model, Path(d) / "m.onnx")
+                    opts = ort.SessionOptions()
+                    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+                    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                    xn = x.numpy()
+                    ms = _time_ms(lambda sess=sess, xn=xn: sess.run(None, {"image": xn}), reps)
+                    line += f", ONNX Runtime {ms:6.2f} ms/face"
+            except ImportError:
+                line += ", ONNX Runtime: not installed (pip install -e \".[predict]\")"
+            lines.append(line)
+        try:
+            from landmark_lab.data.procedural.domains import generate_face
+            from landmark_lab.inference.detectors import DlibDetector
+            from landmark_lab.inference.dlib_peer import DlibPeer
+            from landmark_lab.landmarks import landmark_box
+
+            face = generate_face("real", 7, 256)
+            image = np.ascontiguousarray(face.image)
+            peer = DlibPeer()
+            box = landmark_box(face.lm_2d)
+            ms = _time_ms(lambda: peer.predict(image, [box]), reps)
+            lines.append(f"dlib 68-point predictor (ERT), 1 face given its box: {ms:6.2f} ms/face")
+            det = DlibDetector(upsample=1)
+            big = np.ascontiguousarray(np.tile(image, (2, 3, 1))[:480, :640])
+            for name, img in (("256x256", image), ("640x480", big)):
+                ms = _time_ms(lambda img=img: det(img), 5)
+                lines.append(f"dlib HOG face detector (upsample 1) on a {name} image: {ms:7.1f} ms/image")
+        except Exception as exc:  # dlib is optional (the predict extra)
+            lines.append(f"dlib: not measured ({str(exc).splitlines()[0]})")
+    finally:
+        torch.set_num_threads(threads)
+    return lines
+
+
 def sweep_cost(k: int, pre_steps: int, ft_steps: int) -> tuple[float, float]:
     """Seconds of a k-budget pretrain+finetune sweep with the cache (1 pre-training) and without (k)."""
     from landmark_lab.train import train
@@ -109,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sweep-budgets", type=int, default=3, help="budgets in the cache-vs-no-cache mini sweep")
     p.add_argument("--sweep-steps", type=int, nargs=2, default=(200, 50), metavar=("PRETRAIN", "FINETUNE"))
     p.add_argument("--skip-sweep", action="store_true", help="skip the sweep-cost measurement (the slow part)")
+    p.add_argument("--deploy-only", action="store_true",
+                   help="only the deployment latencies (eager, ONNX Runtime, dlib) at 64 and 128 px")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=mobilenetv3 data.transform.crop.size=96")
     a = p.parse_args(argv)
     overrides = [*a.overrides, "+experiment=real_only", "logger=none"]
@@ -119,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{torch.__version__} on CPU with {torch.get_num_threads()} threads")
     print(f"model: {cfg.model.backbone.name}, input {cfg.data.transform.crop.size} px, batch {cfg.data.batch_size}, "
           f"loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
+    if a.deploy_only:
+        for line in deployment_latencies(overrides):
+            print(line)
+        return
     d = data_throughput(cfg, a.batches)
     t = train_throughput(cfg, max(5, a.batches // 3))
     print(f"data pipeline (read + crop + augment):  {d:8.1f} images/s")
@@ -126,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"loader / model ratio:                   {d / t:8.2f}x  (target >= 2x)")
     print(f"inference latency, batch 1:             {latency_ms(cfg, 1):8.2f} ms/face")
     print(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
+    for line in deployment_latencies(overrides):
+        print(line)
     if not a.skip_sweep:
         with_cache, without = sweep_cost(a.sweep_budgets, *a.sweep_steps)
         print(f"sweep of {a.sweep_budgets} budgets (pre-train {a.sweep_steps[0]} + fine-tune {a.sweep_steps[1]} steps): "

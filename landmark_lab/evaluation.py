@@ -10,7 +10,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from landmark_lab.errors import DataError
+from landmark_lab.inference.flip import flip_average, mirror_images
+from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import LandmarkMetrics
+from landmark_lab.transforms.geometry import crop_matrix, warp
 from landmark_lab.transforms.pipeline import denormalize
 
 
@@ -55,14 +59,22 @@ def _finish(metric: LandmarkMetrics) -> tuple[dict[str, float], dict[str, list[f
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.device = "cpu", keep: int = 16,
-             progress: bool = True) -> EvalResult:
-    """Run ``model.predict_pixels`` over ``loader`` and compute every landmark metric."""
+             progress: bool = True, flip: bool = False) -> EvalResult:
+    """Run ``model.predict_both`` over ``loader`` and compute every landmark metric.
+
+    ``flip``: test-time flip averaging (the prediction averaged with the un-mirrored prediction on the
+    mirrored crop), for the adapted and the base output alike.
+    """
     model.eval().to(device)
     metric, raw = LandmarkMetrics(), LandmarkMetrics()
     images, preds, targets = [], [], []
     for batch in tqdm(loader, desc="testing", unit="batch", disable=not progress, leave=False):
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         pred, base = model.predict_both(batch)
+        if flip:
+            width = batch["image"].shape[-1]
+            m_pred, m_base = model.predict_both({**batch, "image": mirror_images(batch["image"])})
+            pred, base = flip_average(pred, m_pred, width), flip_average(base, m_base, width)
         metric.update(pred.cpu(), batch["landmarks"].cpu())
         raw.update(base.cpu(), batch["landmarks"].cpu())
         if len(images) < keep:
@@ -83,3 +95,56 @@ def mean_shape_baseline(mean_shape: torch.Tensor, loader: DataLoader) -> EvalRes
         metric.update(mean_shape.expand_as(target), target)
     scalars, ced = _finish(metric)
     return EvalResult(scalars, ced)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+# A detection counts as the labelled face when it overlaps the landmark box at least this much (dlib's box
+# covers brows to chin, so even a perfect detection has an IoU of about 0.5-0.7 with it).
+MATCH_IOU = 0.3
+
+
+def evaluate_images(predictor: Any, dataset: Any, box: str = "landmarks", flip: bool = False, keep: int = 16,
+                    progress: bool = True, figure_size: int = 128) -> tuple[EvalResult, dict[str, Any]]:
+    """Evaluate anything with ``predict(image, boxes, flip, box_kind)`` (a :class:`Predictor`, dlib's peer) on
+    the original images of ``dataset`` (a :class:`FaceDataset`), in image pixels.
+
+    ``box="landmarks"``: the face box is the ground-truth landmark box (the 300-W protocol);
+    ``box="detector"``: the predictor's detector finds the face (the detection overlapping the labelled face
+    most); faces it misses are counted (``misses``) and left out of the metrics.
+    """
+    metric = LandmarkMetrics()
+    images, preds, targets, missed = [], [], [], []
+    for i in tqdm(range(len(dataset)), desc=f"testing ({box} boxes)", unit="face", disable=not progress, leave=False):
+        sample = dataset.sample(i)
+        gt_box = landmark_box(sample.landmarks)
+        if box == "landmarks":
+            faces = predictor.predict(sample.image, boxes=[gt_box], flip=flip, box_kind="landmarks")
+        else:
+            found = predictor.detect(sample.image)
+            best = max(found, key=lambda b: _iou(b, gt_box), default=None)
+            if best is None or _iou(best, gt_box) < MATCH_IOU:
+                missed.append(sample.id)
+                continue
+            faces = predictor.predict(sample.image, boxes=[best], flip=flip, box_kind="face")
+        pred = torch.from_numpy(faces[0].landmarks[None].astype(np.float32))
+        target = torch.from_numpy(sample.landmarks[None].astype(np.float32))
+        metric.update(pred, target)
+        if len(images) < keep:  # for figures: the test crop around the labelled face, both point sets in it
+            m = crop_matrix(gt_box, figure_size, 1.25)
+            crop, t = warp(sample.image, sample.landmarks, m, figure_size)
+            images.append(crop)
+            preds.append(warp(sample.image, faces[0].landmarks, m, figure_size)[1][None])
+            targets.append(t[None])
+    if not preds:
+        raise DataError(f"no test face was evaluated: the detector found none of the {len(dataset)} labelled faces.")
+    scalars, ced = _finish(metric)
+    info = {"box": box, "flip": flip, "faces": len(dataset), "evaluated": len(dataset) - len(missed),
+            "misses": len(missed), "missed_ids": missed[:50]}
+    return EvalResult(scalars, ced, images, np.concatenate(preds), np.concatenate(targets)), info

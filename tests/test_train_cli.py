@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.errors import ConfigError
 from landmark_lab.evaluate import run as run_evaluate
 from landmark_lab.train import train
 

@@ -93,7 +93,7 @@ class LandmarkDataModule(L.LightningDataModule):
             self.syn_train_items, self.syn_val_items = expand(syn_train, False), expand(syn_val, False)
         self.test_sources = open_sources(c["real"], "real", "test", self.progress)
         test_groups = groups_of([len(s) for s in self.test_sources])
-        self.test_items = expand(test_groups, bool(c.get("flip_test", False)))
+        self.test_items = expand(test_groups, bool(c.get("mirror_test", False)))
         self._ready = True
 
     def calibration_items(self, n: int) -> list:

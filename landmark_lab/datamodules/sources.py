@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.procedural.generate import ensure_set
+from landmark_lab.data.sample import Sample
 from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsReader
 from landmark_lab.data.w300 import load_split
 from landmark_lab.datamodules.splits import Item
@@ -100,13 +101,17 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def sample(self, i: int) -> Sample:
+        """Item ``i`` before the transform: the source's image and labels (mirrored for flipped items)."""
         item = self.items[i]
         sample = self.sources[item.source].load(item.index)
         if item.flip:
             sample.image, sample.landmarks = hflip(sample.image, sample.landmarks)
             sample.id += "#flip"
-        return self.transform(sample)
+        return sample
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.transform(self.sample(i))
 
     def landmarks(self) -> np.ndarray:
         """Raw (un-transformed) labels of all items, (N, 68, 2): used e.g. for the mean-shape baseline."""

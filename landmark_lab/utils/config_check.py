@@ -203,6 +203,9 @@ def _check_model(cfg: DictConfig) -> None:
 
 
 def _check_data(cfg: DictConfig, train: bool = True) -> None:
+    if _has(cfg, "data.flip_test"):
+        raise ConfigError("data.flip_test was renamed data.mirror_test (it adds mirrored copies to the test set); "
+                          "test-time flip averaging is eval.flip=true in evaluate.")
     from landmark_lab.datamodules.sources import KINDS
     from landmark_lab.transforms.augment import build_pipeline
     from landmark_lab.transforms.pipeline import CROP_BOXES
@@ -344,7 +347,20 @@ def check_checkpoint_path(cfg: DictConfig, key: str = "ckpt_path") -> Path:
 
 def check_eval_config(cfg: DictConfig, adapt: bool = False) -> None:
     """What ``evaluate`` (and, with ``adapt``, ``adapt``) will use, checked before anything is created."""
-    check_checkpoint_path(cfg)
+    if _has(cfg, "peer") and _get(cfg, "peer") is not None:
+        choice(cfg, "peer", ["dlib"])
+        from landmark_lab.inference.detectors import dlib_model_file, import_dlib
+
+        import_dlib()
+        dlib_model_file()
+    else:
+        check_checkpoint_path(cfg)
+    if _has(cfg, "eval"):
+        choice(cfg, "eval.box", ["landmarks", "detector"])
+        if _get(cfg, "eval.box") == "detector":
+            from landmark_lab.inference.detectors import import_dlib
+
+            import_dlib()
     integer(cfg, "seed", low=0, default=0)
     if _has(cfg, "device"):
         device(_get(cfg, "device"), "device")
