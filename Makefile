@@ -1,7 +1,7 @@
 # landmark_lab developer shortcuts. `make help` lists them.
 PY ?= python
 
-.PHONY: help install install-dev train sweep report analyze ablation study-check bench test test-fast lint format clean
+.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation study-check bench test test-fast lint format clean
 
 SWEEP_DIR ?= logs/sweeps/budget_sweep_procedural
 
@@ -10,6 +10,12 @@ help:  ## list targets
 
 install:  ## install the package and its pinned dependencies
 	$(PY) -m pip install -e .
+
+install-predict:  ## also dlib (detector and peer), onnx and onnxruntime
+	$(PY) -m pip install -e ".[predict]"
+
+bad-inputs:  ## run every command with bad input and rewrite experiments/bad_inputs/README.md
+	$(PY) experiments/bad_inputs/probe.py
 
 install-dev:  ## install with test and lint tools
 	$(PY) -m pip install -e ".[dev]"
@@ -36,7 +42,7 @@ study-check:  ## DGFaces + Face Synthetics pre-training + 50 real 300-W vs 50 re
 	$(PY) -m landmark_lab.train +experiment=study_check_300w
 	$(PY) -m landmark_lab.report logs/sweeps/study_check_300w
 
-bench:  ## throughput, latency and pre-training-cache figures on this machine
+bench:  ## throughput, latency (eager, ONNX Runtime, dlib) and pre-training-cache figures on this machine
 	$(PY) -m landmark_lab.bench
 
 test:  ## the whole test suite (what CI runs)

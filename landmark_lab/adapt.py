@@ -1,63 +1,6 @@
-"""Fit a label adapter to a trained model: ``python -m landmark_lab.adapt ckpt_path=... [data=...]``.
+"""Alias so that ``python -m landmark_lab.adapt`` keeps working: the command is :mod:`landmark_lab.cli.adapt`."""
 
-The checkpoint's base (synthetic-convention) predictions on the real budget are mapped onto their
-real labels (see :mod:`landmark_lab.label_adapt`); the model with the adapter is saved as
-``adapted.ckpt`` in the run folder and tested on the real test split with and without it.
-"""
-
-from __future__ import annotations
-
-import time
-
-import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
-
-from landmark_lab.datamodules.strategies import RealOnlyDataModule
-from landmark_lab.evaluate import load_checkpoint
-from landmark_lab.evaluation import NME_CONVENTION, evaluate, summary_line
-from landmark_lab.label_adapt import fit_posthoc_adapter, save_model
-from landmark_lab.reports.plots import evaluation_figures
-from landmark_lab.train import run_dir_of
-from landmark_lab.utils.cli import guarded
-from landmark_lab.utils.config_check import check_eval_config
-from landmark_lab.utils.run import start_run_dir, write_json
-
-
-def run(cfg: DictConfig) -> dict:
-    """Fit, save and test; returns what ``metrics.json`` holds."""
-    t0 = time.perf_counter()
-    check_eval_config(cfg, adapt=True)
-    model = load_checkpoint(cfg.ckpt_path)  # read (pickle-free) and checked before the run folder is touched
-    run_dir = run_dir_of(cfg)
-    start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)))
-    data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
-    if model.hparams.crop:  # crop as the model was trained
-        with open_dict(data):
-            data.transform.crop = dict(model.hparams.crop)
-    dm = RealOnlyDataModule(data, seed=int(cfg.seed))
-    dm.prepare_data()
-    dm.setup("fit")
-    p = cfg.posthoc_adapter
-    info = fit_posthoc_adapter(model, dm.real_train_eval_dataloader(), dm.real_val_dataloader(), name=str(p.name),
-                               steps=int(p.steps), lr=float(p.lr), weight_decay=float(p.weight_decay), seed=int(cfg.seed))
-    path = save_model(model, run_dir / "adapted.ckpt")
-    result = evaluate(model, dm.test_dataloader())
-    payload = {"checkpoint": str(cfg.ckpt_path), "adapted_checkpoint": path.name, "posthoc_adapter": info,
-               "data": dm.summary(), "test": result.as_json(), "nme_convention": NME_CONVENTION,
-               "timing": {"total_seconds": round(time.perf_counter() - t0, 1)},
-               "config": OmegaConf.to_container(cfg, resolve=True)}
-    write_json(run_dir / "metrics.json", payload)
-    evaluation_figures(result, run_dir, f"with the post-hoc {info['adapter']} adapter")
-    print(f"\n[landmark_lab] adapter fitted on {info['fitted_on']} real images | real test: "
-          f"{summary_line(result.metrics, result.without_adapter)}\n[landmark_lab] model with adapter: {path}")
-    return payload
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="adapt")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point; user errors are printed as one clear line and exit with status 2."""
-    guarded(run, cfg)
-
+from landmark_lab.cli.adapt import main
 
 if __name__ == "__main__":
     main()

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from landmark_lab.utils.compose import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -51,22 +51,31 @@ def make_cfg(tmp_path: Path, cache_dir: Path):
 
     def _make(overrides: list[str] | None = None, name: str = "train", tiny: bool = True,
               run_dir: Path | None = None) -> DictConfig:
-        GlobalHydra.instance().clear()
-        run_dir = run_dir or tmp_path / "run"
         ov = [*(tiny_overrides(cache_dir) if tiny else []), *(overrides or [])]
         if name in ("evaluate", "adapt"):  # no trainer there
             ov = [o for o in ov if not o.startswith("trainer.")]
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name=name, overrides=[*ov, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.root_dir = str(ROOT)
-            cfg.paths.output_dir = str(run_dir)
-            del cfg["hydra"]  # as in a real run: the task sees its config without the hydra node
-        return cfg
+        return compose_config(name, ov, run_dir=run_dir or tmp_path / "run", root_dir=ROOT)
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+def run_cli(command: str, argv: list[str]) -> int:
+    """Run ``python -m landmark_lab.<command> ARGV`` in this process; its exit status (0 when it returns)."""
+    import importlib
+    import sys
+
+    module = importlib.import_module(f"landmark_lab.cli.{command}")
+    saved = sys.argv
+    sys.argv = [f"landmark_lab.{command}", *argv]
+    try:
+        module.main()
+        return 0
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = saved
+        GlobalHydra.instance().clear()
 
 
 needs_300w = pytest.mark.skipif(not W300.is_dir(), reason="../shared/data/300w is not present")

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from landmark_lab.analysis.label_ambiguity import point_std, shape_residual_std
-from landmark_lab.analyze import main
 
-from .conftest import W300
+from .conftest import W300, run_cli
 
 
 def _rotate(pts, angle, scale, shift):
@@ -49,8 +48,9 @@ def _tiny(cache_dir, out):
             "data.crop_imitation.n_real=30"]
 
 
+@pytest.mark.slow
 def test_analyze_all_writes_figures_and_closes_the_framing_gap(tmp_path, cache_dir, capsys):
-    assert main(["all", *_tiny(cache_dir, tmp_path)]) == 0
+    assert run_cli("analyze", ["all", *_tiny(cache_dir, tmp_path)]) == 0
     for name in ("crops.png", "augment.png", "labels.png", "conventions.png", "crops.md", "labels.md"):
         assert (tmp_path / name).stat().st_size > (1000 if name.endswith(".png") else 200), name
     ks = json.loads((tmp_path / "crops.json").read_text())["ks"]
@@ -62,17 +62,20 @@ def test_analyze_all_writes_figures_and_closes_the_framing_gap(tmp_path, cache_d
         assert set(labels[measure]["regions"]["real"]) == {"jaw", "brows", "nose", "eyes", "mouth"}
 
 
-def test_analyze_bad_input_is_one_clear_line(tmp_path, capsys):
-    assert main(["crop"]) == 2
-    assert "unknown analysis 'crop'" in capsys.readouterr().err
-    assert main(["crops", "augment=nonexistent"]) == 2
-    assert "bad override" in capsys.readouterr().err
-    assert main(["--help"]) == 0 and "crops" in capsys.readouterr().out
+def test_analyze_bad_input_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("analyze", ["crop"]) == 2
+    err = capsys.readouterr().err
+    assert "command='crop' is not valid" in err and "Did you mean 'crops'" in err
+    assert not (tmp_path / "analysis").exists()  # the refused command leaves no folder behind
+    assert run_cli("analyze", ["crops", "augment=nonexistent"]) == 2
+    assert "augment/nonexistent" in capsys.readouterr().err
+    assert run_cli("analyze", ["--help"]) == 0 and "crops" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not W300.is_dir(), reason="../shared/data is not present")
 def test_label_ambiguity_on_300w_vs_synthetic_datasets(tmp_path):
-    assert main(["labels", f"out_dir={tmp_path}", "data=300w", "data/synthetic=dgfaces_facesynthetics",
+    assert run_cli("analyze", ["labels", f"out_dir={tmp_path}", "data=300w", "data/synthetic=dgfaces_facesynthetics",
                  "max_faces=400"]) == 0
     labels = json.loads((tmp_path / "labels.json").read_text())
     assert labels["procrustes"]["regions"]["real"]["jaw"] > labels["procrustes"]["regions"]["real"]["eyes"]

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from landmark_lab.errors import ConfigError
-from landmark_lab.train import train
+from landmark_lab.training.runner import train
 
 pytestmark = pytest.mark.slow
 
 FAST = ["+experiment=synth_pretrain_ft50", "strategy.stages.0.steps=12", "strategy.stages.1.steps=6",
-        "trainer.val_every=6"]
+        "schedule.val_every=6"]
 
 
 def _metrics(cfg) -> dict:
@@ -69,7 +69,7 @@ def test_killed_run_resumes_and_finished_run_is_skipped(make_cfg, tmp_path):
 def test_same_seed_same_metrics(make_cfg, tmp_path):
     runs = []
     for name in ("a", "b"):
-        cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=8", "trainer.val_every=4",
+        cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=8", "schedule.val_every=4",
                         "data.num_workers=1"], run_dir=tmp_path / name)
         train(cfg)
         runs.append(_metrics(cfg)["test"]["metrics"])

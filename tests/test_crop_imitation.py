@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import ks_2samp
 
 from landmark_lab.data.sample import Sample
-from landmark_lab.train import train
+from landmark_lab.training.runner import train
 from landmark_lab.transforms.crop_imitation import CropImitation, measure
 from landmark_lab.transforms.pipeline import FaceTransform
 
@@ -54,6 +55,7 @@ def test_reframed_image_keeps_landmarks_on_their_pixels():
     np.testing.assert_allclose(s.landmarks @ m[:, :2].T + m[:, 2], batch["landmarks"].numpy(), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_training_with_crop_imitation_on_whole_images(make_cfg):
     cfg = make_cfg(["+experiment=synth_only", "data.crop_imitation.enabled=true", "data.crop_imitation.n_real=20",
                     "data.transform.crop.box=image", "augment=domain_adapt", "trainer.fast_dev_run=true"])

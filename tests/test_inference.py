@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from landmark_lab.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.errors import ConfigError
-from landmark_lab.evaluation import evaluate, evaluate_images
+from landmark_lab.evaluation.core import evaluate, evaluate_images
 from landmark_lab.inference.flip import flip_average, unmirror
 from landmark_lab.inference.predictor import Predictor
-from landmark_lab.label_adapt import save_model
 from landmark_lab.landmarks import FLIP_68, flip_landmarks
+from landmark_lab.models.checkpoint import save_model
+from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
 
 from .conftest import ROOT, W300
 
@@ -70,7 +70,7 @@ def test_predictor_on_photos_gives_evaluate_nme(model_and_data, flip):
 
 
 def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
-    model, dm, ckpt = model_and_data("integral")
+    _model, dm, ckpt = model_and_data("integral")
     predictor = Predictor.from_checkpoint(ckpt, device="cpu")
     sample = dm.test_sources[0].load(0)
     faces = predictor.predict(sample.image)  # no detector: the whole image is the face
@@ -95,7 +95,7 @@ def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
 def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from landmark_lab.export import run as run_export
+    from landmark_lab.inference.export import export_checkpoint as run_export
 
     model, dm, ckpt = model_and_data(head)
     out = tmp_path / f"{head}.onnx"
@@ -132,9 +132,9 @@ def test_torch_export_writes_a_loadable_program(model_and_data, tmp_path):
 
 
 def test_predict_cli_folder_with_a_bad_image(model_and_data, make_cfg, tmp_path):
-    from landmark_lab.predict import run as run_predict
+    from landmark_lab.inference.photos import predict_photos as run_predict
 
-    model, dm, ckpt = model_and_data()
+    _model, dm, ckpt = model_and_data()
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(2):
@@ -178,7 +178,7 @@ def test_dlib_peer_on_real_faces_with_its_detector():
 
 @needs_dlib
 def test_evaluate_peer_dlib_cli_writes_metrics_with_its_note(make_cfg, tmp_path):
-    from landmark_lab.evaluate import run as run_evaluate
+    from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
 
     folder = tmp_path / "few"
     folder.mkdir()
@@ -197,7 +197,7 @@ def test_evaluate_peer_dlib_cli_writes_metrics_with_its_note(make_cfg, tmp_path)
 
 def test_readme_python_example_runs_as_printed(model_and_data, tmp_path, monkeypatch):
     """The README's "Use a trained model" example, executed verbatim in a folder laid out like a fresh run."""
-    model, dm, ckpt = model_and_data()
+    _model, dm, ckpt = model_and_data()
     text = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- example: predictor -->\s*```python\n(.*?)```", text, re.S)
     assert block, "README has no predictor example"

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from landmark_lab.adaptation.posthoc import adapt_labels
 from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.pts import write_pts
 from landmark_lab.errors import ConfigError
-from landmark_lab.evaluate import load_checkpoint
-from landmark_lab.evaluate import run as run_evaluate
-from landmark_lab.label_adapt import adapt_labels
+from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
 from landmark_lab.models.adapter import PointAffineAdapter
-from landmark_lab.train import train
+from landmark_lab.models.checkpoint import load_checkpoint
+from landmark_lab.training.runner import train
 
 
 def test_adapted_labels_move_by_the_adapter_in_image_pixels(tmp_path):
@@ -41,9 +41,10 @@ def test_adapted_labels_move_by_the_adapter_in_image_pixels(tmp_path):
         adapt_labels(adapter, src, {"box": "face_box"}, 64)
 
 
+@pytest.mark.slow
 def test_posthoc_adapter_is_fitted_saved_and_applied_by_evaluate(make_cfg, tmp_path):
     cfg = make_cfg(["+experiment=synth_only_adapted", "data.real_budget=30", "strategy.stages.0.steps=60",
-                    "trainer.val_every=30", "posthoc_adapter.steps=100"])
+                    "schedule.val_every=30", "posthoc_adapter.steps=100"])
     train(cfg)
     run = Path(cfg.paths.output_dir)
     out = json.loads((run / "metrics.json").read_text())
@@ -59,17 +60,18 @@ def test_posthoc_adapter_is_fitted_saved_and_applied_by_evaluate(make_cfg, tmp_p
     again = run_evaluate(ecfg)
     assert abs(again["nme_io"] - m["nme_io"]) < 1e-5
     # The conventions figure shows this model's base vs adapted output on a real test face.
-    from landmark_lab.analyze import main as analyze
+    from .conftest import run_cli
 
-    assert analyze(["conventions", f"ckpt_path={run / info['checkpoint']}", f"out_dir={tmp_path / 'fig'}",
+    assert run_cli("analyze", ["conventions", f"ckpt_path={run / info['checkpoint']}", f"out_dir={tmp_path / 'fig'}",
                     f"paths.cache_dir={cfg.paths.cache_dir}", "++data.real.n_train=70", "++data.real.n_test=16"]) == 0
     assert (tmp_path / "fig" / "conventions.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_adapt_cli_fits_an_existing_synthetic_model(make_cfg, tmp_path):
-    from landmark_lab.adapt import run as run_adapt
+    from landmark_lab.adaptation.fit_checkpoint import adapt_checkpoint as run_adapt
 
-    cfg = make_cfg(["+experiment=synth_only", "strategy.stages.0.steps=40", "trainer.val_every=20"])
+    cfg = make_cfg(["+experiment=synth_only", "strategy.stages.0.steps=40", "schedule.val_every=20"])
     train(cfg)
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "train" / "best.ckpt"
     acfg = make_cfg([f"ckpt_path={ckpt}", "data.real_budget=20", "posthoc_adapter.steps=60"], name="adapt",
@@ -79,9 +81,10 @@ def test_adapt_cli_fits_an_existing_synthetic_model(make_cfg, tmp_path):
     assert "metrics_without_adapter" in out["test"]
 
 
+@pytest.mark.slow
 def test_data_adaptation_and_mixing_train_on_translated_labels(make_cfg):
     cfg = make_cfg(["+experiment=mixing", "data.real_budget=20", "strategy.stages.0.steps=40",
-                    "strategy.stages.1.steps=30", "trainer.val_every=20", "posthoc_adapter.steps=50"])
+                    "strategy.stages.1.steps=30", "schedule.val_every=20", "posthoc_adapter.steps=50"])
     train(cfg)
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert [s["name"] for s in out["stages"]] == ["label_map", "train"]

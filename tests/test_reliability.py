@@ -20,16 +20,15 @@ from omegaconf import open_dict
 from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.pts import write_pts
 from landmark_lab.errors import ConfigError, DataError, TrainingDiverged
-from landmark_lab.evaluate import run as run_evaluate
+from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
 from landmark_lab.models.checkpoint import read_checkpoint
-from landmark_lab.pretrain_cache import PretrainCache
-from landmark_lab.report import collect
-from landmark_lab.report import main as report_main
-from landmark_lab.train import train
-from landmark_lab.utils.config_check import check_train_config
-from landmark_lab.utils.loggers import KeepingCSVLogger
+from landmark_lab.reports.sweep import collect
+from landmark_lab.training.loggers import KeepingCSVLogger
+from landmark_lab.training.pretrain_cache import PretrainCache
+from landmark_lab.training.runner import train
+from landmark_lab.utils.checks import check_train_config
 
-from .conftest import ROOT, tiny_overrides
+from .conftest import ROOT, run_cli, tiny_overrides
 
 
 class _Payload:
@@ -107,7 +106,7 @@ def test_label_table_paths_stay_in_their_folder(tmp_path):
 @pytest.mark.slow
 def test_diverged_run_writes_failed_json_and_resume_retries(make_cfg, tmp_path):
     run = tmp_path / "run"
-    cfg = make_cfg(["+experiment=real_only", "schedule.lr=1e6", "strategy.stages.0.steps=30", "trainer.val_every=10"],
+    cfg = make_cfg(["+experiment=real_only", "schedule.lr=1e6", "strategy.stages.0.steps=30", "schedule.val_every=10"],
                    run_dir=run)
     with pytest.raises(TrainingDiverged, match=r"stage train diverged at step \d+"):
         train(cfg)
@@ -118,7 +117,7 @@ def test_diverged_run_writes_failed_json_and_resume_retries(make_cfg, tmp_path):
     assert rows == [] and incomplete and "failed: stage train diverged" in incomplete[0]
     # resume=true retries the run (here with a sane learning rate) and keeps the failure on record
     assert not (run / "checkpoints" / "train").exists()  # moved to diverged/ if any were saved before the NaN
-    cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=10", "trainer.val_every=5", "resume=true"],
+    cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=10", "schedule.val_every=5", "resume=true"],
                    run_dir=run)
     train(cfg)
     assert (run / "metrics.json").is_file() and not (run / "failed.json").exists()
@@ -137,7 +136,7 @@ def test_report_treats_bad_metrics_as_failed(tmp_path, capsys):
     assert [r["run"] for r in rows] == ["ok"]
     assert any(s.startswith("nan (failed") for s in incomplete)
     assert any(s.startswith("null (failed") and "null" in s and "metrics.json" in s for s in incomplete)
-    assert report_main([str(tmp_path), "--runs"]) == 0
+    assert run_cli("report", [str(tmp_path), "--runs"]) == 0
 
 
 # -- 3. no silent data -----------------------------------------------------------------------------
@@ -212,7 +211,7 @@ def test_corrupt_test_image_is_found_before_training(make_cfg, tmp_path, cache_d
 def test_refused_rerun_keeps_record_and_overwrite_backs_up_everything(tmp_path, cache_dir):
     run = tmp_path / "run"
     base = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "strategy.stages.0.steps=4",
-            "trainer.val_every=2", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
+            "schedule.val_every=2", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(base, cwd=ROOT, env=env, check=True, capture_output=True)
     config = (run / ".hydra" / "config.yaml").read_text()
@@ -262,7 +261,7 @@ def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path):
     ("model.loss.name=huber", r"model\.loss\.name='huber' is not valid"),
     ("data.batch_size=abc", r"data\.batch_size='abc' must be a whole number"),
     ("data.batch_size=0", r"data\.batch_size=0 must be at least 1"),
-    ("trainer.val_every=0", r"trainer\.val_every=0 must be at least 1"),
+    ("schedule.val_every=0", r"schedule\.val_every=0 must be at least 1"),
     ("data.real_budget=12.7", r"data\.real_budget=12\.7 must be a positive whole number"),
     ("data.synth_share=1.5", r"data\.synth_share=1\.5 must be at most 1"),
     ("schedule.lr=-1", r"schedule\.lr=-1 must be greater than 0"),
@@ -288,7 +287,7 @@ def test_typos_are_named_before_any_work(make_cfg, tmp_path, override, message):
 
 
 def test_pretrained_without_hub_fails_fast(make_cfg, monkeypatch):
-    import landmark_lab.utils.config_check as cc
+    import landmark_lab.utils.checks as cc
 
     monkeypatch.setattr(cc, "hub_reachable", lambda *a, **k: False)
     cfg = make_cfg(["model.backbone.pretrained=true"])
@@ -314,8 +313,7 @@ def test_evaluate_device_and_missing_value_are_clear(make_cfg, tmp_path):
 
 
 def test_checkpoints_the_project_writes_load_pickle_free(tmp_path):
-    from landmark_lab.label_adapt import save_model
-    from landmark_lab.models.checkpoint import load_landmark_model
+    from landmark_lab.models.checkpoint import load_landmark_model, save_model
     from landmark_lab.models.module import LandmarkModule
 
     m = LandmarkModule(backbone={"name": "resnet18"}, head={"name": "regression"}, adapter={"name": "affine"},

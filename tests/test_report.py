@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from landmark_lab.report import aggregate, collect, equivalent_budget, main
+from landmark_lab.reports.sweep import aggregate, collect, equivalent_budget
+
+from .conftest import run_cli
 
 REAL_ONLY = {50: 0.20, 100: 0.16, 250: 0.12, 1000: 0.08}
 
@@ -51,7 +53,7 @@ def test_equivalent_budget_interpolates_on_log_scale():
 
 
 def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
-    assert main([str(sweep)]) == 0
+    assert run_cli("report", [str(sweep)]) == 0
     md = (sweep / "report.md").read_text()
     assert "pretrain + 50 real (NME 14.00%) ≈ real-only with 158 real images" in md
     assert "pretrain + 1000 real (NME 5.00%) is better than real-only with all 1000 real images" in md
@@ -61,7 +63,7 @@ def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
         assert len(list(csv.DictReader(fh))) == 12
     for png in ("nme_vs_budget.png", "ced.png", "regions.png"):
         assert (sweep / png).stat().st_size > 1000
-    assert main([str(sweep / "nope")]) == 2
+    assert run_cli("report", [str(sweep / "nope")]) == 2
 
 
 def test_runs_table_shows_each_run_with_and_without_adapter(sweep, capsys):
@@ -69,7 +71,7 @@ def test_runs_table_shows_each_run_with_and_without_adapter(sweep, capsys):
     d = json.loads((run / "metrics.json").read_text())
     d["test"]["metrics_without_adapter"] = {"nme_io": 0.3, "nme_io_jaw": 0.5, "nme_io_inner": 0.2}
     (run / "metrics.json").write_text(json.dumps(d))
-    assert main([str(sweep), "--runs"]) == 0
+    assert run_cli("report", [str(sweep), "--runs"]) == 0
     md = (sweep / "runs.md").read_text()
     assert "| real_only/n50/seed0 | real_only | 50 | 19.50 | 19.50 | 19.50 | 30.00 | 50.00 | 0.00 |" in md
     assert "real_only/n2000/seed0" in md and (sweep / "runs.png").stat().st_size > 1000

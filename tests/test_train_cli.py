@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from landmark_lab.errors import ConfigError
-from landmark_lab.evaluate import run as run_evaluate
-from landmark_lab.train import train
+from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
+from landmark_lab.training.runner import train
 
 from .conftest import CONF, ROOT, W300, needs_300w, tiny_overrides
 
@@ -34,7 +34,7 @@ def test_experiment_fast_dev_run(make_cfg, experiment):
 @pytest.mark.slow
 def test_short_training_beats_mean_shape_and_evaluate_reloads(make_cfg, tmp_path):
     cfg = make_cfg(["+experiment=synth_pretrain_ft50", "data.real_budget=16", "strategy.stages.0.steps=150",
-                    "strategy.stages.1.steps=40", "trainer.val_every=20"])
+                    "strategy.stages.1.steps=40", "schedule.val_every=20"])
     val = train(cfg)
     run = Path(cfg.paths.output_dir)
     out = json.loads((run / "metrics.json").read_text())
@@ -78,7 +78,7 @@ def test_cli_prints_one_clear_line_not_a_traceback(tmp_path, cache_dir):
 def test_real_only_on_shared_300w_then_evaluate_on_unseen_folder(make_cfg, tmp_path):
     cfg = make_cfg(["data=300w", f"data.root={W300}", "data.train_split=[afw]", "data.split=[helen/trainset]",
                     "+experiment=real_only", "data.real_budget=100", "data.val_size=20", "strategy.stages.0.steps=8",
-                    "trainer.val_every=4", "data.real.train_split=[afw]"])
+                    "schedule.val_every=4", "data.real.train_split=[afw]"])
     train(cfg)
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert out["data"]["real_train"] == 100 and out["data"]["test"] == 870
@@ -107,7 +107,7 @@ def test_cpu_ddp_smoke_two_processes_one_run_folder(make_cfg, tmp_path):
     """DDP with 2 CPU processes (gloo): trains, and rank 0 alone writes one metrics.json in one folder."""
     cfg = make_cfg(["+experiment=synth_pretrain_ft50", "trainer=ddp_spawn", "trainer.accelerator=cpu",
                     "trainer.devices=2", "strategy.stages.0.steps=4", "strategy.stages.1.steps=4",
-                    "trainer.val_every=2", "trainer.enable_progress_bar=false"], run_dir=tmp_path / "ddp")
+                    "schedule.val_every=2", "trainer.enable_progress_bar=false"], run_dir=tmp_path / "ddp")
     train(cfg)
     out = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     # With spawned processes the step count is read back from each stage's last checkpoint.

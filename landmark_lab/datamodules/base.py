@@ -151,7 +151,7 @@ class LandmarkDataModule(L.LightningDataModule):
 
     def adapt_synthetic_labels(self, adapter: Any, input_size: int) -> None:
         """Translate the synthetic labels to the real convention with ``adapter`` (data adaptation)."""
-        from landmark_lab.label_adapt import adapt_labels  # the model side; imported only when used
+        from landmark_lab.adaptation.posthoc import adapt_labels  # the model side; imported only when used
 
         crop = self.cfg["transform"]["crop"]
         self.syn_sources = [adapt_labels(adapter, s, crop, input_size) for s in self.syn_sources]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,14 @@ from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsRea
 from landmark_lab.data.w300 import load_split
 from landmark_lab.datamodules.splits import Item
 from landmark_lab.errors import ConfigError
+from landmark_lab.registry import Registry
 from landmark_lab.transforms.geometry import hflip
-
-KINDS = ("procedural", "300w", "dgfaces", "facesynthetics", "folder", "multi")
 
 
 def _kind(spec: Mapping[str, Any], side: str) -> str:
     kind = spec.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"data.{side}.kind={kind!r} is not a known data source; use one of {KINDS}.")
+    if kind not in SOURCES:
+        raise ConfigError(f"data.{side}.kind={kind!r} is not a known data source; use one of {list(SOURCES)}.")
     return str(kind)
 
 
@@ -63,27 +62,55 @@ def _root(spec: Mapping[str, Any], side: str, key: str = "root") -> Path:
     return Path(str(root)).expanduser()
 
 
-def _open_one(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
-    kind = _kind(spec, side)
-    if kind == "procedural":
-        folder = _procedural_set(spec, side, split, progress)
-        convention = "3d" if spec["domain"] == "synthetic" else "2d"
-        return [LandmarkFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
-    skip_bad, limit = bool(spec.get("skip_bad", False)), spec.get("limit")
-    if kind == "folder":
-        domain = "real" if side == "real" else "synthetic"
-        key = "test_root" if side == "real" and split == "test" else "root"
-        return [LandmarkFolder(_root(spec, side, key), domain, str(spec.get("convention", "2d" if domain == "real" else "3d")),
-                               labels=spec.get("labels"), one_based=bool(spec.get("one_based", False)),
-                               skip_bad=skip_bad, limit=limit)]
-    root = _root(spec, side)
-    if kind in ("dgfaces", "facesynthetics"):
-        if side != "synthetic":
-            raise ConfigError(f"data.{side}.kind={kind} is a synthetic dataset; use it as data/synthetic={kind}.")
-        if kind == "dgfaces":
-            return [DGFacesReader(root, tuple(spec.get("background", (128, 128, 128))), limit, skip_bad)]
-        return [FaceSyntheticsReader(root, limit, skip_bad)]
-    return load_split(root, spec[f"{split}_split"])
+# kind -> opener(spec, side, split, progress) -> readers. "multi" pools the sources listed under it.
+SOURCES: Registry[Callable[..., list[Any]]] = Registry("data source", "data.<side>.kind")
+
+
+@SOURCES.register("procedural")
+def _open_procedural(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
+    folder = _procedural_set(spec, side, split, progress)
+    convention = "3d" if spec["domain"] == "synthetic" else "2d"
+    return [LandmarkFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
+
+
+@SOURCES.register("folder")
+def _open_folder(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
+    domain = "real" if side == "real" else "synthetic"
+    key = "test_root" if side == "real" and split == "test" else "root"
+    return [LandmarkFolder(_root(spec, side, key), domain, str(spec.get("convention", "2d" if domain == "real" else "3d")),
+                           labels=spec.get("labels"), one_based=bool(spec.get("one_based", False)),
+                           skip_bad=bool(spec.get("skip_bad", False)), limit=spec.get("limit"))]
+
+
+def _synthetic_only(kind: str, side: str) -> None:
+    if side != "synthetic":
+        raise ConfigError(f"data.{side}.kind={kind} is a synthetic dataset; use it as data/synthetic={kind}.")
+
+
+@SOURCES.register("dgfaces")
+def _open_dgfaces(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[Any]:
+    _synthetic_only("dgfaces", side)
+    return [DGFacesReader(_root(spec, side), tuple(spec.get("background", (128, 128, 128))), spec.get("limit"),
+                          bool(spec.get("skip_bad", False)))]
+
+
+@SOURCES.register("facesynthetics")
+def _open_facesynthetics(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[Any]:
+    _synthetic_only("facesynthetics", side)
+    return [FaceSyntheticsReader(_root(spec, side), spec.get("limit"), bool(spec.get("skip_bad", False)))]
+
+
+@SOURCES.register("300w")
+def _open_300w(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
+    return load_split(_root(spec, side), spec[f"{split}_split"])
+
+
+SOURCES.register("multi")(lambda spec, side, split, progress: [])  # opened part by part (see _parts)
+KINDS = tuple(SOURCES)
+
+
+def _open_one(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[Any]:
+    return SOURCES.get(_kind(spec, side))(spec, side, split, progress)
 
 
 def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool = True) -> list[LandmarkFolder]:

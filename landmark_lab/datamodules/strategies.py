@@ -10,6 +10,7 @@ from landmark_lab.datamodules.base import LandmarkDataModule
 from landmark_lab.datamodules.samplers import MixedBatchSampler
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.datamodules.splits import Item
+from landmark_lab.registry import Registry
 
 
 class SynthOnlyDataModule(LandmarkDataModule):
@@ -115,8 +116,6 @@ class DataAdaptDataModule(CombinedDataModule):
         return self.real_val_dataloader()
 
 
-STRATEGIES: dict[str, type[LandmarkDataModule]] = {
-    cls.strategy: cls
-    for cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule,
-                DataAdaptDataModule)
-}
+STRATEGIES: Registry[type[LandmarkDataModule]] = Registry("strategy", "strategy.name")
+for _cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule, DataAdaptDataModule):
+    STRATEGIES.register(_cls.strategy)(_cls)

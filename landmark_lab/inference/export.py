@@ -77,3 +77,24 @@ def parity(model: Any, path: str | Path, crops: np.ndarray) -> float:
         with torch.no_grad():
             exported = program.module()(torch.from_numpy(crops))[0].numpy()
     return float(np.abs(eager - exported).max())
+
+
+def export_checkpoint(cfg: Any) -> Path:
+    """``export``: write ``cfg.ckpt_path`` as ``cfg.format`` to ``cfg.out`` (default: the run folder) and print
+    the largest difference from the eager model on random crops; returns the written file."""
+    from landmark_lab.models.checkpoint import load_checkpoint
+    from landmark_lab.utils.checks import check_checkpoint_path, choice
+    from landmark_lab.utils.run import run_dir_of
+
+    check_checkpoint_path(cfg)
+    fmt = choice(cfg, "format", FORMATS)
+    model = load_checkpoint(cfg.ckpt_path)
+    out = Path(cfg.out) if cfg.get("out") else run_dir_of(cfg) / ("model.onnx" if fmt == "onnx" else "model.pt2")
+    path, side = export_model(model, out, fmt, int(cfg.get("opset", 17)))
+    line = f"[landmark_lab] exported {cfg.ckpt_path} -> {path} ({fmt}); crop settings in {side}"
+    if cfg.get("check", True):
+        size = int(model.input_size)
+        crops = np.random.default_rng(0).uniform(0, 255, (4, 3, size, size)).astype(np.float32)
+        line += f"\n[landmark_lab] exported vs eager on 4 random crops: max difference {parity(model, path, crops):.2e} crop px"
+    print(line)
+    return path

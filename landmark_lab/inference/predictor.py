@@ -79,7 +79,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector: Any = None, refine: int = 1) -> Predictor:
         """From a training checkpoint or ``adapted.ckpt`` (read pickle-free), on ``device`` (auto: GPU if any)."""
         from landmark_lab.models.checkpoint import load_landmark_model
-        from landmark_lab.utils.config_check import device as resolve_device
+        from landmark_lab.utils.checks import device as resolve_device
 
         dev = torch.device(resolve_device(device, "device"))
         model = load_landmark_model(path)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from landmark_lab.landmarks import NUM_LANDMARKS
+from landmark_lab.registry import Registry
 
 
 class IdentityAdapter(nn.Module):
@@ -49,4 +50,6 @@ class MLPAdapter(nn.Module):
         return pts + self.net(rel).view_as(pts) * scale
 
 
-ADAPTERS = {"none": IdentityAdapter, "affine": PointAffineAdapter, "mlp": MLPAdapter}
+ADAPTERS: Registry[type[nn.Module]] = Registry("label adapter", "model.adapter.name")
+for _name, _cls in (("none", IdentityAdapter), ("affine", PointAffineAdapter), ("mlp", MLPAdapter)):
+    ADAPTERS.register(_name)(_cls)

@@ -56,3 +56,23 @@ def load_landmark_model(path: str | Path) -> Any:
         raise DataError(f"{path}: cannot rebuild the model from its hyper-parameters ({type(exc).__name__}: {exc}).") from None
     apply_state(model, ckpt["state_dict"], path)
     return model.eval()
+
+
+def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> Any:
+    """:func:`load_landmark_model` for a path the user gave as ``key``: a missing file is named as such."""
+    from landmark_lab.errors import ConfigError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{key}={str(path)!r}: file not found. Checkpoints are in RUN/checkpoints/<stage>/.")
+    return load_landmark_model(path)
+
+
+def save_model(model: Any, path: str | Path) -> Path:
+    """A checkpoint :func:`load_landmark_model` (and ``evaluate``) reads: weights + hyper-parameters, atomically."""
+    import lightning as L
+
+    from landmark_lab.utils.io import torch_save_atomic
+
+    return torch_save_atomic({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                              "pytorch-lightning_version": L.__version__}, path)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landmark_lab.landmarks import NUM_LANDMARKS
+from landmark_lab.registry import Registry
 
 
 class RegressionHead(nn.Module):
@@ -76,4 +77,6 @@ class IntegralHead(nn.Module):
         return self._expectation(prob), mass.flatten(2).amax(-1).mean(-1)
 
 
-HEADS = {"regression": RegressionHead, "integral": IntegralHead}
+HEADS: Registry[type[nn.Module]] = Registry("landmark head", "model.head.name")
+HEADS.register("regression")(RegressionHead)
+HEADS.register("integral")(IntegralHead)

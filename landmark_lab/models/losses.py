@@ -3,34 +3,48 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-LOSSES = ("l1", "l2", "wing")
+from landmark_lab.registry import Registry
+
+# name -> f(per-coordinate pixel error (..., 2), the loss module) -> per-point loss (...)
+LOSSES: Registry[Callable[[torch.Tensor, CoordLoss], torch.Tensor]] = Registry("loss", "model.loss.name")
+
+
+@LOSSES.register("l2")
+def _l2(diff: torch.Tensor, _: CoordLoss) -> torch.Tensor:
+    return (diff**2).sum(-1)
+
+
+@LOSSES.register("l1")
+def _l1(diff: torch.Tensor, _: CoordLoss) -> torch.Tensor:
+    return diff.abs().sum(-1)
+
+
+@LOSSES.register("wing")
+def _wing(diff: torch.Tensor, m: CoordLoss) -> torch.Tensor:
+    d = diff.abs()
+    return torch.where(d < m.w, m.w * torch.log1p(d / m.eps), d - m.c).sum(-1)
 
 
 class CoordLoss(nn.Module):
-    """Mean over points of a per-point loss of the Euclidean error, in units of ``scale`` pixels.
+    """Mean over points of a per-point loss of the coordinate error, in units of ``scale`` pixels.
 
     ``wing``: Feng et al. 2018, w * ln(1 + d/eps) below w, linear above (w=10, eps=2 at 64 px).
+    ``scale`` is the crop size the model sees (derived from ``data.transform.crop.size`` unless set), so a
+    128-px crop keeps the loss in pixels of that crop.
     """
 
     def __init__(self, name: str = "wing", scale: float = 64.0, w: float = 10.0, eps: float = 2.0) -> None:
         super().__init__()
-        if name not in LOSSES:
-            raise ValueError(f"unknown loss {name!r}; use l1, l2 or wing")
-        self.name, self.scale, self.w, self.eps = name, scale, w, eps
+        self.fn = LOSSES.get(name)
+        self.name, self.scale, self.w, self.eps = name, float(scale), w, eps
         self.c = w - w * math.log(1.0 + w / eps)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.numel() == 0:
             return pred.sum() * 0.0
-        diff = (pred - target) * self.scale
-        if self.name == "l2":
-            return (diff**2).sum(-1).mean()
-        d = diff.abs()
-        if self.name == "l1":
-            return d.sum(-1).mean()
-        loss = torch.where(d < self.w, self.w * torch.log1p(d / self.eps), d - self.c)
-        return loss.sum(-1).mean()
+        return self.fn((pred - target) * self.scale, self).mean()

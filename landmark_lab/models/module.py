@@ -7,7 +7,6 @@ adapted prediction, and evaluation on real data reads the adapted output.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,11 +21,16 @@ from landmark_lab.models.heads import HEADS
 from landmark_lab.models.losses import CoordLoss
 
 
-def _cosine(step: int, total: int, warmup: int, floor: float) -> float:
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
+    """Optimiser parameter groups: weight decay on weights only, none on norm and bias parameters (decaying
+    them pulls normalisation scales and offsets towards 0 for no regularising benefit)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay, no_decay = [], []
+    for p in params:  # 1-d parameters are biases and norm scales/offsets
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 class LandmarkModule(L.LightningModule):
@@ -38,23 +42,27 @@ class LandmarkModule(L.LightningModule):
         head: Mapping[str, Any],
         adapter: Mapping[str, Any],
         loss: Mapping[str, Any],
-        optimizer: Mapping[str, Any],
-        scheduler: Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
         input_size: int = 64,
         crop: Mapping[str, Any] | None = None,
+        decay_norm_and_bias: bool = False,
+        stage: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # Everything here goes into every checkpoint; ``stage`` (name, lr, steps) is updated by
+        # :meth:`start_stage`, so a checkpoint records the learning rate and steps its stage really used.
         self.save_hyperparameters()
         self.backbone = Backbone(**backbone)
         head = dict(head)
         self.head = HEADS[head.pop("name", "regression")](self.backbone.num_features, **head)
         adapter = dict(adapter)
         self.adapter: nn.Module = ADAPTERS[adapter.pop("name", "mlp")](**adapter)
+        loss = dict(loss)
+        if loss.get("scale") is None:  # errors in pixels of the crop the model sees
+            loss["scale"] = float(input_size)
         self.criterion = CoordLoss(**loss)
         self.input_size = input_size
-        # Set by the training script before each fit (pre-training and fine-tuning differ).
-        self.lr = float(optimizer.get("lr", 1e-3))
-        self.total_steps = 1000
         self.val_metrics = LandmarkMetrics()
         self.test_metrics = LandmarkMetrics()
         self.test_outputs: list[dict[str, torch.Tensor]] = []
@@ -125,23 +133,21 @@ class LandmarkModule(L.LightningModule):
                 self.log(f"test/{k}", v)
 
     # -- optimisation -----------------------------------------------------------------------------
+    def start_stage(self, name: str, lr: float, steps: int) -> None:
+        """Set the stage the next ``fit`` trains (its lr and steps), recorded in the hyper-parameters."""
+        self.hparams.stage = {"name": str(name), "lr": float(lr), "steps": int(steps)}
+
     def configure_optimizers(self) -> Any:
-        o = dict(self.hparams.optimizer)
-        name = o.pop("name", "adamw").lower()
-        o.pop("lr", None)
-        if name == "adamw":
-            opt = torch.optim.AdamW(self.parameters(), lr=self.lr, **o)
-        elif name == "adam":
-            opt = torch.optim.Adam(self.parameters(), lr=self.lr, **o)
-        elif name == "sgd":
-            opt = torch.optim.SGD(self.parameters(), lr=self.lr, **{"momentum": 0.9, **o})
-        else:
-            raise ValueError(f"unknown optimizer {name!r}; use adamw, adam or sgd")
-        s = dict(self.hparams.scheduler)
-        if s.get("name", "cosine") == "none":
-            return opt
-        warmup = int(s.get("warmup_frac", 0.05) * self.total_steps)
-        floor = float(s.get("min_lr_ratio", 0.01))
-        total = self.total_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _cosine(step, total, warmup, floor))
+        """``hparams.optimizer`` and ``hparams.scheduler`` (``_target_`` configs) for the current stage."""
+        from hydra.utils import instantiate
+
+        stage = self.hparams.stage or {}
+        if not stage:
+            raise RuntimeError("LandmarkModule.start_stage(name, lr, steps) must be called before fitting")
+        o = dict(self.hparams.optimizer or {"_target_": "torch.optim.AdamW"})
+        groups = parameter_groups(self, float(o.pop("weight_decay", 0.0)), bool(self.hparams.decay_norm_and_bias))
+        # _partial_: the config's arguments are bound, then the live objects are passed as plain Python values
+        opt = instantiate(o, _partial_=True)(groups, lr=float(stage["lr"]))
+        s = dict(self.hparams.scheduler or {"_target_": "landmark_lab.models.schedules.constant"})
+        sched = instantiate(s, _partial_=True)(optimizer=opt, total_steps=int(stage["steps"]))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -13,11 +13,31 @@ from landmark_lab.errors import LandmarkLabError
 
 T = TypeVar("T")
 USER_ERROR = 2
+_task_started = False
+
+
+def hydra_entry(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function so that every user error exits with status 2.
+
+    Hydra reports a bad override or an unknown key itself (a clear message) and exits with 1; when that
+    happens before the task started, it is a user error like any other, so the status becomes 2. A crash
+    inside the task keeps its own status.
+    """
+    global _task_started
+    _task_started = False
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _task_started:
+            sys.exit(USER_ERROR)
+        raise
 
 
 def guarded(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``; a :class:`LandmarkLabError` (bad data or config) or a config-resolution error is printed
     as ``error: ...`` and exits with status 2. A run folder the refused command left empty is removed."""
+    global _task_started
+    _task_started = True
     try:
         return fn(*args)
     except LandmarkLabError as exc:

@@ -21,6 +21,23 @@ RESULT_FILES = ("metrics.json",)
 FAILED_FILE = "failed.json"
 
 
+def run_dir_of(cfg: DictConfig) -> Path:
+    """The run folder: Hydra's output dir inside a Hydra app, else ``cfg.paths.output_dir``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    out = None
+    if HydraConfig.initialized():  # inside a Hydra app (not tests or notebooks composing a config)
+        out = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+    return Path(out or cfg.paths.output_dir)
+
+
+def is_rank_zero() -> bool:
+    """False in the extra processes of a multi-process (DDP) run: they train, rank 0 reports."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
 def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False) -> None:
     """Fail if ``run_dir`` already has results (or, unless ``allow_partial``, checkpoints of an unfinished
     run), unless ``overwrite``: then move the old files aside first."""

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
@@ -25,9 +23,8 @@ from landmark_lab.metrics import NME
 from landmark_lab.models.adapter import ADAPTERS
 from landmark_lab.transforms.crop_imitation import image_size
 from landmark_lab.transforms.pipeline import CropConfig
-from landmark_lab.utils.io import torch_save_atomic
 
-log = logging.getLogger("landmark_lab.label_adapt")
+log = logging.getLogger("landmark_lab.adaptation.posthoc")
 
 
 @torch.no_grad()
@@ -84,13 +81,6 @@ def fit_posthoc_adapter(model: nn.Module, train_loader: Any, val_loader: Any, na
     log.info("post-hoc %s adapter: real val NME io %.2f%% -> %.2f%% (fitted on %d real images)", name,
              100 * before["val_nme_io"], 100 * best, len(base))
     return info
-
-
-def save_model(model: L.LightningModule, path: str | Path) -> Path:
-    """A checkpoint :func:`~landmark_lab.models.checkpoint.load_landmark_model` (and ``evaluate``) reads:
-    weights + hyper-parameters, written atomically."""
-    return torch_save_atomic({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                              "pytorch-lightning_version": L.__version__}, path)
 
 
 class AdaptedLabels:

@@ -10,16 +10,12 @@ from omegaconf import DictConfig, OmegaConf
 from landmark_lab.datamodules.base import LandmarkDataModule
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.datamodules.strategies import STRATEGIES, CombinedDataModule
-from landmark_lab.errors import ConfigError
 from landmark_lab.models.module import LandmarkModule
 
 
 def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModule:
     """The strategy's data module over ``cfg.data``, with ``cfg.augment``."""
-    name = cfg.strategy.name
-    if name not in STRATEGIES:
-        raise ConfigError(f"strategy.name={name!r} is unknown; use one of {sorted(STRATEGIES)}.")
-    cls = STRATEGIES[name]
+    cls = STRATEGIES.get(cfg.strategy.name)
     kwargs: dict[str, Any] = {"data": cfg.data, "augment": cfg.augment, "seed": int(cfg.seed),
                               "progress": progress}
     if issubclass(cls, CombinedDataModule):
@@ -33,7 +29,9 @@ def build_model(cfg: DictConfig) -> LandmarkModule:
     """The LightningModule of ``cfg.model``, sized for ``cfg.data.transform.crop``."""
     m = OmegaConf.to_container(cfg.model, resolve=True)
     crop = OmegaConf.to_container(cfg.data.transform.crop, resolve=True)
-    return LandmarkModule(**m, input_size=int(crop["size"]), crop=crop)
+    optim = {k: OmegaConf.to_container(cfg[k], resolve=True) if cfg.get(k) is not None else None
+             for k in ("optimizer", "scheduler")}
+    return LandmarkModule(**m, **optim, input_size=int(crop["size"]), crop=crop)
 
 
 def mean_shape(dataset: FaceDataset, limit: int = 256) -> torch.Tensor:

@@ -21,8 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.errors import ConfigError
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULERS = ("cosine", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 _INTERP = re.compile(r"^\$\{(\.*)([A-Za-z0-9_.]+)\}$")
 
@@ -166,6 +164,22 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
+def _check_target(cfg: DictConfig, key: str) -> None:
+    """``cfg[key]._target_`` names an importable class or function, and its other keys are arguments it takes."""
+    from hydra.utils import get_object
+
+    target = _get(cfg, f"{key}._target_")
+    if not target:
+        raise ConfigError(f"{key} needs a _target_ (the class to build), e.g. {key}._target_=torch.optim.AdamW.")
+    try:
+        obj = get_object(str(target))
+    except Exception:
+        raise ConfigError(f"{key}._target_={target!r} cannot be imported; check the spelling "
+                          "(a full dotted path, e.g. torch.optim.AdamW).") from None
+    fixed = {"optimizer": ("params", "lr"), "scheduler": ("optimizer", "total_steps")}.get(key, ("dirpath", "stage"))
+    kwargs_fit(cfg, key, obj, fixed=fixed, skip=("_target_", "_partial_", "_recursive_", "_convert_"))
+
+
 def _check_model(cfg: DictConfig) -> None:
     import timm
 
@@ -184,13 +198,17 @@ def _check_model(cfg: DictConfig) -> None:
     kwargs_fit(cfg, "model.adapter", ADAPTERS[adapter])
     choice(cfg, "model.loss.name", LOSSES, default="wing")
     kwargs_fit(cfg, "model.loss", CoordLoss, skip=())
-    number(cfg, "model.loss.scale", low=0, strict_low=True, default=64.0)
-    choice(cfg, "model.optimizer.name", OPTIMIZERS, default="adamw")
-    number(cfg, "model.optimizer.weight_decay", low=0, default=0.0)
-    choice(cfg, "model.scheduler.name", SCHEDULERS, default="cosine")
-    if _get(cfg, "model.scheduler.name", "cosine") == "cosine":
-        number(cfg, "model.scheduler.warmup_frac", low=0, high=1, default=0.05)
-        number(cfg, "model.scheduler.min_lr_ratio", low=0, high=1, default=0.01)
+    if _get(cfg, "model.loss.scale") is not None:  # null: derived from the crop size
+        number(cfg, "model.loss.scale", low=0, strict_low=True)
+    _check_target(cfg, "optimizer")
+    number(cfg, "optimizer.weight_decay", low=0, default=0.0)
+    _check_target(cfg, "scheduler")
+    if str(_get(cfg, "scheduler._target_", "")).endswith("warmup_cosine"):
+        number(cfg, "scheduler.warmup_frac", low=0, high=1, default=0.05)
+        number(cfg, "scheduler.min_lr_ratio", low=0, high=1, default=0.01)
+    for name in _get(cfg, "callbacks") or {}:
+        if _get(cfg, f"callbacks.{name}") is not None:
+            _check_target(cfg, f"callbacks.{name}")
     ckpt = _get(cfg, "model.backbone.checkpoint_path")
     if ckpt and not Path(str(ckpt)).expanduser().is_file():
         raise ConfigError(f"model.backbone.checkpoint_path={ckpt!r}: file not found.")
@@ -264,15 +282,13 @@ def _check_trainer(cfg: DictConfig) -> None:
     import lightning as L
     import torch
 
-    integer(cfg, "trainer.val_every", low=1, default=150)
-    integer(cfg, "trainer.early_stop_patience", low=0, default=0)
+    integer(cfg, "schedule.val_every", low=1, default=150)
+    integer(cfg, "callbacks.early_stopping.patience", low=0, default=0)
     accel = choice(cfg, "trainer.accelerator", ACCELERATORS, default="auto")
     if accel in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accel}: no CUDA GPU is visible on this machine; "
                           "use trainer=default (CPU) or trainer.accelerator=auto.")
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    for k in ("val_every", "early_stop_patience"):
-        tcfg.pop(k, None)
     # Constructing a Trainer checks every Trainer argument (names, precision, devices) in milliseconds;
     # its start-up lines (GPU available ...) are silenced here: the real Trainer prints them.
     quiet = [logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")]

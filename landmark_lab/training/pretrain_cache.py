@@ -29,7 +29,7 @@ from landmark_lab.utils.io import torch_save_atomic
 
 log = logging.getLogger(__name__)
 
-KEY_VERSION = 2
+KEY_VERSION = 3  # 3: optimiser and scheduler moved out of the model config (and norm/bias weight decay)
 # Paths and process counts that do not change the weights.
 _IGNORED = ("cache_dir", "workers")
 
@@ -72,7 +72,11 @@ def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
         "model": c["model"],
         "stage": {"steps": stage.steps, "lr": stage.lr},
         "seed": c["seed"],
-        "trainer": {k: t.get(k) for k in ("precision", "val_every", "early_stop_patience", "deterministic")},
+        "trainer": {k: t.get(k) for k in ("precision", "deterministic")},
+        "val_every": c["schedule"].get("val_every"),
+        "optimizer": c.get("optimizer"),
+        "scheduler": c.get("scheduler"),
+        "early_stopping": (c.get("callbacks") or {}).get("early_stopping"),
     })
 
 

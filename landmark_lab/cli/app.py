@@ -1,0 +1,57 @@
+"""What every command shares: one Hydra app per command over ``conf/<command>.yaml``, user errors as one line
+with exit status 2, and the older flag spellings (``report SWEEP --runs``) translated to Hydra overrides."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from landmark_lab.utils.cli import guarded, hydra_entry
+from landmark_lab.utils.compose import CONF
+
+
+def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str, str] | None = None,
+            positional: str | None = None) -> None:
+    """Run ``task(cfg)`` as a Hydra app over ``conf/<config_name>.yaml``.
+
+    ``flags`` maps ``--flag`` spellings to config keys (``--runs`` -> ``runs=true``, ``--out D`` -> ``out=D``);
+    ``positional`` is the key a leading bare argument sets (``report SWEEP`` -> ``sweep=SWEEP``).
+    """
+    sys.argv[1:] = translate(sys.argv[1:], flags or {}, positional)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+
+    @hydra.main(version_base="1.3", config_path=str(CONF), config_name=config_name)
+    def _main(cfg: DictConfig) -> Any:
+        return guarded(task, cfg)
+
+    hydra_entry(_main)
+
+
+def translate(argv: list[str], flags: dict[str, str], positional: str | None) -> list[str]:
+    """Older argparse-style arguments as Hydra overrides; Hydra's own arguments pass through."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in flags:
+            key = flags[name]
+            if key.endswith("=true"):  # a switch
+                out.append(key)
+            elif eq:
+                out.append(f"{key}={value}")
+            elif i + 1 < len(argv):
+                out.append(f"{key}={argv[i + 1]}")
+                i += 1
+        elif positional and i == 0 and "=" not in arg and not arg.startswith(("-", "+", "~")):
+            out.append(f"{positional}={arg}")
+        else:
+            out.append(arg)
+        i += 1
+    return out

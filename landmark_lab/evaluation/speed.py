@@ -1,0 +1,194 @@
+"""Benchmark on this machine: data pipeline vs. model throughput, inference latency, sweep cost with and
+without the pre-training cache. Prints figures; asserts nothing.
+
+    python -m landmark_lab.bench [--workers 2] [--batches 30] [--sweep-budgets 3] [--skip-sweep]
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, open_dict
+
+from landmark_lab.training.builders import build_datamodule, build_model
+from landmark_lab.utils.compose import compose_config
+
+
+def _cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+    return compose_config("train", overrides, run_dir=run_dir, root_dir=os.getcwd())
+
+
+def data_throughput(cfg: DictConfig, batches: int) -> float:
+    """Images/s through reader + crop + flip + augmentation + collation, with the configured workers."""
+    dm = build_datamodule(cfg, progress=True)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.train_steps = batches + 5
+    it = iter(dm.train_dataloader())
+    for _ in range(5):  # worker start-up is not throughput
+        next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        n += len(next(it)["image"])
+    return n / (time.perf_counter() - t0)
+
+
+def train_throughput(cfg: DictConfig, batches: int) -> float:
+    """Images/s of forward + backward + optimiser step of the configured model and input size."""
+    model = build_model(cfg).train()
+    size, bs = int(cfg.data.transform.crop.size), int(cfg.data.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x, y = torch.randn(bs, 3, size, size), torch.rand(bs, 68, 2) * size
+    for i in range(batches + 3):
+        if i == 3:
+            t0 = time.perf_counter()
+        loss = model.criterion(model(x)[1], model.to_normalised(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return bs * batches / (time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def latency_ms(cfg: DictConfig, batch: int, reps: int = 20) -> float:
+    """Milliseconds per face of inference (eval mode) at a batch size."""
+    model = build_model(cfg).eval()
+    size = int(cfg.data.transform.crop.size)
+    x = torch.randn(batch, 3, size, size)
+    for _ in range(3):
+        model(x)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        model(x)
+    return 1000 * (time.perf_counter() - t0) / (reps * batch)
+
+
+def _time_ms(fn, reps: int) -> float:
+    for _ in range(3):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return 1000 * (time.perf_counter() - t0) / reps
+
+
+def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), reps: int = 50) -> list[str]:
+    """Per-face latency at batch 1 on one CPU thread: eager PyTorch and ONNX Runtime for the default model
+    at each input size, dlib's 68-point predictor, and dlib's face detector per image. Lines to print."""
+    import numpy as np
+
+    from landmark_lab.inference.export import export_model
+
+    lines = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for size in sizes:
+            sized = cfg.copy()
+            with open_dict(sized):
+                sized.data.transform.crop.size = int(size)
+            model = build_model(sized).eval()
+            net = model.inference_net()
+            x = torch.rand(1, 3, size, size) * 255
+            with torch.no_grad():
+                eager = _time_ms(lambda net=net, x=x: net(x), reps)
+            line = f"{cfg.model.backbone.name} {cfg.model.head.name} {size:>3} px, batch 1, 1 thread: eager {eager:6.2f} ms/face"
+            try:
+                import onnxruntime as ort
+
+                with tempfile.TemporaryDirectory() as d:
+                    path, _ = export_model(model, Path(d) / "m.onnx")
+                    opts = ort.SessionOptions()
+                    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+                    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                    xn = x.numpy()
+                    ms = _time_ms(lambda sess=sess, xn=xn: sess.run(None, {"image": xn}), reps)
+                    line += f", ONNX Runtime {ms:6.2f} ms/face"
+            except ImportError:
+                line += ", ONNX Runtime: not installed (pip install -e \".[predict]\")"
+            lines.append(line)
+        try:
+            from landmark_lab.data.procedural.domains import generate_face
+            from landmark_lab.inference.detectors import DlibDetector
+            from landmark_lab.inference.dlib_peer import DlibPeer
+            from landmark_lab.landmarks import landmark_box
+
+            face = generate_face("real", 7, 256)
+            image = np.ascontiguousarray(face.image)
+            peer = DlibPeer()
+            box = landmark_box(face.lm_2d)
+            ms = _time_ms(lambda: peer.predict(image, [box]), reps)
+            lines.append(f"dlib 68-point predictor (ERT), 1 face given its box: {ms:6.2f} ms/face")
+            det = DlibDetector(upsample=1)
+            big = np.ascontiguousarray(np.tile(image, (2, 3, 1))[:480, :640])
+            for name, img in (("256x256", image), ("640x480", big)):
+                ms = _time_ms(lambda img=img: det(img), 5)
+                lines.append(f"dlib HOG face detector (upsample 1) on a {name} image: {ms:7.1f} ms/image")
+        except Exception as exc:  # dlib is optional (the predict extra)
+            lines.append(f"dlib: not measured ({str(exc).splitlines()[0]})")
+    finally:
+        torch.set_num_threads(threads)
+    return lines
+
+
+def sweep_cost(k: int, pre_steps: int, ft_steps: int) -> tuple[float, float]:
+    """Seconds of a k-budget pretrain+finetune sweep with the cache (1 pre-training) and without (k)."""
+    from landmark_lab.training.runner import train
+
+    times = []
+    for enabled in (True, False):
+        root = Path(tempfile.mkdtemp(prefix="lmbench_"))
+        base = ["+experiment=synth_pretrain_ft50", f"strategy.stages.0.steps={pre_steps}",
+                f"strategy.stages.1.steps={ft_steps}", "schedule.val_every=1000", "trainer.enable_progress_bar=false",
+                "++trainer.enable_model_summary=false",
+                "logger=none", f"pretrain_cache.enabled={str(enabled).lower()}", f"pretrain_cache.dir={root / 'cache'}"]
+        t0 = time.perf_counter()
+        for i, budget in enumerate([50, 100, 250, 500, 1000][:k]):
+            train(_cfg([*base, f"data.real_budget={budget}"], run_dir=root / f"run{i}"))
+        times.append(time.perf_counter() - t0)
+        shutil.rmtree(root, ignore_errors=True)
+    return times[0], times[1]
+
+
+def run_bench(cfg: DictConfig) -> list[str]:
+    """``bench``: print every figure with the machine it was measured on (also saved as ``bench.txt`` in the
+    run folder); returns the lines. Asserts nothing."""
+    from landmark_lab.utils.run import run_dir_of
+
+    b = cfg.bench
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__} on CPU with {torch.get_num_threads()} threads")
+    say(f"model: {cfg.model.backbone.name} {cfg.model.head.name}, input {cfg.data.transform.crop.size} px, batch "
+        f"{cfg.data.batch_size}, loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
+    if not b.deploy_only:
+        d = data_throughput(cfg, int(b.batches))
+        t = train_throughput(cfg, max(5, int(b.batches) // 3))
+        say(f"data pipeline (read + crop + augment):  {d:8.1f} images/s")
+        say(f"training (forward + backward + step):   {t:8.1f} images/s")
+        say(f"loader / model ratio:                   {d / t:8.2f}x  (target >= 2x)")
+        say(f"inference latency, batch 1:             {latency_ms(cfg, 1):8.2f} ms/face")
+        say(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
+    for line in deployment_latencies(cfg, tuple(int(x) for x in b.deploy_sizes)):
+        say(line)
+    if not b.deploy_only and not b.skip_sweep:
+        steps = [int(x) for x in b.sweep_steps]
+        with_cache, without = sweep_cost(int(b.sweep_budgets), *steps)
+        say(f"sweep of {b.sweep_budgets} budgets (pre-train {steps[0]} + fine-tune {steps[1]} steps): "
+            f"{with_cache:.0f} s with the pre-training cache, {without:.0f} s without: {without / with_cache:.2f}x faster")
+    out = run_dir_of(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.txt").write_text("\n".join(lines) + "\n")
+    return lines

@@ -1,0 +1,306 @@
+"""Gather a sweep's runs into a table, plots and the headline sentence (no wandb needed).
+
+The command is :mod:`landmark_lab.cli.report`:
+``python -m landmark_lab.report logs/sweeps/budget_sweep_procedural [--ced-budget 50] [--out DIR]``.
+
+Writes into the sweep folder (or ``--out``): ``results.csv`` (one row per run), ``report.md``
+(mean ± std over seeds per strategy x budget, the headline, incomplete runs), ``nme_vs_budget.png``
+(the headline figure), ``ced.png`` (CED curves at one budget) and ``regions.png`` (per-region NME).
+With ``--runs`` (ablations): ``runs.md`` and ``runs.png``, one row per run folder, with and without the adapter.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landmark_lab.errors import ConfigError, DataError
+
+COLUMNS = ["strategy", "budget", "real_budget", "seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
+           "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
+           "nme_io_inner", "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io",
+           "seconds", "run"]
+REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
+ORDER = ["real_only", "pretrain_finetune", "combined", "data_adapt", "synth_only_adapted", "synth_only"]
+LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
+          "combined": "combined (synthetic + real batches)",
+          "data_adapt": "data adaptation (label-adapted synthetic, mixed at alpha)",
+          "synth_only_adapted": "synthetic only + label adapter fitted on the real budget",
+          "synth_only": "synthetic only (no real image)"}
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of every finished run under ``sweep`` and the runs without a usable result: unfinished, failed
+    (``failed.json``, e.g. diverged) or with a metrics.json whose numbers are missing or not finite."""
+    rows, incomplete = [], []
+    runs = {p.parent for p in sweep.rglob(".hydra")} | {p.parent for p in sweep.rglob("metrics.json")} | \
+        {p.parent for p in sweep.rglob("failed.json")}
+    for run in sorted(runs):
+        if "backup_" in str(run) or (run == sweep and not (run / ".hydra").is_dir()):
+            continue
+        name = str(run.relative_to(sweep)) if run != sweep else "."
+        m = run / "metrics.json"
+        if not m.is_file():
+            failed = run / "failed.json"
+            if failed.is_file():
+                try:
+                    reason = json.loads(failed.read_text()).get("reason", "")
+                except (OSError, json.JSONDecodeError):
+                    reason = "unreadable failed.json"
+                incomplete.append(f"{name} (failed: {str(reason)[:160]})")
+            else:
+                incomplete.append(f"{name} (unfinished)")
+            continue
+        try:
+            d = json.loads(m.read_text())
+            metrics = d["test"]["metrics"]
+            strategy = d["strategy"]
+            if not isinstance(metrics, dict):
+                raise TypeError(f"'test.metrics' is {type(metrics).__name__}, not a table of metrics")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            incomplete.append(f"{name} (failed: {m} is unreadable or incomplete: {type(exc).__name__}: {exc})")
+            continue
+        if not _finite(metrics.get("nme_io")):
+            incomplete.append(f"{name} (failed: {m} has no finite nme_io ({metrics.get('nme_io')!r}); a diverged run)")
+            continue
+        data = d.get("data") or {}
+        budget = data.get("real_train", 0) if strategy != "synth_only" else 0
+        row = {"strategy": strategy, "budget": int(budget or 0), "real_budget": d.get("real_budget"),
+               "seed": d.get("seed"), "val_nme_io": d.get("val_nme_io"),
+               "seconds": (d.get("timing") or {}).get("total_seconds"), "run": name,
+               "ced": d["test"].get("ced")}
+        row.update({k: (metrics.get(k) if _finite(metrics.get(k)) else None) for k in COLUMNS if k in metrics})
+        raw = d["test"].get("metrics_without_adapter") or {}
+        row.update({f"{k}_no_adapter": raw.get(k) for k in ("nme_io", "nme_io_jaw", "nme_io_inner")})
+        rows.append(row)
+    return rows, incomplete
+
+
+def aggregate(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, dict[int, tuple[float, float, int]]]:
+    """strategy -> budget -> (mean, std over seeds, number of seeds)."""
+    groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get(key) is not None:
+            groups[r["strategy"]][r["budget"]].append(float(r[key]))
+    return {s: {b: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
+                for b, v in sorted(bs.items())} for s, bs in groups.items()}
+
+
+def equivalent_budget(nme: float, curve: dict[int, tuple[float, float, int]]) -> tuple[str, float | None]:
+    """The real-only budget whose (interpolated, log-budget) mean NME equals ``nme``.
+
+    Returns a relation ("≈", "<", ">") and the budget: "<" means better than real-only with its
+    largest budget, ">" worse than with its smallest.
+    """
+    budgets = np.array([b for b in curve if b > 0], dtype=float)
+    if len(budgets) == 0:
+        return "?", None
+    means = np.array([curve[int(b)][0] for b in budgets])
+    # Running minimum: a noisy bump in the real-only curve must not create two answers.
+    mono = np.minimum.accumulate(means)
+    if nme <= mono[-1]:
+        return ("≈", float(budgets[-1])) if math.isclose(nme, mono[-1]) else ("<", float(budgets[-1]))
+    if nme >= mono[0]:
+        return ("≈", float(budgets[0])) if math.isclose(nme, mono[0]) else (">", float(budgets[0]))
+    i = int(np.nonzero(mono <= nme)[0][0])  # first budget at least as good
+    lo, hi = i - 1, i
+    t = (mono[lo] - nme) / (mono[lo] - mono[hi]) if mono[lo] != mono[hi] else 0.0
+    logb = math.log(budgets[lo]) + t * (math.log(budgets[hi]) - math.log(budgets[lo]))
+    return "≈", float(math.exp(logb))
+
+
+def headlines(agg: dict[str, dict[int, tuple[float, float, int]]]) -> list[str]:
+    """One sentence per pre-trained budget: the real-only budget it is worth."""
+    if "pretrain_finetune" not in agg or "real_only" not in agg:
+        return ["(the headline needs both real_only and pretrain_finetune runs)"]
+    out = []
+    for n, (mean, _, _) in agg["pretrain_finetune"].items():
+        rel, b = equivalent_budget(mean, agg["real_only"])
+        if b is None:
+            continue
+        words = {"≈": f"≈ real-only with {b:.0f} real images",
+                 "<": f"is better than real-only with all {b:.0f} real images",
+                 ">": f"is worse than real-only with {b:.0f} real images"}[rel]
+        out.append(f"pretrain + {n} real (NME {100 * mean:.2f}%) {words}")
+    return out
+
+
+def _fmt(x: tuple[float, float, int]) -> str:
+    return f"{100 * x[0]:.2f} ± {100 * x[1]:.2f} (n={x[2]})"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in sorted(rows, key=lambda r: (r["strategy"], r["budget"], r["seed"] or 0)):
+            w.writerow(r)
+
+
+def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str]) -> str:
+    budgets = sorted({b for s in agg.values() for b in s})
+    strategies = [s for s in ORDER if s in agg] + [s for s in agg if s not in ORDER]
+    md = [f"# Sweep report: {sweep.name}", "",
+          f"{len(rows)} finished runs. Real-test NME, inter-ocular (%), mean ± std over seeds; budget = real "
+          "training images (synthetic only: 0).", ""]
+    md.append("| strategy | " + " | ".join(str(b) for b in budgets) + " |")
+    md.append("|---|" + "---|" * len(budgets))
+    for s in strategies:
+        md.append(f"| {s} | " + " | ".join(_fmt(agg[s][b]) if b in agg[s] else "" for b in budgets) + " |")
+    md += ["", "## Headline", ""] + [f"- {h}" for h in lines]
+    md += ["", "## Incomplete or failed runs", ""]
+    md += [f"- {r}" for r in incomplete] if incomplete else ["none"]
+    md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`.", ""]
+    return "\n".join(md)
+
+
+def plot_budget(agg: dict, path: Path, title: str) -> None:
+    """NME vs real budget (log axis), one line per strategy, seed std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
+    for s in [s for s in ORDER if s in agg] + [s for s in agg if s not in ORDER]:
+        pts = agg[s]
+        if s == "synth_only" or set(pts) == {0}:
+            m, sd, _ = pts[min(pts)]
+            ax.axhline(100 * m, ls="--", color="gray", label=f"{LABELS.get(s, s)}: {100 * m:.2f}%")
+            ax.axhspan(100 * (m - sd), 100 * (m + sd), color="gray", alpha=0.15)
+            continue
+        b = sorted(x for x in pts if x > 0)
+        ax.errorbar(b, [100 * pts[x][0] for x in b], yerr=[100 * pts[x][1] for x in b], marker="o", capsize=3,
+                    label=LABELS.get(s, s))
+    ax.set_xscale("log")
+    ax.set_xlabel("real training images (log scale)")
+    ax.set_ylabel("real-test NME, inter-ocular (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
+    """Per-region NME bars for each strategy at one budget (synthetic only at its own)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strategies = [s for s in ORDER if any(r["strategy"] == s for r in rows)]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=130)
+    width = 0.8 / max(1, len(strategies))
+    for k, s in enumerate(strategies):
+        sel = [r for r in rows if r["strategy"] == s and (s == "synth_only" or r["budget"] == budget)]
+        if not sel:
+            continue
+        means = [100 * np.mean([r[f"nme_io_{g}"] for r in sel]) for g in REGIONS]
+        ax.bar(np.arange(len(REGIONS)) + k * width, means, width, label=LABELS.get(s, s))
+    ax.set_xticks(np.arange(len(REGIONS)) + width * (len(strategies) - 1) / 2, REGIONS)
+    ax.set_ylabel("NME, inter-ocular (%)")
+    ax.set_title(f"Per-region real-test NME at {budget} real images")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
+    """Mean CED curve over seeds per strategy at one budget."""
+    from landmark_lab.reports.plots import ced_plot
+
+    curves = {}
+    for s in ORDER:
+        sel = [r for r in rows if r["strategy"] == s and (s == "synth_only" or r["budget"] == budget) and r.get("ced")]
+        if sel:
+            xs = np.asarray(sel[0]["ced"]["nme_io"])
+            curves[LABELS.get(s, s)] = (xs, np.mean([r["ced"]["fraction"] for r in sel], axis=0))
+    if curves:
+        ced_plot(curves, path, title=f"CED at {budget} real images")
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.2f}"
+
+
+def runs_table(sweep: Path, rows: list[dict], incomplete: list[str]) -> str:
+    """One row per run folder (an ablation): NME overall, jaw and inner face, with and without the adapter."""
+    md = [f"# Runs: {sweep.name}", "",
+          "Real-test NME, inter-ocular (%). 'without adapter' = the same model's base (synthetic-convention) "
+          "output: the label gap in numbers.", "",
+          "| run | strategy | real images | NME | jaw | inner | NME without adapter | jaw without adapter | FR@0.1 |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["run"]):
+        md.append(f"| {r['run']} | {r['strategy']} | {r['budget']} | {_pct(r.get('nme_io'))} | {_pct(r.get('nme_io_jaw'))} | "
+                  f"{_pct(r.get('nme_io_inner'))} | {_pct(r.get('nme_io_no_adapter'))} | "
+                  f"{_pct(r.get('nme_io_jaw_no_adapter'))} | {_pct(r.get('fr_io@0.1'))} |")
+    if incomplete:
+        md += ["", "Incomplete or failed runs: " + ", ".join(incomplete)]
+    return "\n".join(md) + "\n"
+
+
+def plot_runs(rows: list[dict], path: Path, title: str) -> None:
+    """NME per run (with the adapter, and without where it differs) as horizontal bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["run"], reverse=True)
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5), dpi=130)
+    ax.barh(y + 0.2, [100 * (r.get("nme_io_no_adapter") or r["nme_io"]) for r in rows], 0.4, color="lightgray",
+            label="without adapter")
+    ax.barh(y - 0.2, [100 * r["nme_io"] for r in rows], 0.4, label="model output")
+    for yi, r in zip(y, rows, strict=True):
+        ax.text(100 * r["nme_io"], yi - 0.2, f" {100 * r['nme_io']:.2f}", va="center", fontsize=7)
+    ax.set_yticks(y, [r["run"] for r in rows], fontsize=8)
+    ax.set_xlabel("real-test NME, inter-ocular (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(cfg: Any) -> Path:
+    """``report``: ``results.csv``, ``report.md`` and the figures of ``cfg.sweep`` into ``cfg.out`` (default: the
+    sweep folder); with ``cfg.runs``, one row per run (``runs.md``, ``runs.png``). Returns the output folder."""
+    sweep = Path(str(cfg.sweep)).expanduser()
+    if not sweep.is_dir() or not any(sweep.iterdir()):
+        raise ConfigError(f"sweep={sweep}: not a folder with runs in it (give the folder a sweep or ablation wrote).")
+    rows, incomplete = collect(sweep)
+    if not rows:
+        listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
+        raise DataError(f"no finished run (metrics.json) under {sweep}" + (f". Failed or unfinished: {listed}" if listed else ""))
+    out = Path(str(cfg.out)) if cfg.get("out") else sweep
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "results.csv")
+    if cfg.get("runs", False):
+        (out / "runs.md").write_text(runs_table(sweep, rows, incomplete))
+        plot_runs(rows, out / "runs.png", f"{sweep.name}: real-test NME per run")
+        print((out / "runs.md").read_text())
+        return out
+    agg = aggregate(rows)
+    lines = headlines(agg)
+    budget = int(cfg.get("ced_budget", 50))
+    (out / "report.md").write_text(markdown(sweep, rows, agg, lines, incomplete))
+    plot_budget(agg, out / "nme_vs_budget.png", f"{sweep.name}: real-test NME vs real images")
+    plot_ced(rows, budget, out / "ced.png")
+    plot_regions(rows, budget, out / "regions.png")
+    print((out / "report.md").read_text())
+    return out

@@ -1,0 +1,296 @@
+"""Training: every stage of a strategy, the pre-training cache, the test, ``metrics.json`` (``train(cfg)``).
+
+The command is :mod:`landmark_lab.cli.train` (``python -m landmark_lab.train [+experiment=NAME] [overrides]``).
+
+Runs every stage of the chosen strategy (one for most, pre-train + fine-tune for
+``pretrain_finetune``), keeps the best checkpoint of each stage by validation NME, tests on the
+real test split and writes ``metrics.json`` in the run folder. ``--help`` lists the config groups.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from landmark_lab.adaptation.posthoc import fit_posthoc_adapter
+from landmark_lab.datamodules.sources import FaceDataset
+from landmark_lab.errors import ConfigError, DataError, TrainingDiverged
+from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
+from landmark_lab.models.checkpoint import load_weights, read_checkpoint, save_model
+from landmark_lab.reports.plots import evaluation_figures
+from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
+from landmark_lab.training.loggers import build_loggers, finish_loggers, log_test_results
+from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
+from landmark_lab.utils.checks import check_train_config
+from landmark_lab.utils.io import inside
+from landmark_lab.utils.run import is_rank_zero, record_failure, run_dir_of, start_run_dir, write_json
+
+log = logging.getLogger("landmark_lab.train")
+
+# Strategies whose first stage trains on synthetic data only: that stage can come from the cache.
+SYNTHETIC_FIRST = ("synth_only", "pretrain_finetune", "data_adapt")
+
+
+def eval_device(cfg: DictConfig) -> str:
+    """The device the run trained on, for its test: a GPU run is tested on the GPU, a CPU run on the CPU."""
+    accel = str(cfg.trainer.get("accelerator", "auto"))
+    return "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+
+
+def stage_steps(stage: DictConfig, n_train: int, batch_size: int) -> int:
+    """Optimiser steps of a stage: ``steps`` if given, else ``epochs`` passes over its training set,
+    clamped to ``[min_steps, max_steps]`` (so 50 images are not under-trained and 6000 not over-budget)."""
+    if stage.get("steps") not in (None, "auto"):
+        return int(stage.steps)
+    epochs = float(stage.get("epochs", 20))
+    raw = math.ceil(epochs * n_train / batch_size)
+    return int(min(max(raw, int(stage.get("min_steps", 100))), int(stage.get("max_steps", 1000))))
+
+
+def stage_callbacks(cfg: DictConfig, stage: str, stage_dir: Path, with_logger: bool) -> list[Any]:
+    """The stage's callbacks from ``cfg.callbacks`` (each a ``_target_`` config; null entries skipped)."""
+    from hydra.utils import instantiate
+
+    out: list[Any] = []
+    for name, spec in (cfg.get("callbacks") or {}).items():
+        if spec is None:
+            continue
+        target = str(spec.get("_target_", ""))
+        if target.endswith("EarlyStopping") and int(spec.get("patience", 0)) <= 0:
+            continue  # patience 0: never stop early (the best checkpoint is kept anyway)
+        if target.endswith("LearningRateMonitor") and not with_logger:
+            continue  # it needs a logger to write to
+        extra: dict[str, Any] = {}
+        if target.endswith("ModelCheckpoint"):
+            extra["dirpath"] = str(stage_dir)
+        if target.endswith("DivergenceGuard"):
+            extra["stage"] = stage
+        try:
+            out.append(instantiate(spec, **extra))
+        except Exception as exc:
+            raise ConfigError(f"callbacks.{name}: cannot build {target or 'it'} ({type(exc).__name__}: {exc}).") from None
+    return out
+
+
+def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: int, run_dir: Path, loggers: list,
+               resume_from: Path | None) -> dict:
+    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    val_every = int(cfg.schedule.val_every)
+    dm.train_steps = steps
+    model.start_stage(stage.name, float(stage.lr), steps)
+    stage_dir = run_dir / "checkpoints" / stage.name
+    callbacks = stage_callbacks(cfg, stage.name, stage_dir, bool(loggers))
+    ckpt = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    if ckpt is None:
+        raise ConfigError("callbacks.model_checkpoint is required: each stage keeps its best checkpoint.")
+    trainer = L.Trainer(max_steps=steps, max_epochs=1, val_check_interval=min(val_every, steps),
+                        num_sanity_val_steps=0, callbacks=callbacks, logger=loggers or False,
+                        default_root_dir=str(run_dir), **tcfg)
+    log.info("stage %s: %d steps at lr %g on %s%s", stage.name, steps, stage.lr, dm.summary(),
+             f" (resuming from {resume_from})" if resume_from else "")
+    t0 = time.perf_counter()
+    # weights_only: a last.ckpt is read back without unpickling anything but tensors and plain containers.
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+    seconds = time.perf_counter() - t0
+    best = ckpt.best_model_path
+    if best:
+        load_weights(model, best)
+    score = ckpt.best_model_score
+    done_steps = int(trainer.global_step)
+    last = run_dir / "checkpoints" / stage.name / "last.ckpt"
+    if done_steps == 0 and last.is_file():  # ddp_spawn: the main process did not step; read the last checkpoint
+        done_steps = int(read_checkpoint(last).get("global_step", 0))
+    return {
+        "name": stage.name,
+        "steps": done_steps,
+        "seconds": round(seconds, 1),
+        "best_val_nme_io": float(score) if score is not None else None,
+        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+    }
+
+
+def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConfig, run_dir: Path,
+               loggers: list) -> dict:
+    """One stage, reusing what exists: a finished stage of this run (resume), the pre-training cache
+    (first stage of a synthetic-first strategy), a partial stage's last checkpoint, else training."""
+    stage_dir = run_dir / "checkpoints" / stage.name
+    done = stage_dir / "done.json"
+    if done.is_file():
+        try:
+            info = json.loads(done.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{done}: unreadable stage record ({exc}); delete it to retrain this stage.") from None
+        # Paths read back from the record must stay where this run and the cache keep their weights.
+        if info.get("best_checkpoint"):
+            load_weights(model, inside(run_dir, info["best_checkpoint"], str(done)))
+        elif info.get("cache_file"):
+            load_weights(model, inside(cfg.pretrain_cache.dir, Path(info["cache_file"]).resolve(), str(done)),
+                         "pre-training cache entry")
+        log.info("stage %s: already finished in this run folder, reusing it", stage.name)
+        return {**info, "reused": True}
+    n_train = len(dm.training_set()[1])
+    steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
+    # Not under DDP: every rank must run the same fits, and rank 0 alone would hit or fill the cache.
+    multi_process = "ddp" in str(cfg.trainer.get("strategy", ""))
+    use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
+                 and not cfg.trainer.get("fast_dev_run") and not multi_process)
+    last = stage_dir / "last.ckpt"
+    resume_from = last if last.is_file() else None
+    if not use_cache:
+        info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
+    else:
+        cache = PretrainCache(cfg.pretrain_cache.dir)
+        stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
+        key = cache_key(cfg, stage_key)
+        with cache.lock(key):
+            entry = cache.load(key, model)
+            if entry is not None:
+                info = {**entry["info"], "name": stage.name, "cache_hit": True, "cache_file": str(cache.path(key).resolve()),
+                        "best_checkpoint": None}
+                log.info("stage %s: loaded from the pre-training cache (%s)", stage.name, cache.path(key))
+            else:
+                info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
+                path = cache.save(key, model.state_dict(), info, key_material(cfg, stage_key))
+                info = {**info, "cache_hit": False, "cache_file": str(path.resolve())}
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.trainer.get("fast_dev_run") and is_rank_zero():
+        write_json(done, info)
+    return info
+
+
+def _partial_steps(run_dir: Path) -> dict[str, int]:
+    """Stages of an interrupted run that a resume continues mid-way: stage name -> the step it resumes from."""
+    out = {}
+    for last in sorted((run_dir / "checkpoints").glob("*/last.ckpt")):
+        if not (last.parent / "done.json").is_file():
+            out[last.parent.name] = int(read_checkpoint(last).get("global_step", 0))
+    return out
+
+
+def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
+    """Fit the post-hoc label adapter on the real budget (``cfg.posthoc_adapter``) and save the model with it."""
+    p = cfg.posthoc_adapter
+    info = fit_posthoc_adapter(model, dm.real_train_eval_dataloader(), dm.real_val_dataloader(), name=str(p.name),
+                               steps=int(p.steps), lr=float(p.lr), weight_decay=float(p.weight_decay), seed=int(cfg.seed))
+    if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
+        path = save_model(model, stage_dir / "adapted.ckpt")
+        info["checkpoint"] = str(path.relative_to(run_dir_of(cfg)))
+    return info
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train and test one configuration; returns the final stage's best validation NME (for sweepers)."""
+    t_start = time.perf_counter()
+    # Every name, number, path and device is checked before anything is read, built or written.
+    check_train_config(cfg)
+    run_dir = run_dir_of(cfg)
+    resume = bool(cfg.get("resume", False))
+    if resume and (run_dir / "metrics.json").is_file():
+        try:
+            previous = json.loads((run_dir / "metrics.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{run_dir / 'metrics.json'}: unreadable ({exc}); move it away to re-run this run.") from None
+        print(f"[landmark_lab] {run_dir} already finished (resume=true): skipping; results in metrics.json")
+        return previous.get("val_nme_io")
+    resumed_from = _partial_steps(run_dir) if resume else {}
+    if is_rank_zero():  # DDP ranks re-launched by Lightning share rank 0's run folder
+        start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)), resume=resume)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    progress = bool(cfg.trainer.get("enable_progress_bar", True))
+
+    dm = build_datamodule(cfg, progress=progress)
+    t0 = time.perf_counter()
+    dm.prepare_data()
+    dm.setup("fit")
+    data_seconds = time.perf_counter() - t0
+
+    model = build_model(cfg)
+    first = cfg.strategy.stages[0].name
+    if hasattr(dm, "stage"):
+        dm.stage = first
+    shape = mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf))
+    model.init_mean_shape(shape)
+
+    budget = cfg.data.get("real_budget", "all")
+    name = f"{cfg.strategy.name}-n{budget}-seed{cfg.seed}"
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tags = [str(t) for t in cfg.get("tags", [])] + [f"strategy:{cfg.strategy.name}", f"budget:{budget}",
+                                                    f"seed:{cfg.seed}"]
+    loggers = build_loggers(cfg.logger, run_dir, name, tags, resolved)
+    stages = []
+    try:
+        for i, stage in enumerate(cfg.strategy.stages):
+            if hasattr(dm, "stage"):
+                dm.stage = stage.name
+            if stage.get("fresh_model"):  # data adaptation: a new model learns the translated labels
+                model = build_model(cfg)
+                model.init_mean_shape(mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf)))
+            stages.append(_run_stage(cfg, model, dm, i, stage, run_dir, loggers))
+            if stage.get("fit_adapter"):
+                stages[-1]["posthoc_adapter"] = _fit_posthoc(cfg, model, dm, run_dir / "checkpoints" / stage.name)
+            if stage.get("adapt_synthetic_labels"):
+                dm.adapt_synthetic_labels(model.adapter, model.input_size)
+
+        if not is_rank_zero():
+            return stages[-1]["best_val_nme_io"] if stages else None
+        if cfg.trainer.get("fast_dev_run"):
+            result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False, device=eval_device(cfg))
+        else:
+            result = evaluate(model, dm.test_dataloader(), progress=progress, device=eval_device(cfg))
+        if not math.isfinite(result.metrics["nme_io"]):
+            raise TrainingDiverged(f"the trained model's real-test NME is {result.metrics['nme_io']} (non-finite "
+                                   "predictions): the run has no result. Lower the learning rate and re-run.")
+        # The baseline predicts the mean of the real training images when the strategy has any (so it is
+        # the same floor for every strategy at a budget), else the mean of what it trained on.
+        real_items = getattr(dm, "real_train_items", None) if dm.uses("real") else None
+        floor = mean_shape(FaceDataset(dm.real_sources, real_items, dm.eval_tf)) if real_items else shape
+        baseline = mean_shape_baseline(floor, dm.test_dataloader())
+        log_test_results(loggers, result)
+    except TrainingDiverged as exc:
+        if is_rank_zero():
+            path = record_failure(run_dir, str(exc), stage=exc.stage, finished_stages=stages, config=resolved)
+            log.error("%s (recorded in %s)", exc, path)
+        raise
+    finally:
+        finish_loggers(loggers)
+
+    val = stages[-1]["best_val_nme_io"] if stages else None
+    payload = {
+        # A strategy config may report itself under its own label (synth_only_adapted trains like synth_only).
+        "strategy": cfg.strategy.get("label") or cfg.strategy.name,
+        "real_budget": budget,
+        "seed": int(cfg.seed),
+        "sweep": cfg.get("sweep_name"),
+        "data": dm.summary(),
+        "test": result.as_json(),
+        "baseline_mean_shape": baseline.metrics,
+        "val_nme_io": val,
+        "stages": stages,
+        "timing": {"data_seconds": round(data_seconds, 1), "total_seconds": round(time.perf_counter() - t_start, 1)},
+        # A resumed stage continues from its last checkpoint: weights, optimiser and step are restored, but the
+        # data order and augmentation draws restart, so the result is close to, not bit-identical with, an
+        # uninterrupted run. Recorded so nobody mistakes one for the other.
+        "resumed": resumed_from or None,
+        "nme_convention": NME_CONVENTION,
+        "config": resolved,
+    }
+    write_json(run_dir / "metrics.json", payload)
+    evaluation_figures(result, run_dir, f"{name}: real test", baseline)
+    print(
+        f"\n[landmark_lab] {name} | real test ({int(result.metrics['count'])} faces): "
+        f"{summary_line(result.metrics, result.without_adapter)} "
+        f"| mean-shape baseline NME io {100 * baseline.metrics['nme_io']:.2f}% | "
+        f"{payload['timing']['total_seconds']:.0f}s\n[landmark_lab] results: {run_dir / 'metrics.json'}"
+    )
+    return val

@@ -1,0 +1,42 @@
+"""The one way to compose a config outside a command line (bench, tests, notebooks), exactly as the CLI does."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from landmark_lab.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: str | Path | None = None,
+                   root_dir: str | Path | None = None) -> DictConfig:
+    """``conf/<name>.yaml`` with ``overrides``, its run folder at ``run_dir`` (a new temp folder if None).
+
+    Like inside a Hydra app, the result has no ``hydra`` node and ``HydraConfig`` is set (so run-folder
+    helpers and ``${hydra:...}`` interpolations work). A bad override is a :class:`ConfigError`.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"landmark_lab_{name}_"))
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name=name, overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"bad override: {exc}") from None
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        if root_dir is not None:
+            cfg.paths.root_dir = str(root_dir)
+        cfg.paths.output_dir = str(run_dir)
+        del cfg["hydra"]
+    return cfg
