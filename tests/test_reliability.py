@@ -251,6 +251,15 @@ def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path):
                        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 2 and "ckpt_path is required" in r.stderr and "Traceback" not in r.stderr
     assert not run.exists()
+    # bad data found while the data is read (after the folder check): the new run folder is removed again
+    bad = _folder(tmp_path / "bad_test", n=2)
+    (bad / "f1.png").unlink()
+    r = subprocess.run([sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "data/real=folder",
+                        f"data.real.root={_folder(tmp_path / 'train', n=12)}", f"data.real.test_root={bad}",
+                        "data.val_size=2", f"hydra.run.dir={run}", "logger=none"], cwd=ROOT, capture_output=True,
+                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2 and "f1.pts: has no image beside it" in r.stderr and "Traceback" not in r.stderr
+    assert not run.exists()
 
 
 # -- 5. every typo: a clear message, before any work -----------------------------------------------

@@ -75,3 +75,16 @@ def test_runs_table_shows_each_run_with_and_without_adapter(sweep, capsys):
     md = (sweep / "runs.md").read_text()
     assert "| real_only/n50/seed0 | real_only | 50 | 19.50 | 19.50 | 19.50 | 30.00 | 50.00 | 0.00 |" in md
     assert "real_only/n2000/seed0" in md and (sweep / "runs.png").stat().st_size > 1000
+
+
+def test_peer_evaluation_is_drawn_as_a_reference_line(sweep, tmp_path):
+    peer = tmp_path / "dlib_eval"
+    peer.mkdir()
+    metrics = {"nme_io": 0.0289, "nme_io_jaw": 0.04, "nme_io_brows": 0.03, "nme_io_nose": 0.03, "nme_io_eyes": 0.02,
+               "nme_io_mouth": 0.02, "nme_io_inner": 0.024, "fr_io@0.1": 0.007}
+    (peer / "metrics.json").write_text(json.dumps({"peer": "dlib", "protocol": {"box": "detector"},
+                                                   "test": {"metrics": metrics, "ced": None}}))
+    assert run_cli("report", [str(sweep), "--reference", str(peer)]) == 0
+    md = (sweep / "report.md").read_text()
+    assert "| dlib (peer, detector boxes) | 2.89 ± 0.00 (n=1) |" in md
+    assert run_cli("report", [str(sweep), "--reference", str(tmp_path / "missing")]) == 2

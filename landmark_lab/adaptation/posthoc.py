@@ -29,12 +29,14 @@ log = logging.getLogger("landmark_lab.adaptation.posthoc")
 
 @torch.no_grad()
 def base_predictions(model: nn.Module, loader: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(base predictions, labels) over ``loader``, both in the model's normalised crop coordinates."""
+    """(base predictions, labels) over ``loader``, both in the model's normalised crop coordinates, on the CPU.
+    The forward passes run on the model's device (the GPU after GPU training)."""
     model.eval()
+    device = next(model.parameters()).device
     preds, targets = [], []
     for batch in loader:
-        base, _ = model(batch["image"])
-        preds.append(base)
+        base, _ = model(batch["image"].to(device))
+        preds.append(base.float().cpu())
         targets.append(model.to_normalised(batch["landmarks"]))
     return torch.cat(preds), torch.cat(targets)
 

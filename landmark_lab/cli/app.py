@@ -22,6 +22,9 @@ def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str
     ``flags`` maps ``--flag`` spellings to config keys (``--runs`` -> ``runs=true``, ``--out D`` -> ``out=D``);
     ``positional`` is the key a leading bare argument sets (``report SWEEP`` -> ``sweep=SWEEP``).
     """
+    from landmark_lab.utils.resolvers import register
+
+    register()
     sys.argv[1:] = translate(sys.argv[1:], flags or {}, positional)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
@@ -36,12 +39,18 @@ def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str
 def translate(argv: list[str], flags: dict[str, str], positional: str | None) -> list[str]:
     """Older argparse-style arguments as Hydra overrides; Hydra's own arguments pass through."""
     out: list[str] = []
+    _items: dict[str, list[str]] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
         name, eq, value = arg.partition("=")
         if name in flags:
             key = flags[name]
+            if key.endswith("+="):  # a list option that may repeat: collected into one override
+                items = [*_items.get(key, []), value if eq else (argv[i + 1] if i + 1 < len(argv) else "")]
+                _items[key] = items
+                i += 1 if eq else 2
+                continue
             if key.endswith("=true"):  # a switch
                 out.append(key)
             elif eq:
@@ -54,4 +63,5 @@ def translate(argv: list[str], flags: dict[str, str], positional: str | None) ->
         else:
             out.append(arg)
         i += 1
+    out += [f"{key[:-2]}=[{','.join(items)}]" for key, items in _items.items()]
     return out

@@ -1,4 +1,4 @@
-"""``python -m landmark_lab.report SWEEP_DIR [--runs] [--ced-budget 50] [--out DIR]`` (or ``sweep=... runs=true``).
+"""``python -m landmark_lab.report SWEEP_DIR [--runs] [--ced-budget 50] [--out DIR] [--reference EVAL_RUN ...]``.
 
 Table, plots and headline of a sweep folder (:func:`landmark_lab.reports.sweep.write_report`).
 """
@@ -9,7 +9,8 @@ from landmark_lab.cli.app import run_app
 def main() -> None:
     from landmark_lab.reports.sweep import write_report
 
-    run_app("report", write_report, flags={"--runs": "runs=true", "--ced-budget": "ced_budget", "--out": "out"},
+    run_app("report", write_report, flags={"--runs": "runs=true", "--ced-budget": "ced_budget", "--out": "out",
+                                            "--reference": "references+="},
             positional="sweep")
 
 

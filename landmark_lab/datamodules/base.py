@@ -76,7 +76,7 @@ class LandmarkDataModule(L.LightningDataModule):
         imitate = bool((c.get("crop_imitation") or {}).get("enabled", False)) and self.uses("synthetic")
         # Crop imitation measures real training faces even when the strategy trains on synthetic only.
         need_real = self.uses("real") or imitate or self.calibrate_on_real
-        self.real_sources = open_sources(c["real"], "real", "train", self.progress) if need_real else []
+        self.real_sources = self._cached(open_sources(c["real"], "real", "train", self.progress)) if need_real else []
         if self.real_sources:
             groups = groups_of([len(s) for s in self.real_sources])
             train_g, val_g = holdout(groups, int(c["val_size"]), self.seed_data)
@@ -87,14 +87,25 @@ class LandmarkDataModule(L.LightningDataModule):
         if imitate:
             self.train_tf.imitation = self.fit_crop_imitation()
         if self.uses("synthetic"):
-            self.syn_sources = open_sources(c["synthetic"], "synthetic", "train", self.progress)
+            self.syn_sources = self._cached(open_sources(c["synthetic"], "synthetic", "train", self.progress))
             groups = groups_of([len(s) for s in self.syn_sources])
             syn_train, syn_val = holdout(groups, int(c.get("synthetic_val_size", 0)), self.seed_data)
             self.syn_train_items, self.syn_val_items = expand(syn_train, False), expand(syn_val, False)
-        self.test_sources = open_sources(c["real"], "real", "test", self.progress)
+        self.test_sources = self._cached(open_sources(c["real"], "real", "test", self.progress))
         test_groups = groups_of([len(s) for s in self.test_sources])
         self.test_items = expand(test_groups, bool(c.get("mirror_test", False)))
         self._ready = True
+
+    def _cached(self, sources: list) -> list:
+        """``sources`` served from the pre-cropped cache when ``data.cache=crops`` (built on first use)."""
+        if self.cfg.get("cache", "none") != "crops":
+            return sources
+        from landmark_lab.datamodules.crop_cache import cached
+
+        c = self.cfg
+        workers = max(1, int(c.get("num_workers", 1) or 1))
+        return [cached(s, c["transform"]["crop"], c["cache_dir"], float(c.get("cache_margin", 1.6)), workers, self.progress)
+                for s in sources]
 
     def calibration_items(self, n: int) -> list:
         """The first ``n`` real training images (capped at the budget), for statistics fitted on real data:
@@ -120,11 +131,13 @@ class LandmarkDataModule(L.LightningDataModule):
     # -- loaders -------------------------------------------------------------------------------
     def _loader(self, dataset: FaceDataset, train: bool, **kw: Any) -> DataLoader:
         workers = int(self.cfg.get("num_workers", 0))
+        pin = self.cfg.get("pin_memory", "auto")
+        pin = torch.cuda.is_available() if pin == "auto" else bool(pin)
         return DataLoader(
             dataset,
             num_workers=workers,
-            persistent_workers=workers > 0 and train,
-            pin_memory=False,
+            persistent_workers=workers > 0 and train and bool(self.cfg.get("persistent_workers", True)),
+            pin_memory=pin,
             **kw,
         )
 
@@ -132,13 +145,21 @@ class LandmarkDataModule(L.LightningDataModule):
         """(sources, items) this strategy trains on now."""
         raise NotImplementedError
 
+    def rank_world(self) -> tuple[int, int]:
+        """(this process's rank, number of ranks) of the trainer running this data module; (0, 1) alone."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return int(trainer.global_rank), int(trainer.world_size)
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def train_dataloader(self) -> DataLoader:
         bs = int(self.cfg["batch_size"])
         ds = FaceDataset(*self.training_set(), self.train_tf)
-        # Under DDP Lightning shards this sampler across ranks: draw enough for every rank's steps.
-        dist = torch.distributed
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        sampler = CyclingSampler(len(ds), self.train_steps * bs * world, self.seed)
+        # The sampler shards itself across DDP ranks (each rank: its own train_steps * bs samples).
+        sampler = CyclingSampler(len(ds), self.train_steps * bs, self.seed, *self.rank_world())
         return self._loader(ds, True, batch_size=bs, sampler=sampler, drop_last=True)
 
     def _eval_loader(self, sources: list, items: list) -> DataLoader:

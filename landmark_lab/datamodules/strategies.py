@@ -61,7 +61,7 @@ class CombinedDataModule(LandmarkDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = FaceDataset(*self.training_set(), self.train_tf)
         sampler = MixedBatchSampler(len(self.syn_train_items), len(self.real_train_items), int(self.cfg["batch_size"]),
-                                    self.synth_share, self.train_steps, self.seed)
+                                    self.synth_share, self.train_steps, self.seed, *self.rank_world())
         return self._loader(ds, True, batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from landmark_lab.training.builders import build_datamodule, build_model
 from landmark_lab.utils.compose import compose_config
@@ -41,19 +41,68 @@ def data_throughput(cfg: DictConfig, batches: int) -> float:
 
 
 def train_throughput(cfg: DictConfig, batches: int) -> float:
-    """Images/s of forward + backward + optimiser step of the configured model and input size."""
-    model = build_model(cfg).train()
+    """Images/s of forward + backward + optimiser step of the configured model and input size, on the GPU
+    (with the trainer's mixed precision and channels_last if set) when there is one, else the CPU."""
+    cuda = torch.cuda.is_available() and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
+    device = torch.device("cuda" if cuda else "cpu")
+    model = build_model(cfg).train().to(device)
+    if cfg.model.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
     size, bs = int(cfg.data.transform.crop.size), int(cfg.data.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x, y = torch.randn(bs, 3, size, size), torch.rand(bs, 68, 2) * size
+    x, y = torch.randn(bs, 3, size, size, device=device), torch.rand(bs, 68, 2, device=device) * size
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
     for i in range(batches + 3):
         if i == 3:
+            if cuda:
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
-        loss = model.criterion(model(x)[1], model.to_normalised(y))
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda):
+            loss = model.criterion(model(x)[1].float(), model.to_normalised(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if cuda:
+        torch.cuda.synchronize()
     return bs * batches / (time.perf_counter() - t0)
+
+
+def loader_per_core(cfg: DictConfig, sources: dict[str, dict], sizes: tuple[int, ...], n: int = 200) -> list[str]:
+    """Training images/s of the data pipeline on ONE core (no workers: multiply by the cores a GPU node has),
+    per dataset and input size, from the raw files and from the pre-cropped cache (``data.cache=crops``)."""
+    from landmark_lab.datamodules.crop_cache import cached
+    from landmark_lab.datamodules.sources import FaceDataset, open_sources
+    from landmark_lab.datamodules.splits import expand, groups_of
+    from landmark_lab.transforms.pipeline import FaceTransform
+
+    lines = []
+    augment = OmegaConf.to_container(cfg.augment, resolve=True)
+    cache_dir = Path(cfg.data.cache_dir)
+    for name, spec in sources.items():
+        try:
+            srcs = open_sources(spec, "synthetic" if spec.get("kind") != "300w" else "real", "train", progress=False)
+        except Exception as exc:  # the shared data is optional
+            lines.append(f"loader {name}: not measured ({str(exc).splitlines()[0][:100]})")
+            continue
+        for size in sizes:
+            crop = {**OmegaConf.to_container(cfg.data.transform.crop, resolve=True), "size": int(size)}
+            figures = []
+            for mode in ("raw", "cache"):
+                use = [cached(s, crop, cache_dir, float(cfg.data.cache_margin), progress=False) for s in srcs] \
+                    if mode == "cache" else srcs
+                ds = FaceDataset(use, expand(groups_of([len(s) for s in use]), False),
+                                 FaceTransform(crop, train=True, flip_p=0.5, augment=augment.get("transforms"), seed=0))
+                idx = [i % len(ds) for i in range(n + 10)]
+                for i in idx[:10]:
+                    ds[i]
+                t0 = time.perf_counter()
+                for i in idx[10:]:
+                    ds[i]
+                figures.append(n / (time.perf_counter() - t0))
+            lines.append(f"loader per core, {name} at {size:>3} px (augment: basic): raw files {figures[0]:7.1f} images/s, "
+                         f"crop cache {figures[1]:7.1f} images/s")
+    return lines
 
 
 @torch.no_grad()
@@ -183,6 +232,10 @@ def run_bench(cfg: DictConfig) -> list[str]:
         say(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
     for line in deployment_latencies(cfg, tuple(int(x) for x in b.deploy_sizes)):
         say(line)
+    if not b.deploy_only and b.get("loader_sources"):
+        for line in loader_per_core(cfg, OmegaConf.to_container(b.loader_sources, resolve=True),
+                                    tuple(int(x) for x in b.loader_sizes), int(b.loader_images)):
+            say(line)
     if not b.deploy_only and not b.skip_sweep:
         steps = [int(x) for x in b.sweep_steps]
         with_cache, without = sweep_cost(int(b.sweep_budgets), *steps)

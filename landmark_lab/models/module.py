@@ -48,6 +48,8 @@ class LandmarkModule(L.LightningModule):
         crop: Mapping[str, Any] | None = None,
         decay_norm_and_bias: bool = False,
         stage: Mapping[str, Any] | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         # Everything here goes into every checkpoint; ``stage`` (name, lr, steps) is updated by
@@ -64,12 +66,12 @@ class LandmarkModule(L.LightningModule):
         self.criterion = CoordLoss(**loss)
         self.input_size = input_size
         self.val_metrics = LandmarkMetrics()
-        self.test_metrics = LandmarkMetrics()
-        self.test_outputs: list[dict[str, torch.Tensor]] = []
 
     # -- prediction -------------------------------------------------------------------------------
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Base (3d-convention) and adapted (2d-convention) landmarks, normalised crop coordinates."""
+        if self.hparams.get("channels_last"):
+            image = image.contiguous(memory_format=torch.channels_last)
         base = self.head(self.backbone(image))
         return base, self.adapter(base)
 
@@ -120,19 +122,16 @@ class LandmarkModule(L.LightningModule):
         self.log("val/nme_io_jaw", m["nme_io_jaw"])
         self.val_metrics.reset()
 
-    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        pred = self.predict_pixels(batch)
-        self.test_metrics.update(pred, batch["landmarks"])
-        if batch_idx == 0:
-            self.test_outputs.append({"pred": pred[:16].cpu(), "target": batch["landmarks"][:16].cpu(),
-                                      "image": batch["image"][:16].cpu()})
-
-    def on_test_epoch_end(self) -> None:
-        for k, v in self.test_metrics.compute().items():
-            if k != "count":
-                self.log(f"test/{k}", v)
-
     # -- optimisation -----------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """Training-time speed options (not at load time: a checkpoint is used the same way either way)."""
+        if self.hparams.get("channels_last"):
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.get("compile") and not getattr(self.backbone, "_compiled", False):
+            # Compile the forward, not the module: parameter names (and so checkpoints) stay unchanged.
+            self.backbone.forward = torch.compile(self.backbone.forward)
+            self.backbone._compiled = True
+
     def start_stage(self, name: str, lr: float, steps: int) -> None:
         """Set the stage the next ``fit`` trains (its lr and steps), recorded in the hyper-parameters."""
         self.hparams.stage = {"name": str(name), "lr": float(lr), "steps": int(steps)}

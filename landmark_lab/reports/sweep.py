@@ -277,6 +277,29 @@ def plot_runs(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def reference_rows(paths: list[Any]) -> list[dict[str, Any]]:
+    """Rows for reference lines from ``evaluate`` run folders (e.g. ``evaluate peer=dlib``): drawn as a flat line
+    at budget 0, like synthetic-only, labelled by what was evaluated."""
+    rows = []
+    for p in paths:
+        m = Path(str(p)).expanduser()
+        m = m / "metrics.json" if m.is_dir() else m
+        try:
+            d = json.loads(m.read_text())
+            metrics = d["test"]["metrics"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"references: {m} is not an evaluate run's metrics.json ({type(exc).__name__}: {exc}).") from None
+        if not _finite(metrics.get("nme_io")):
+            raise DataError(f"references: {m} has no finite nme_io.")
+        box = (d.get("protocol") or {}).get("box", "landmarks")
+        name = f"{d['peer']} (peer, {box} boxes)" if d.get("peer") else f"{Path(str(d.get('checkpoint', m))).name} ({box} boxes)"
+        row = {"strategy": name, "budget": 0, "real_budget": None, "seed": 0, "run": str(m.parent),
+               "ced": d["test"].get("ced"), "seconds": (d.get("timing") or {}).get("total_seconds")}
+        row.update({k: metrics.get(k) for k in COLUMNS if k in metrics})
+        rows.append(row)
+    return rows
+
+
 def write_report(cfg: Any) -> Path:
     """``report``: ``results.csv``, ``report.md`` and the figures of ``cfg.sweep`` into ``cfg.out`` (default: the
     sweep folder); with ``cfg.runs``, one row per run (``runs.md``, ``runs.png``). Returns the output folder."""
@@ -284,6 +307,7 @@ def write_report(cfg: Any) -> Path:
     if not sweep.is_dir() or not any(sweep.iterdir()):
         raise ConfigError(f"sweep={sweep}: not a folder with runs in it (give the folder a sweep or ablation wrote).")
     rows, incomplete = collect(sweep)
+    rows += reference_rows(list(cfg.get("references") or []))
     if not rows:
         listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
         raise DataError(f"no finished run (metrics.json) under {sweep}" + (f". Failed or unfinished: {listed}" if listed else ""))

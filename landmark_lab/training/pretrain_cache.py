@@ -66,6 +66,7 @@ def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
         "split_seed": d.get("split_seed"),
         "batch_size": d["batch_size"],
         "transform": d["transform"],
+        "crop_cache": [d.get("cache", "none"), d.get("cache_margin")],
         # Crop imitation fits on real calibration images: the real side and the budget's cap matter then.
         "crop_imitation": _imitation_key(d),
         "augment": c["augment"],

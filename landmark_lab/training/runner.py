@@ -84,6 +84,7 @@ def stage_callbacks(cfg: DictConfig, stage: str, stage_dir: Path, with_logger: b
 def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: int, run_dir: Path, loggers: list,
                resume_from: Path | None) -> dict:
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    tcfg.pop("use_distributed_sampler", None)  # always off: the samplers shard themselves (see below)
     val_every = int(cfg.schedule.val_every)
     dm.train_steps = steps
     model.start_stage(stage.name, float(stage.lr), steps)
@@ -92,9 +93,11 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     ckpt = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     if ckpt is None:
         raise ConfigError("callbacks.model_checkpoint is required: each stage keeps its best checkpoint.")
+    # The data modules' samplers shard themselves across DDP ranks (each keeps its synthetic share), so
+    # Lightning must not wrap them; validation and test sets are evaluated whole on every rank.
     trainer = L.Trainer(max_steps=steps, max_epochs=1, val_check_interval=min(val_every, steps),
                         num_sanity_val_steps=0, callbacks=callbacks, logger=loggers or False,
-                        default_root_dir=str(run_dir), **tcfg)
+                        default_root_dir=str(run_dir), use_distributed_sampler=False, **tcfg)
     log.info("stage %s: %d steps at lr %g on %s%s", stage.name, steps, stage.lr, dm.summary(),
              f" (resuming from {resume_from})" if resume_from else "")
     t0 = time.perf_counter()
@@ -139,14 +142,22 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
         return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
     steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
-    # Not under DDP: every rank must run the same fits, and rank 0 alone would hit or fill the cache.
-    multi_process = "ddp" in str(cfg.trainer.get("strategy", ""))
     use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
-                 and not cfg.trainer.get("fast_dev_run") and not multi_process)
+                 and not cfg.trainer.get("fast_dev_run"))
     last = stage_dir / "last.ckpt"
     resume_from = last if last.is_file() else None
     if not use_cache:
         info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
+    elif not is_rank_zero():
+        # DDP ranks re-launched by Lightning (trainer=ddp) make rank 0's decision without its lock: rank 0
+        # holds the lock while it fits, so a missing entry means rank 0 is fitting now and this rank must
+        # join that fit; an entry that exists was loaded by rank 0 (or saved before it launched this rank).
+        # Only rank 0 saves. Under ddp_spawn only the main process (rank 0) runs this function at all.
+        cache = PretrainCache(cfg.pretrain_cache.dir)
+        key = cache_key(cfg, OmegaConf.create({"steps": steps, "lr": stage.lr}))
+        entry = cache.load(key, model) if cache.path(key).is_file() else None
+        info = ({**entry["info"], "name": stage.name, "cache_hit": True, "best_checkpoint": None} if entry is not None
+                else _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from))
     else:
         cache = PretrainCache(cfg.pretrain_cache.dir)
         stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
@@ -179,6 +190,7 @@ def _partial_steps(run_dir: Path) -> dict[str, int]:
 def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
     """Fit the post-hoc label adapter on the real budget (``cfg.posthoc_adapter``) and save the model with it."""
     p = cfg.posthoc_adapter
+    model.to(eval_device(cfg))  # its predictions on the device that trained it; the small fit is on the CPU
     info = fit_posthoc_adapter(model, dm.real_train_eval_dataloader(), dm.real_val_dataloader(), name=str(p.name),
                                steps=int(p.steps), lr=float(p.lr), weight_decay=float(p.weight_decay), seed=int(cfg.seed))
     if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
@@ -207,6 +219,8 @@ def train(cfg: DictConfig) -> float | None:
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if eval_device(cfg) == "cuda":  # TF32 matmuls on Ampere and later: fp32 speed without a visible loss
+        torch.set_float32_matmul_precision("high")
     progress = bool(cfg.trainer.get("enable_progress_bar", True))
 
     dm = build_datamodule(cfg, progress=progress)

@@ -116,15 +116,25 @@ class FaceTransform:
 
     def __call__(self, sample: Sample) -> dict[str, Any]:
         image, pts, matrix = self.geometry(sample)
-        x = (image.astype(np.float32) - MEAN) / STD
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))),
+            "image": torch.from_numpy(normalize(image)),
             "landmarks": torch.from_numpy(pts),
             "is_3d": torch.tensor(sample.convention == "3d"),
             "is_real": torch.tensor(sample.domain == "real"),
             "crop_matrix": torch.from_numpy(matrix.astype(np.float32)),
             "id": sample.id,
         }
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> model input (3, H, W) float32, ImageNet-normalised. Plane by plane with in-place
+    arithmetic (the same float32 operations as ``(image - MEAN) / STD``, so bit-identical): several times
+    faster at 256 px, where it is the loader's hot path."""
+    x = np.empty((3, *image.shape[:2]), np.float32)
+    for c in range(3):
+        np.subtract(image[..., c], MEAN[c], out=x[c], dtype=np.float32)
+        x[c] /= STD[c]
+    return x
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:

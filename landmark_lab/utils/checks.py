@@ -240,6 +240,13 @@ def _check_data(cfg: DictConfig, train: bool = True) -> None:
     integer(cfg, "data.transform.crop.size", low=16)
     number(cfg, "data.transform.crop.scale", low=0, strict_low=True, default=1.25)
     choice(cfg, "data.transform.crop.box", CROP_BOXES, default="landmarks")
+    if choice(cfg, "data.cache", ["none", "crops"], default="none") == "crops":
+        number(cfg, "data.cache_margin", low=1.0, default=1.6)
+        if _get(cfg, "data.transform.crop.box", "landmarks") != "landmarks":
+            raise ConfigError("data.cache=crops needs data.transform.crop.box=landmarks (it crops around the labels).")
+        if _get(cfg, "data.crop_imitation.enabled", False):
+            raise ConfigError("data.cache=crops cannot be combined with data.crop_imitation.enabled=true "
+                              "(imitation re-frames the whole image); use data.cache=none.")
     number(cfg, "data.transform.crop.shift_jitter", low=0, default=0.0)
     number(cfg, "data.transform.crop.zoom_jitter", low=0, default=0.0)
     number(cfg, "data.transform.flip_p", low=0, high=1, default=0.0)

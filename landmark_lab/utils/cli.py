@@ -52,9 +52,20 @@ def guarded(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _remove_empty_run_dir() -> None:
-    """Hydra makes the run folder before the command starts; a command refused up front must not leave it."""
+    """Hydra makes the run folder before the command starts; a command refused before any result must not
+    leave it behind: an empty folder is removed, and so is one this run created that holds only its own
+    config record (``.hydra/``) and log."""
+    import shutil
+
     from hydra.core.hydra_config import HydraConfig
 
+    from landmark_lab.utils import run
+
+    fresh = run.FRESH_RUN_DIR
+    run.FRESH_RUN_DIR = None
+    if fresh is not None and fresh.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in fresh.iterdir()):
+        shutil.rmtree(fresh, ignore_errors=True)
+        return
     if not HydraConfig.initialized():
         return
     out = HydraConfig.get().runtime.get("output_dir")

@@ -26,6 +26,9 @@ def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: 
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from landmark_lab.utils.resolvers import register
+
+    register()
     run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"landmark_lab_{name}_"))
     GlobalHydra.instance().clear()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,11 @@ def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        what_in_it = f"it asks for {found.group(1)}" if found else "it holds objects other than tensors"
         raise DataError(
-            f"{path}: refused to load this {what}: it holds Python objects other than tensors and plain "
-            f"containers, and loading them could run code ({first[:200]}). Only load files you trust that "
-            "landmark_lab or torch.save of a state_dict wrote."
+            f"{path}: refused to load this {what}: {what_in_it}; only tensors and plain containers are loaded, "
+            "since anything else could run code. Use a checkpoint landmark_lab wrote, or a plain state_dict."
         ) from None
     except Exception as exc:
         raise DataError(f"{path}: cannot read this {what} ({type(exc).__name__}: {str(exc)[:200]}).") from None

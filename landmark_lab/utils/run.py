@@ -16,6 +16,7 @@ from landmark_lab.errors import ConfigError
 from landmark_lab.utils.io import write_text_atomic
 
 RESULT_FILES = ("metrics.json",)
+FRESH_RUN_DIR: Path | None = None
 # Written instead of metrics.json when a run stops without a result (e.g. it diverged): the report lists
 # it under "failed", and resume=true retries it.
 FAILED_FILE = "failed.json"
@@ -91,8 +92,12 @@ def start_run_dir(run_dir: Path, cfg: DictConfig | None = None, overwrite: bool 
     Nothing is written before the check passes, so a refused re-run leaves the old record intact.
     A failed run's ``failed.json`` is kept as ``failed_<time>.json`` when ``resume`` retries it.
     """
+    global FRESH_RUN_DIR
     run_dir.mkdir(parents=True, exist_ok=True)
     guard_run_dir(run_dir, overwrite, allow_partial=resume)
+    # A folder that held nothing but this job's log is this run's own: a user error before any result may
+    # remove it again (utils.cli.guarded), so a refused command leaves nothing behind.
+    FRESH_RUN_DIR = run_dir if all(p.suffix == ".log" for p in run_dir.iterdir()) else None
     failed = run_dir / FAILED_FILE
     if failed.is_file():
         failed.rename(run_dir / time.strftime("failed_%Y%m%d-%H%M%S.json"))
