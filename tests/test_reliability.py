@@ -144,7 +144,7 @@ def test_report_treats_bad_metrics_as_failed(tmp_path, capsys):
 def _folder(path: Path, n: int = 3, size: int = 40) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        cv2.imwrite(str(path / f"f{i}.png"), np.full((size, size, 3), 30 * i, np.uint8))
+        cv2.imwrite(str(path / f"f{i}.png"), np.full((size, size, 3), (30 * i) % 250, np.uint8))
         write_pts(path / f"f{i}.pts", np.random.default_rng(i).uniform(2, size - 2, (68, 2)))
     return path
 

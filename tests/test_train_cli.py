@@ -135,3 +135,17 @@ def test_sweeper_and_launcher_configs_compose(make_cfg, overrides):
     hydra_cfg = HydraConfig.get()
     assert hydra_cfg.mode.name == "MULTIRUN"
     assert hydra_cfg.sweep.dir.endswith(("budget_sweep_procedural", "optuna_pretrain_finetune_n50"))
+
+
+def test_console_dispatcher_and_older_flag_spellings(capsys, monkeypatch):
+    from landmark_lab.__main__ import main as dispatch
+    from landmark_lab.cli.app import translate
+
+    monkeypatch.setattr(sys, "argv", ["landmark-lab"])
+    with pytest.raises(SystemExit) as exc:
+        dispatch()
+    out = capsys.readouterr().out
+    assert exc.value.code == 2 and all(c in out for c in ("train", "evaluate", "predict", "export", "report", "bench"))
+    flags = {"--runs": "runs=true", "--ced-budget": "ced_budget", "--reference": "references+="}
+    assert translate(["logs/s", "--runs", "--ced-budget", "10", "--reference", "a", "--reference=b", "+x=1"], flags,
+                     "sweep") == ["sweep=logs/s", "runs=true", "ced_budget=10", "+x=1", "references=[a,b]"]

@@ -37,3 +37,18 @@ class DivergenceGuard(L.Callback):
         if value is not None and not math.isfinite(float(value)):
             raise TrainingDiverged(f"stage {self.stage} diverged at step {trainer.global_step}: validation "
                                    f"{self.monitor} is {float(value)}. {_ADVICE}", stage=self.stage)
+
+
+class StepRecorder(L.Callback):
+    """Write the stage's final optimiser step to ``path`` (rank 0): under ddp_spawn the main process's trainer
+    does not see the workers' step count, and ``last.ckpt`` is only rewritten when a checkpoint is saved."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            from pathlib import Path
+
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.path).write_text(str(int(trainer.global_step)))

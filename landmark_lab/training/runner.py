@@ -28,6 +28,7 @@ from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, mean_shape_ba
 from landmark_lab.models.checkpoint import load_weights, read_checkpoint, save_model
 from landmark_lab.reports.plots import evaluation_figures
 from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
+from landmark_lab.training.callbacks import StepRecorder
 from landmark_lab.training.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.utils.checks import check_train_config
@@ -89,7 +90,7 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     dm.train_steps = steps
     model.start_stage(stage.name, float(stage.lr), steps)
     stage_dir = run_dir / "checkpoints" / stage.name
-    callbacks = stage_callbacks(cfg, stage.name, stage_dir, bool(loggers))
+    callbacks = [*stage_callbacks(cfg, stage.name, stage_dir, bool(loggers)), StepRecorder(str(stage_dir / "steps.txt"))]
     ckpt = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     if ckpt is None:
         raise ConfigError("callbacks.model_checkpoint is required: each stage keeps its best checkpoint.")
@@ -109,9 +110,9 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
         load_weights(model, best)
     score = ckpt.best_model_score
     done_steps = int(trainer.global_step)
-    last = run_dir / "checkpoints" / stage.name / "last.ckpt"
-    if done_steps == 0 and last.is_file():  # ddp_spawn: the main process did not step; read the last checkpoint
-        done_steps = int(read_checkpoint(last).get("global_step", 0))
+    recorded = stage_dir / "steps.txt"
+    if done_steps == 0 and recorded.is_file():  # ddp_spawn: the main process did not step; rank 0 wrote it
+        done_steps = int(recorded.read_text().strip() or 0)
     return {
         "name": stage.name,
         "steps": done_steps,
