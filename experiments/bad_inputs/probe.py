@@ -165,8 +165,11 @@ def main() -> None:
             r = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env=env, capture_output=True, text=True)
             secs = time.perf_counter() - t0
             err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-            out_lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "[landmark_lab]" in ln or "error" in ln.lower()]
-            msg = (err[-1] if err else (out_lines[-1] if out_lines else (r.stderr.strip().splitlines() or [""])[-1]))
+            out_lines = [ln for ln in r.stdout.splitlines() if "[landmark_lab]" in ln]
+            # Hydra reports override errors itself, over a few lines, before its HYDRA_FULL_ERROR hint
+            hydra_lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip() and "HYDRA_FULL_ERROR" not in ln
+                           and not ln.startswith(("Warning", "  warnings"))]
+            msg = err[-1] if err else (" ".join(hydra_lines[:3]) if r.returncode else (out_lines[-1] if out_lines else ""))
             msg = msg.replace(str(tmp), "<tmp>")[:330]
             ran = marker is not None and marker.exists()
             rows.append((cls, what, r.returncode, "Traceback" in r.stderr, ran, round(secs, 1), msg))

@@ -41,13 +41,14 @@ def main() -> int:
                   f"paths.cache_dir={out / 'cache'}"]
         steps = 300
     common += ["logger=csv", "trainer.enable_progress_bar=false"]
-    rows, lines = [], []
+    rows: list[tuple[str, str, float]] = []
 
     def run(name: str, args: list[str]) -> float:
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True)
         secs = time.perf_counter() - t0
-        status = "ok" if r.returncode == 0 else f"FAILED (exit {r.returncode}): {(r.stderr.strip().splitlines() or [''])[-1][:200]}"
+        last = (r.stderr.strip().splitlines() or [""])[-1][:200]
+        status = "ok" if r.returncode == 0 else f"FAILED (exit {r.returncode}): {last}"
         print(f"{name}: {status} in {secs:.0f} s", flush=True)
         rows.append((name, status, secs))
         return secs

@@ -21,7 +21,7 @@ from landmark_lab.data.pts import write_pts
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.inference.detectors import DETECTORS, build_detector, read_box_table
 from landmark_lab.inference.predictor import FacePrediction, Predictor
-from landmark_lab.utils.checks import check_checkpoint_path, choice, integer
+from landmark_lab.utils.checks import check_checkpoint_path, choice, integer, required
 from landmark_lab.utils.run import run_dir_of, write_json
 
 
@@ -53,6 +53,7 @@ def predict_photos(cfg: DictConfig) -> dict[str, Any]:
     """Predict every image of ``cfg.input``; returns what ``predictions.json`` holds."""
     t0 = time.perf_counter()
     check_checkpoint_path(cfg)
+    required(cfg, "input", "PHOTO_OR_FOLDER")
     detector_name = choice(cfg, "detector", DETECTORS)
     integer(cfg, "refine", low=0)
     images = list_images(Path(str(cfg.input)).expanduser())

@@ -358,6 +358,13 @@ def check_train_config(cfg: DictConfig) -> None:
         check_posthoc(cfg)
 
 
+def required(cfg: DictConfig, key: str, example: str) -> Any:
+    """``cfg[key]``, which the user must set (``???`` or null/empty is an error showing ``key=example``)."""
+    if not _has(cfg, key) or OmegaConf.is_missing(*_parent(cfg, key)) or OmegaConf.select(cfg, key) in (None, ""):
+        raise ConfigError(f"{key} is required: add {key}={example} to the command.")
+    return OmegaConf.select(cfg, key)
+
+
 def check_checkpoint_path(cfg: DictConfig, key: str = "ckpt_path") -> Path:
     """``cfg[key]`` is set and names an existing file."""
     if not _has(cfg, key) or OmegaConf.is_missing(cfg, key) or not OmegaConf.select(cfg, key):

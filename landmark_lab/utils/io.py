@@ -60,7 +60,9 @@ def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        what_in_it = f"it asks for {found.group(1)}" if found else "it holds objects other than tensors"
+        if not found:  # not a pickle of known types at all (an image, a text file, a truncated download ...)
+            raise DataError(f"{path}: not a {what} file: torch.load cannot read it (nothing in it was run).") from None
+        what_in_it = f"it asks for {found.group(1)}"
         raise DataError(
             f"{path}: refused to load this {what}: {what_in_it}; only tensors and plain containers are loaded, "
             "since anything else could run code. Use a checkpoint landmark_lab wrote, or a plain state_dict."
