@@ -149,3 +149,21 @@ def test_console_dispatcher_and_older_flag_spellings(capsys, monkeypatch):
     flags = {"--runs": "runs=true", "--ced-budget": "ced_budget", "--reference": "references+="}
     assert translate(["logs/s", "--runs", "--ced-budget", "10", "--reference", "a", "--reference=b", "+x=1"], flags,
                      "sweep") == ["sweep=logs/s", "runs=true", "ced_budget=10", "+x=1", "references=[a,b]"]
+
+
+def test_synthetic_validation_share_keeps_small_sets_for_training():
+    from landmark_lab.datamodules.splits import validation_count
+
+    assert validation_count(0.05, 2000, 100) == 100  # the built-in 2000 faces: as before
+    assert validation_count(0.05, 300, 100) == 15  # the shared 300 synthetic faces keep 285 for training
+    assert validation_count(0.05, 10, 100) == 1 and validation_count(30, 300, 100) == 30
+
+
+@needs_300w
+def test_study_data_pools_every_shared_synthetic_folder(make_cfg):
+    cfg = make_cfg(["+experiment=synth_only", "data=study", "data.synthetic_val_size=0.05", "data.train_split=[afw]",
+                    "data.split=[lfpw/trainset]", "trainer.fast_dev_run=true"])
+    train(cfg)
+    out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    # DGFaces (both export layouts, 100 + 100) + Face Synthetics (100) = 300; 5 % (15) validate
+    assert (out["data"]["synthetic_train"], out["data"]["synthetic_val"]) == (285, 15)

@@ -39,7 +39,9 @@ def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) ->
         raise DataError(
             f"300-W split {split!r} needs {list(names)} under {root}, but {missing} "
             f"{'is' if len(missing) == 1 else 'are'} missing. Found: {found or 'none of the 300-W folders'}. "
-            "Pick an explicit list of the folders you have, e.g. data.real.test_split=[lfpw/trainset]."
+            "Pick an explicit list of the folders you have, e.g. data.split=[lfpw/trainset] and "
+            "data.train_split=[afw,helen/trainset] (with data=300w or data=study; data.real.test_split / "
+            "data.real.train_split otherwise)."
         )
     return [root / n for n in names]
 

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from landmark_lab.datamodules.samplers import CyclingSampler
 from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
-from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout, parse_budget
+from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout, parse_budget, validation_count
 from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform
 
@@ -89,7 +89,8 @@ class LandmarkDataModule(L.LightningDataModule):
         if self.uses("synthetic"):
             self.syn_sources = self._cached(open_sources(c["synthetic"], "synthetic", "train", self.progress))
             groups = groups_of([len(s) for s in self.syn_sources])
-            syn_train, syn_val = holdout(groups, int(c.get("synthetic_val_size", 0)), self.seed_data)
+            n_val = validation_count(c.get("synthetic_val_size", 0), len(groups), c.get("synthetic_val_max"))
+            syn_train, syn_val = holdout(groups, n_val, self.seed_data)
             self.syn_train_items, self.syn_val_items = expand(syn_train, False), expand(syn_val, False)
         self.test_sources = self._cached(open_sources(c["real"], "real", "test", self.progress))
         test_groups = groups_of([len(s) for s in self.test_sources])

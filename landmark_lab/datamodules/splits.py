@@ -33,6 +33,15 @@ def _perm(n: int, seed: int, salt: int) -> np.ndarray:
     return np.random.default_rng([seed, salt]).permutation(n)
 
 
+def validation_count(size: int | float, pool: int, cap: int | None = None) -> int:
+    """Images to hold out: a whole number as given; a fraction (0 < size < 1) of ``pool``, rounded, at least 1
+    and at most ``cap``."""
+    if isinstance(size, float) and 0.0 < size < 1.0:
+        n = max(1, round(size * pool))
+        return min(n, int(cap)) if cap is not None else n
+    return int(size)
+
+
 def holdout(groups: list[tuple[int, int]], n_val: int, seed: int) -> tuple[list, list]:
     """Split groups into (train, val) with ``n_val`` validation groups, deterministic in ``seed``."""
     if n_val < 0 or n_val >= len(groups):

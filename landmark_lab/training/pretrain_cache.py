@@ -63,6 +63,7 @@ def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
         "version": KEY_VERSION,
         "synthetic": d["synthetic"],
         "synthetic_val_size": d.get("synthetic_val_size"),
+        "synthetic_val_max": d.get("synthetic_val_max"),
         "split_seed": d.get("split_seed"),
         "batch_size": d["batch_size"],
         "transform": d["transform"],

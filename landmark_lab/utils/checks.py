@@ -232,7 +232,11 @@ def _check_data(cfg: DictConfig, train: bool = True) -> None:
     integer(cfg, "data.eval_batch_size", low=1, default=64)
     integer(cfg, "data.num_workers", low=0, default=0)
     integer(cfg, "data.val_size", low=0, default=0)
-    integer(cfg, "data.synthetic_val_size", low=0, default=0)
+    if isinstance(_get(cfg, "data.synthetic_val_size"), float) and not float(_get(cfg, "data.synthetic_val_size")).is_integer():
+        number(cfg, "data.synthetic_val_size", low=0, high=1, strict_low=True)  # a share of the synthetic pool
+        integer(cfg, "data.synthetic_val_max", low=1, allow_none=True)
+    else:
+        integer(cfg, "data.synthetic_val_size", low=0, default=0)
     integer(cfg, "data.split_seed", low=0, allow_none=True)
     budget(cfg)
     number(cfg, "data.synth_share", low=0, high=1, default=0.5)
