@@ -129,16 +129,17 @@ class LandmarkFolder:
             if not table.is_file():
                 raise DataError(f"{table}: landmark table not found (labels={labels!r} is read inside {self.folder}).")
 
-            def parse(row: tuple[str, str, Any]) -> np.ndarray:
+            def parse(row: tuple[str, str, Any]) -> tuple[Path, np.ndarray]:
                 where, image, values = row
                 # A table names files inside its folder: '../other/x.jpg' would pull in a foreign image.
                 path = inside(self.folder, image, where)
                 pts = _parse_row(where, values) - shift
                 check_image(path, pts, where)
-                return pts
+                return path, pts
 
-            kept, lms, self.skipped = index_entries(_table_rows(table), parse, self.name, skip_bad, limit)
-            self.images = [inside(self.folder, image, where) for where, image, _ in kept]
+            _, parsed, self.skipped = index_entries(_table_rows(table), parse, self.name, skip_bad, limit)
+            self.images = [path for path, _ in parsed]
+            lms = [pts for _, pts in parsed]
         else:
             # Every image needs its NAME.pts and every NAME.pts its image: an unpaired file is an error
             # (or, with skip_bad, skipped and counted), never dropped without a word.

@@ -41,7 +41,7 @@ def _model_and_predictor(cfg: DictConfig, device: str) -> tuple[Any, Any, str]:
     from landmark_lab.inference.detectors import DlibDetector
     from landmark_lab.inference.predictor import Predictor
 
-    return model, Predictor.from_checkpoint(cfg.ckpt_path, device, detector=DlibDetector()), str(cfg.ckpt_path)
+    return model, Predictor.from_model(model, device, DlibDetector(), source=str(cfg.ckpt_path)), str(cfg.ckpt_path)
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict:

@@ -79,10 +79,16 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector: Any = None, refine: int = 1) -> Predictor:
         """From a training checkpoint or ``adapted.ckpt`` (read pickle-free), on ``device`` (auto: GPU if any)."""
         from landmark_lab.models.checkpoint import load_landmark_model
+
+        return cls.from_model(load_landmark_model(path), device, detector, refine, str(path))
+
+    @classmethod
+    def from_model(cls, model: Any, device: str = "auto", detector: Any = None, refine: int = 1,
+                   source: str = "") -> Predictor:
+        """From a LandmarkModule already in memory (its crop settings in ``model.hparams.crop``)."""
         from landmark_lab.utils.checks import device as resolve_device
 
         dev = torch.device(resolve_device(device, "device"))
-        model = load_landmark_model(path)
         net = model.inference_net().to(dev).eval()
 
         @torch.no_grad()
@@ -91,7 +97,7 @@ class Predictor:
             return pts.float().cpu().numpy(), score.float().cpu().numpy()
 
         head = dict(model.hparams.head).get("name", "regression")
-        return cls(run, dict(model.hparams.crop or {}), detector, refine, head, str(path))
+        return cls(run, dict(model.hparams.crop or {}), detector, refine, head, source)
 
     @classmethod
     def from_onnx(cls, path: str | Path, detector: Any = None, refine: int = 1) -> Predictor:
@@ -134,11 +140,9 @@ class Predictor:
         ``kind="landmarks"``: ``box`` is the tight landmark box, exactly as in training and ``evaluate``;
         ``kind="face"``: a detector/user box (or the whole image), framed as the model's crop mode asks.
         """
-        if self.box_mode == "image":  # trained on photos as they come: the box is the whole picture
-            return crop_matrix(box, self.size, 1.0)
-        if kind == "image":
-            return crop_matrix(box, self.size, 1.0)
-        return crop_matrix(box, self.size, self.scale)
+        # A model trained on photos as they come, or a whole image given as the box: the box is the crop itself.
+        whole = self.box_mode == "image" or kind == "image"
+        return crop_matrix(box, self.size, 1.0 if whole else self.scale)
 
     def _run(self, image: np.ndarray, matrices: list[np.ndarray], flip: bool) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks in image pixels and scores of the crops given by ``matrices``."""

@@ -149,20 +149,19 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
     resume_from = last if last.is_file() else None
     if not use_cache:
         info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
-    elif not is_rank_zero():
+        return _finish_stage(cfg, done, info)
+    cache = PretrainCache(cfg.pretrain_cache.dir)
+    stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
+    key = cache_key(cfg, stage_key)
+    if not is_rank_zero():
         # DDP ranks re-launched by Lightning (trainer=ddp) make rank 0's decision without its lock: rank 0
         # holds the lock while it fits, so a missing entry means rank 0 is fitting now and this rank must
         # join that fit; an entry that exists was loaded by rank 0 (or saved before it launched this rank).
         # Only rank 0 saves. Under ddp_spawn only the main process (rank 0) runs this function at all.
-        cache = PretrainCache(cfg.pretrain_cache.dir)
-        key = cache_key(cfg, OmegaConf.create({"steps": steps, "lr": stage.lr}))
-        entry = cache.load(key, model) if cache.path(key).is_file() else None
+        entry = cache.load(key, model)
         info = ({**entry["info"], "name": stage.name, "cache_hit": True, "best_checkpoint": None} if entry is not None
                 else _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from))
     else:
-        cache = PretrainCache(cfg.pretrain_cache.dir)
-        stage_key = OmegaConf.create({"steps": steps, "lr": stage.lr})
-        key = cache_key(cfg, stage_key)
         with cache.lock(key):
             entry = cache.load(key, model)
             if entry is not None:
@@ -173,7 +172,12 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
                 info = _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from)
                 path = cache.save(key, model.state_dict(), info, key_material(cfg, stage_key))
                 info = {**info, "cache_hit": False, "cache_file": str(path.resolve())}
-    stage_dir.mkdir(parents=True, exist_ok=True)
+    return _finish_stage(cfg, done, info)
+
+
+def _finish_stage(cfg: DictConfig, done: Path, info: dict) -> dict:
+    """Record a finished stage (``done.json``, rank 0) so a resume reuses it."""
+    done.parent.mkdir(parents=True, exist_ok=True)
     if not cfg.trainer.get("fast_dev_run") and is_rank_zero():
         write_json(done, info)
     return info
