@@ -1,7 +1,7 @@
 # landmark_lab developer shortcuts. `make help` lists them.
 PY ?= python
 
-.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation study-check bench test test-fast lint format clean
+.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation recipe recipe-ablation study-check bench test test-fast lint format clean
 
 SWEEP_DIR ?= logs/sweeps/budget_sweep_procedural
 
@@ -34,6 +34,13 @@ report:  ## table, plots and headline of a sweep folder (SWEEP_DIR=...)
 
 analyze:  ## domain-gap figures (framing, augmentations, label ambiguity, conventions) into analysis/
 	$(PY) -m landmark_lab.analyze all out_dir=analysis
+
+recipe:  ## the real-face recipe on ../shared/data (AFW + HELEN train -> LFPW train), under 60 min on 2 cores
+	$(PY) -m landmark_lab.train +experiment=recipe_300w
+
+recipe-ablation:  ## the recipe's ablation (2 seeds per row; hours on 2 cores), then its table and plot
+	bash experiments/recipe/run.sh
+	$(PY) experiments/recipe/table.py
 
 ablation:  ## the domain-gap ablation on the built-in data (about 35 min), then its table
 	bash experiments/ablation/run.sh

@@ -35,6 +35,8 @@ def model_and_data(make_cfg, tmp_path):
         dm.setup("fit")
         torch.manual_seed(0)
         model = build_model(cfg)
+        if head == "heatmap":  # untrained maps are near-flat; distinct peaks keep argmax parity meaningful
+            torch.nn.init.normal_(model.head.maps.weight, std=0.5)
         model.init_mean_shape(mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf)))
         ckpt = save_model(model.eval(), tmp_path / f"{head}.ckpt")
         return model, dm, ckpt
@@ -91,7 +93,7 @@ def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
     assert predictor.predict(big, boxes=[]) == []
 
 
-@pytest.mark.parametrize("head", ["regression", "integral"])
+@pytest.mark.parametrize("head", ["regression", "integral", "heatmap"])
 def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
@@ -118,7 +120,9 @@ def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head)
         b = exported.predict(s.image, flip=True)[0]
         # in crop pixels: image-pixel differences scaled by the crop's zoom
         zoom = model.input_size / (max(b.box[2] - b.box[0], b.box[3] - b.box[1]) * 1.25)
-        assert np.abs(a.landmarks - b.landmarks).max() * zoom < 1e-3
+        # DARK's Newton step divides by the map's curvature, which amplifies float rounding on these untrained
+        # maps: a hundredth of a crop pixel is still far below any landmark error
+        assert np.abs(a.landmarks - b.landmarks).max() * zoom < (1e-2 if head == "heatmap" else 1e-3)
         assert a.score == pytest.approx(b.score, abs=1e-4) or (np.isnan(a.score) and np.isnan(b.score))
 
 

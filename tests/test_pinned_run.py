@@ -39,3 +39,7 @@ def test_same_seed_same_metrics_as_before_the_refactor(make_cfg, tmp_path, exper
     ckpt = torch.load(Path(cfg.paths.output_dir) / m["stages"][-1]["best_checkpoint"], weights_only=True)
     assert ckpt["hyper_parameters"]["stage"]["steps"] == m["stages"][-1]["steps"]
     assert ckpt["hyper_parameters"]["stage"]["lr"] == pytest.approx(cfg.strategy.stages[-1].lr)
+    # "without adapter" only where 3d-labelled (synthetic) faces supervised the output under the adapter
+    pretrained = experiment == "synth_pretrain_ft50"
+    assert ckpt["hyper_parameters"]["base_supervised"] is pretrained
+    assert ("metrics_without_adapter" in m["test"]) is pretrained

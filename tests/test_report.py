@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from landmark_lab.reports.sweep import aggregate, collect, equivalent_budget
+from landmark_lab.reports.sweep import aggregate, collect, equivalent_budget, equivalent_budget_interval, seed_values
 
 from .conftest import run_cli
 
@@ -52,10 +52,23 @@ def test_equivalent_budget_interpolates_on_log_scale():
     assert equivalent_budget(0.3, curve) == (">", 50.0)
 
 
+def test_headline_interval_bootstraps_over_seeds(sweep):
+    rows, _ = collect(sweep)
+    lo, hi = equivalent_budget_interval(seed_values(rows), 50)
+    # seeds at -0.005/+0.005 around 0.14: the interval brackets the point estimate (158) and stays between the
+    # neighbouring real-only budgets' spread
+    assert 100 < lo < 158 < hi < 250
+    # better than the whole curve in every draw: the bounds read "beyond the largest budget"
+    assert equivalent_budget_interval(seed_values(rows), 1000) == (float("inf"), float("inf"))
+    single = seed_values([r for r in rows if r["seed"] == 0])
+    assert equivalent_budget_interval(single, 50) is None
+
+
 def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
     assert run_cli("report", [str(sweep)]) == 0
     md = (sweep / "report.md").read_text()
-    assert "pretrain + 50 real (NME 14.00%) ≈ real-only with 158 real images" in md
+    assert "pretrain + 50 real (NME 14.00%) ≈ real-only with 158 real images (95% bootstrap interval over seeds: " in md
+    assert "1000 real images (95% bootstrap interval over seeds: more than 1000 real images)" in md
     assert "pretrain + 1000 real (NME 5.00%) is better than real-only with all 1000 real images" in md
     assert "real_only/n2000/seed0" in md
     assert "| real_only | 20.00 ± 0.71 (n=2) |" in md

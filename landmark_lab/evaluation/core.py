@@ -84,7 +84,22 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
             targets.append(batch["landmarks"][:take].cpu().numpy())
     scalars, ced = _finish(metric)
     return EvalResult(scalars, ced, images, np.concatenate(preds) if preds else None,
-                      np.concatenate(targets) if targets else None, without_adapter=_finish(raw)[0])
+                      np.concatenate(targets) if targets else None,
+                      without_adapter=_finish(raw)[0] if base_is_meaningful(model) else None)
+
+
+def base_is_meaningful(model: torch.nn.Module) -> bool:
+    """Whether a model's output without its label adapter is worth reporting: it has an adapter (not the
+    identity) and 3d-labelled faces trained its base output. In real-only training the adapter sits on top of a
+    base that nothing supervises directly, so "without adapter" would be a meaningless number."""
+    from landmark_lab.models.adapter import IdentityAdapter
+
+    adapter = getattr(model, "adapter", None)
+    if adapter is None or isinstance(adapter, IdentityAdapter):
+        return False
+    hparams = getattr(model, "hparams", {}) or {}
+    recorded = hparams.get("base_supervised")
+    return True if recorded is None else bool(recorded)  # not recorded (older checkpoints): report it
 
 
 def mean_shape_baseline(mean_shape: torch.Tensor, loader: DataLoader) -> EvalResult:

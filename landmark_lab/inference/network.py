@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from landmark_lab.models.heads import head_features
 from landmark_lab.transforms.pipeline import MEAN, STD
 
 
@@ -25,7 +26,7 @@ class LandmarkNet(nn.Module):
         self.register_buffer("std", torch.tensor(STD, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.backbone((image - self.mean) / self.std)
+        feats = head_features(self.backbone, self.head, (image - self.mean) / self.std)
         if hasattr(self.head, "forward_with_confidence"):
             base, score = self.head.forward_with_confidence(feats)
         else:

@@ -57,6 +57,7 @@ class Backbone(nn.Module):
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
         _check_name(name)
+        self.name = name
         kwargs = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}
         try:
             self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="", **kwargs)
@@ -71,6 +72,29 @@ class Backbone(nn.Module):
         if checkpoint_path:
             load_weights(self.model, checkpoint_path)
         self.num_features = int(self.model.num_features)
+        info = getattr(self.model, "feature_info", None) or []
+        # (index, channels, stride) of every feature level timm reports, for heads that read a pyramid
+        self.levels = [(i, int(f["num_chs"]), int(f["reduction"])) for i, f in enumerate(info)]
+
+    def pyramid_levels(self, min_stride: int) -> list[tuple[int, int, int]]:
+        """``(index, channels, stride)`` of the feature levels at ``min_stride`` and coarser, one per stride
+        (the last level of each stride: the deepest features at that resolution)."""
+        by_stride: dict[int, tuple[int, int, int]] = {}
+        for level in self.levels:
+            if level[2] >= min_stride:
+                by_stride[level[2]] = level
+        if min_stride not in by_stride or not hasattr(self.model, "forward_intermediates"):
+            have = sorted({lv[2] for lv in self.levels})
+            raise ConfigError(
+                f"backbone {self.name!r} has no stride-{min_stride} feature map for this head (it has strides "
+                f"{have}). Choose a convolutional backbone such as resnet18, or set model.head.stride to one of them."
+            )
+        return [by_stride[s] for s in sorted(by_stride)]
+
+    def forward_pyramid(self, x: torch.Tensor, min_stride: int) -> list[torch.Tensor]:
+        """Feature maps from stride ``min_stride`` (first) to the coarsest (last)."""
+        levels = self.pyramid_levels(min_stride)
+        return self.model.forward_intermediates(x, indices=[lv[0] for lv in levels], intermediates_only=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.model.forward_features(x)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landmark_lab.landmarks import NUM_LANDMARKS
+from landmark_lab.models.heatmaps import DECODERS, decode_local, heatmap_loss
 from landmark_lab.registry import Registry
 
 
@@ -77,6 +78,84 @@ class IntegralHead(nn.Module):
         return self._expectation(prob), mass.flatten(2).amax(-1).mean(-1)
 
 
+class HeatmapHead(nn.Module):
+    """Gaussian heatmaps at ``stride`` (default 4) with sub-pixel decoding.
+
+    A small feature pyramid (Lin et al. 2017) reads the backbone's maps from ``stride`` to its coarsest: each
+    level is projected to ``channels`` by a 1x1 convolution and the coarser sum is upsampled onto it, so the
+    finest map sees the deep features and keeps the fine position. A 3x3 convolution and a 1x1 one give one map
+    per landmark. Training supervises the maps with Gaussian targets (``heatmap_loss``, ``sigma`` in map cells)
+    and, with ``coord_weight``, the decoded coordinates too; ``decode`` (``dark`` | ``local`` | ``argmax``)
+    turns maps into coordinates. The confidence is each map's peak height (1 on a target), averaged over points.
+    """
+
+    pyramid = True  # LandmarkModule passes the list of feature maps from ``stride`` down (Backbone.forward_pyramid)
+
+    def __init__(self, in_channels: list[int], num_points: int = NUM_LANDMARKS, channels: int = 64, stride: int = 4,
+                 sigma: float = 1.5, decode: str = "dark", coord_weight: float = 1.0, map_weight: float = 1.0,
+                 foreground_weight: float = 0.0) -> None:
+        super().__init__()
+        self.stride, self.sigma, self.coord_weight, self.map_weight = int(stride), float(sigma), coord_weight, map_weight
+        self.foreground_weight = float(foreground_weight)
+        self.decode_name = decode
+        self.decoder = DECODERS.get(decode)
+        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+        self.smooth = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+                                    nn.ReLU(inplace=True))
+        self.maps = nn.Conv2d(channels, num_points, 1)
+        nn.init.normal_(self.maps.weight, std=1e-3)
+        nn.init.zeros_(self.maps.bias)
+
+    def init_mean_shape(self, mean_shape: torch.Tensor) -> None:
+        """No-op: a heatmap head has no coordinate bias to initialise."""
+
+    def heatmaps(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """``(B, K, H/stride, W/stride)`` maps from the feature pyramid (finest first)."""
+        x = self.lateral[-1](feats[-1])
+        for lateral, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1]), strict=True):
+            x = lateral(f) + F.interpolate(x, size=f.shape[-2:], mode="nearest")
+        # float32 maps: the loss and the sub-pixel decoding (logs, Newton step) are too fine for bf16/fp16
+        return self.maps(self.smooth(x)).float()
+
+    def decode(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.decoder(maps, self.sigma)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.decode(self.heatmaps(feats))
+
+    def forward_with_maps(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks for the coordinate loss and the maps for :meth:`map_loss`. In training the coordinates
+        come from the local soft-argmax (differentiable in the map values; DARK's argmax step is not)."""
+        maps = self.heatmaps(feats)
+        coords = decode_local(maps, self.sigma) if self.training else self.decode(maps)
+        return coords, maps
+
+    def map_loss(self, maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Heatmap loss against normalised target points ``(B, K, 2)``."""
+        return self.map_weight * heatmap_loss(maps, target, self.sigma, self.foreground_weight)
+
+    def forward_with_confidence(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.heatmaps(feats)
+        return self.decode(maps), maps.flatten(2).amax(-1).clamp(0.0, 1.0).mean(-1)
+
+
+def head_features(backbone: nn.Module, head: nn.Module, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+    """What ``head`` reads from ``backbone``: the last feature map, or the pyramid for heads that ask for it."""
+    if getattr(head, "pyramid", False):
+        return backbone.forward_pyramid(image, head.stride)
+    return backbone(image)
+
+
+def build_head(name: str, backbone: nn.Module, **options: object) -> nn.Module:
+    """The head called ``name`` for ``backbone`` (pyramid heads get the channels of each level they read)."""
+    cls = HEADS.get(name)
+    if getattr(cls, "pyramid", False):
+        levels = backbone.pyramid_levels(int(options.get("stride", 4)))
+        return cls([c for _, c, _ in levels], **options)
+    return cls(backbone.num_features, **options)
+
+
 HEADS: Registry[type[nn.Module]] = Registry("landmark head", "model.head.name")
 HEADS.register("regression")(RegressionHead)
 HEADS.register("integral")(IntegralHead)
+HEADS.register("heatmap")(HeatmapHead)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from landmark_lab.metrics import LandmarkMetrics
-from landmark_lab.models.adapter import ADAPTERS
+from landmark_lab.models.adapter import ADAPTERS, IdentityAdapter
 from landmark_lab.models.backbone import Backbone
-from landmark_lab.models.heads import HEADS
+from landmark_lab.models.heads import build_head, head_features
 from landmark_lab.models.losses import CoordLoss
 
 
@@ -48,16 +48,18 @@ class LandmarkModule(L.LightningModule):
         crop: Mapping[str, Any] | None = None,
         decay_norm_and_bias: bool = False,
         stage: Mapping[str, Any] | None = None,
+        base_supervised: bool | None = None,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__()
         # Everything here goes into every checkpoint; ``stage`` (name, lr, steps) is updated by
         # :meth:`start_stage`, so a checkpoint records the learning rate and steps its stage really used.
+        # ``base_supervised`` (set by the training runner): whether 3d-labelled faces trained the base output.
         self.save_hyperparameters()
         self.backbone = Backbone(**backbone)
         head = dict(head)
-        self.head = HEADS[head.pop("name", "regression")](self.backbone.num_features, **head)
+        self.head = build_head(head.pop("name", "regression"), self.backbone, **head)
         adapter = dict(adapter)
         self.adapter: nn.Module = ADAPTERS[adapter.pop("name", "mlp")](**adapter)
         loss = dict(loss)
@@ -72,7 +74,7 @@ class LandmarkModule(L.LightningModule):
         """Base (3d-convention) and adapted (2d-convention) landmarks, normalised crop coordinates."""
         if self.hparams.get("channels_last"):
             image = image.contiguous(memory_format=torch.channels_last)
-        base = self.head(self.backbone(image))
+        base = self.head(head_features(self.backbone, self.head, image))
         return base, self.adapter(base)
 
     def to_pixels(self, pts: torch.Tensor) -> torch.Tensor:
@@ -104,12 +106,36 @@ class LandmarkModule(L.LightningModule):
 
     # -- steps ------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        base, adapted = self(batch["image"])
+        image = batch["image"]
+        if self.hparams.get("channels_last"):
+            image = image.contiguous(memory_format=torch.channels_last)
+        feats = head_features(self.backbone, self.head, image)
+        maps = None
+        if hasattr(self.head, "map_loss"):
+            base, maps = self.head.forward_with_maps(feats)
+        else:
+            base = self.head(feats)
+        adapted = self.adapter(base)
         target = self.to_normalised(batch["landmarks"])
         is3d = batch["is_3d"]
         n = float(len(is3d))
         n3 = float(is3d.sum())
-        loss = (self.criterion(base[is3d], target[is3d]) * n3 + self.criterion(adapted[~is3d], target[~is3d]) * (n - n3)) / n
+        w3, w2 = 1.0, 1.0
+        if maps is not None:
+            # The maps are the base (synthetic-convention) output: they learn a sample's labels where those are in
+            # that convention, i.e. 3d labels, or any labels when there is no adapter between the two. There the
+            # coordinate loss is weighted by the head's coord_weight; elsewhere (2d labels behind an adapter) it is
+            # the only signal and keeps its full weight.
+            identity = isinstance(self.adapter, IdentityAdapter)
+            own = is3d | identity
+            w3 = w2 = self.head.coord_weight
+            w2 = w2 if identity else 1.0
+        loss = (w3 * self.criterion(base[is3d], target[is3d]) * n3
+                + w2 * self.criterion(adapted[~is3d], target[~is3d]) * (n - n3)) / n
+        if maps is not None:
+            map_loss = self.head.map_loss(maps[own], target[own]) * float(own.sum()) / n
+            self.log("train/map_loss", map_loss, batch_size=len(is3d))
+            loss = loss + map_loss
         self.log("train/loss", loss, prog_bar=True, batch_size=len(is3d))
         return loss
 

@@ -119,10 +119,53 @@ def equivalent_budget(nme: float, curve: dict[int, tuple[float, float, int]]) ->
     return "≈", float(math.exp(logb))
 
 
-def headlines(agg: dict[str, dict[int, tuple[float, float, int]]]) -> list[str]:
-    """One sentence per pre-trained budget: the real-only budget it is worth."""
+def seed_values(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, dict[int, list[float]]]:
+    """strategy -> budget -> the per-seed values of ``key``."""
+    out: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get(key) is not None:
+            out[r["strategy"]][r["budget"]].append(float(r[key]))
+    return out
+
+
+def equivalent_budget_interval(values: dict[str, dict[int, list[float]]], n: int, draws: int = 2000,
+                               level: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """A bootstrap interval over seeds for the real-only budget that pre-training + ``n`` real images is worth.
+
+    Each draw resamples, with replacement, the seeds of every point (the pre-trained run at ``n`` and every
+    real-only budget), averages them and interpolates on the log-budget scale as :func:`equivalent_budget` does;
+    the interval is the central ``level`` of the draws. A draw better than real-only with its largest budget counts
+    as infinity, one worse than with its smallest as 0, so such bounds read "beyond the curve". ``None`` when a
+    point has a single seed (no spread to resample).
+    """
+    pre, real = values.get("pretrain_finetune", {}).get(n), values.get("real_only", {})
+    points = [pre, *real.values()] if pre else []
+    if not points or not real or min(len(p) for p in points) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(draws):
+        curve = {b: (float(rng.choice(v, len(v)).mean()), 0.0, len(v)) for b, v in real.items()}
+        rel, b = equivalent_budget(float(rng.choice(pre, len(pre)).mean()), curve)
+        found.append(math.inf if rel == "<" else 0.0 if rel == ">" else float(b))
+    big = 1e300  # quantiles interpolate, and inf - inf is nan: a finite stand-in, mapped back after
+    lo, hi = np.quantile(np.minimum(found, big), [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return tuple(math.inf if x >= big else float(x) for x in (lo, hi))  # type: ignore[return-value]
+
+
+def _bound(x: float, largest: int, smallest: int) -> str:
+    if math.isinf(x):
+        return f"more than {largest}"
+    return f"fewer than {smallest}" if x == 0.0 else f"{x:.0f}"
+
+
+def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[dict[str, Any]] | None = None) -> list[str]:
+    """One sentence per pre-trained budget: the real-only budget it is worth, with a bootstrap interval over seeds
+    (:func:`equivalent_budget_interval`) when ``rows`` are given and every point has at least two seeds."""
     if "pretrain_finetune" not in agg or "real_only" not in agg:
         return ["(the headline needs both real_only and pretrain_finetune runs)"]
+    values = seed_values(rows or [])
+    budgets = sorted(b for b in agg["real_only"] if b > 0)
     out = []
     for n, (mean, _, _) in agg["pretrain_finetune"].items():
         rel, b = equivalent_budget(mean, agg["real_only"])
@@ -131,7 +174,16 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]]) -> list[str]:
         words = {"≈": f"≈ real-only with {b:.0f} real images",
                  "<": f"is better than real-only with all {b:.0f} real images",
                  ">": f"is worse than real-only with {b:.0f} real images"}[rel]
-        out.append(f"pretrain + {n} real (NME {100 * mean:.2f}%) {words}")
+        line = f"pretrain + {n} real (NME {100 * mean:.2f}%) {words}"
+        if rows is not None:
+            interval = equivalent_budget_interval(values, n)
+            if interval is None:
+                line += " (no interval: a point of the comparison has a single seed)"
+            else:
+                lo, hi = (_bound(x, budgets[-1], budgets[0]) for x in interval)
+                span = lo if lo == hi else f"{lo} to {hi}"
+                line += f" (95% bootstrap interval over seeds: {span} real images)"
+        out.append(line)
     return out
 
 
@@ -158,6 +210,11 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
     for s in strategies:
         md.append(f"| {s} | " + " | ".join(_fmt(agg[s][b]) if b in agg[s] else "" for b in budgets) + " |")
     md += ["", "## Headline", ""] + [f"- {h}" for h in lines]
+    if any("bootstrap" in h for h in lines):
+        md += ["", "Intervals: 2000 bootstrap draws over seeds. Each draw resamples, with replacement, the seeds of "
+               "the pre-trained point and of every real-only budget, and interpolates the real-only curve on the "
+               "log-budget scale; the interval holds the central 95% of the draws. It covers seed-to-seed variation "
+               "(training noise), not the sampling of test faces."]
     md += ["", "## Incomplete or failed runs", ""]
     md += [f"- {r}" for r in incomplete] if incomplete else ["none"]
     md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`.", ""]
@@ -320,7 +377,7 @@ def write_report(cfg: Any) -> Path:
         print((out / "runs.md").read_text())
         return out
     agg = aggregate(rows)
-    lines = headlines(agg)
+    lines = headlines(agg, rows)
     budget = int(cfg.get("ced_budget", 50))
     (out / "report.md").write_text(markdown(sweep, rows, agg, lines, incomplete))
     plot_budget(agg, out / "nme_vs_budget.png", f"{sweep.name}: real-test NME vs real images")

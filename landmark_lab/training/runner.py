@@ -255,6 +255,10 @@ def train(cfg: DictConfig) -> float | None:
             if stage.get("fresh_model"):  # data adaptation: a new model learns the translated labels
                 model = build_model(cfg)
                 model.init_mean_shape(mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf)))
+            # The base (pre-adapter) output means something only once 3d-labelled faces have supervised it;
+            # recorded in the checkpoints, so evaluate leaves the "without adapter" figure out otherwise.
+            model.hparams.base_supervised = bool(model.hparams.get("base_supervised")) or any(
+                getattr(src, "convention", "2d") == "3d" for src in dm.training_set()[0])
             stages.append(_run_stage(cfg, model, dm, i, stage, run_dir, loggers))
             if stage.get("fit_adapter"):
                 stages[-1]["posthoc_adapter"] = _fit_posthoc(cfg, model, dm, run_dir / "checkpoints" / stage.name)
@@ -266,7 +270,8 @@ def train(cfg: DictConfig) -> float | None:
         if cfg.trainer.get("fast_dev_run"):
             result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False, device=eval_device(cfg))
         else:
-            result = evaluate(model, dm.test_dataloader(), progress=progress, device=eval_device(cfg))
+            result = evaluate(model, dm.test_dataloader(), progress=progress, device=eval_device(cfg),
+                              flip=bool(cfg.get("eval", {}).get("flip", False)))
         if not math.isfinite(result.metrics["nme_io"]):
             raise TrainingDiverged(f"the trained model's real-test NME is {result.metrics['nme_io']} (non-finite "
                                    "predictions): the run has no result. Lower the learning rate and re-run.")
@@ -293,6 +298,7 @@ def train(cfg: DictConfig) -> float | None:
         "sweep": cfg.get("sweep_name"),
         "data": dm.summary(),
         "test": result.as_json(),
+        "eval": {"flip": bool(cfg.get("eval", {}).get("flip", False))},
         "baseline_mean_shape": baseline.metrics,
         "val_nme_io": val,
         "stages": stages,

@@ -194,6 +194,12 @@ def _check_model(cfg: DictConfig) -> None:
         _check_name(str(name))
     head = choice(cfg, "model.head.name", HEADS, default="regression")
     kwargs_fit(cfg, "model.head", HEADS[head], fixed=("in_channels",))
+    if head == "heatmap":
+        from landmark_lab.models.heatmaps import DECODERS
+
+        choice(cfg, "model.head.decode", DECODERS, default="dark")
+        integer(cfg, "model.head.stride", low=1, default=4)
+        number(cfg, "model.head.sigma", low=0, strict_low=True, default=1.5)
     adapter = choice(cfg, "model.adapter.name", ADAPTERS, default="mlp")
     kwargs_fit(cfg, "model.adapter", ADAPTERS[adapter])
     choice(cfg, "model.loss.name", LOSSES, default="wing")
