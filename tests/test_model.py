@@ -76,3 +76,11 @@ def test_local_checkpoint_loads(tmp_path):
         Backbone("resnet18", checkpoint_path=str(tmp_path / "bad.pth"))
     with pytest.raises(ConfigError, match="file not found"):
         Backbone("resnet18", checkpoint_path=str(tmp_path / "missing.pth"))
+
+
+def test_loss_scale_follows_the_crop_unless_set():
+    # errors are measured in pixels of the crop the model sees, so a 128-px crop keeps the wing loss's shape
+    m = LandmarkModule(**{**MODEL, "loss": {"name": "wing", "scale": None}}, input_size=128)
+    assert m.criterion.scale == 128.0
+    m = LandmarkModule(**{**MODEL, "loss": {"name": "wing", "scale": 64}}, input_size=128)
+    assert m.criterion.scale == 64.0

@@ -91,6 +91,11 @@ def test_heatmap_maps_learn_only_labels_in_their_convention():
     assert float(m.training_step(batch, 0)) == pytest.approx(float(loss_mlp))  # no map loss from 2d labels
     batch["is_3d"] = torch.tensor([True, False])
     assert float(m.training_step(batch, 0)) > float(loss_mlp) / 2  # the 3d sample's maps count
+    # a run with no 3d-labelled face at all (real-only, recorded by the runner): 2d is the maps' convention
+    batch["is_3d"] = torch.tensor([False, False])
+    m.hparams.base_supervised = False
+    # the maps' loss (near-zero maps: pi * sigma^2) and no longer the coordinate loss (coord_weight 0)
+    assert float(m.training_step(batch, 0)) == pytest.approx(torch.pi * 1.5**2, rel=0.1)
 
 
 def test_without_adapter_figure_only_where_the_base_was_supervised():
@@ -179,3 +184,29 @@ def test_heatmap_head_class_is_registered():
     from landmark_lab.models.heads import HEADS
 
     assert HEADS.get("heatmap") is HeatmapHead
+
+
+def test_ema_resumes_from_last_checkpoint_with_live_weights(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(64, 2)), batch_size=8)
+
+    def fit(steps: int, ema: EMA, model: _Tiny, ckpt_path: str | None = None) -> ModelCheckpoint:
+        ckpt = ModelCheckpoint(dirpath=str(tmp_path), save_last=True, monitor=None)
+        trainer = L.Trainer(max_steps=steps, max_epochs=4, val_check_interval=4, callbacks=[ema, ckpt], logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            default_root_dir=str(tmp_path))
+        trainer.fit(model, loader, loader, ckpt_path=ckpt_path, weights_only=True)
+        return ckpt
+
+    first = EMA(decay=0.9)
+    fit(8, first, _Tiny())
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    state = next(v for k, v in saved["callbacks"].items() if k.startswith("EMA"))
+    # saved during validation: the checkpoint's weights are the average, the live ones ride along
+    assert torch.allclose(saved["state_dict"]["w.weight"], state["average"]["w.weight"])
+    assert state["live"] is not None and state["updates"] == 8
+    resumed, model = EMA(decay=0.9), _Tiny()
+    fit(12, resumed, model, ckpt_path=str(tmp_path / "last.ckpt"))
+    assert resumed.updates == 12 and torch.allclose(model.w.weight, resumed.average["w.weight"])

@@ -96,8 +96,9 @@ def _variants(run: Path) -> dict[str, float]:
 def _mean_sd(values: list[float]) -> str:
     if not values:
         return ""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f} (one seed)"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
 def main() -> None:
@@ -111,7 +112,7 @@ def main() -> None:
     if not runs:
         raise SystemExit(f"no finished runs under {out}/<row>/seed<N>/: run experiments/recipe/run.sh first")
     lines: list[dict] = []
-    table = ["| row | setting | seeds | real-test NME io (%) | jaw | inner | minutes per run (1 core) |",
+    table = ["| row | setting | seeds | real-test NME io (%), mean ± sd | jaw | inner | minutes per run (1 core) |",
              "|---|---|---|---|---|---|---|"]
     summary: dict[str, tuple[float, float]] = {}
     for row, seeds in runs.items():

@@ -122,14 +122,15 @@ class LandmarkModule(L.LightningModule):
         n3 = float(is3d.sum())
         w3, w2 = 1.0, 1.0
         if maps is not None:
-            # The maps are the base (synthetic-convention) output: they learn a sample's labels where those are in
-            # that convention, i.e. 3d labels, or any labels when there is no adapter between the two. There the
-            # coordinate loss is weighted by the head's coord_weight; elsewhere (2d labels behind an adapter) it is
-            # the only signal and keeps its full weight.
-            identity = isinstance(self.adapter, IdentityAdapter)
-            own = is3d | identity
+            # The maps are the base output: they learn a sample's labels where those are in the base's convention,
+            # i.e. 3d labels; and 2d labels too when there is no adapter between the two, or when no 3d-labelled
+            # face trains this model at all (real-only: then 2d is the only convention, and an adapter that kept
+            # the maps from it would leave them unsupervised). There the coordinate loss is weighted by the head's
+            # coord_weight; elsewhere (2d labels behind an adapter) it is their only signal and keeps full weight.
+            maps_learn_2d = isinstance(self.adapter, IdentityAdapter) or self.hparams.get("base_supervised") is False
+            own = is3d | maps_learn_2d
             w3 = w2 = self.head.coord_weight
-            w2 = w2 if identity else 1.0
+            w2 = w2 if maps_learn_2d else 1.0
         loss = (w3 * self.criterion(base[is3d], target[is3d]) * n3
                 + w2 * self.criterion(adapted[~is3d], target[~is3d]) * (n - n3)) / n
         if maps is not None:
