@@ -114,7 +114,7 @@ def main() -> None:
     lines: list[dict] = []
     table = ["| row | setting | seeds | real-test NME io (%), mean ± sd | jaw | inner | minutes per run (1 core) |",
              "|---|---|---|---|---|---|---|"]
-    summary: dict[str, tuple[float, float]] = {}
+    summary: dict[str, tuple[float, float, float]] = {}  # row -> (mean NME, sd, minutes per run)
     for row, seeds in runs.items():
         ms = [json.loads((s / "metrics.json").read_text()) for s in seeds]
         nme = [m["test"]["metrics"]["nme_io"] for m in ms]
@@ -124,7 +124,7 @@ def main() -> None:
         for s, m in zip(seeds, ms, strict=True):
             lines.append({"row": row, "variant": "as trained", "seed": m["seed"], "nme_io": m["test"]["metrics"]["nme_io"],
                           "minutes": round(m["timing"]["total_seconds"] / 60, 1), "run": str(s)})
-        summary[row] = (statistics.mean(nme), statistics.stdev(nme) if len(nme) > 1 else 0.0)
+        summary[row] = (statistics.mean(nme), statistics.stdev(nme) if len(nme) > 1 else 0.0, statistics.mean(minutes))
         table.append(f"| {row} | {ROWS[row]} | {len(ms)} | {_mean_sd(nme)} | {_mean_sd(jaw)} | {_mean_sd(inner)} | "
                      f"{statistics.mean(minutes):.0f} |")
     variant_table = ["| row | variant (same checkpoints, evaluation only) | seeds | real-test NME io (%) |",
@@ -148,25 +148,23 @@ def main() -> None:
         writer.writerows(lines)
     write_text_atomic(dest / "table.md", "\n".join(["## Training rows", "", *table, "", "## Evaluation variants", "",
                                                     *variant_table, ""]))
-    _plot(summary, runs, dest / "ablation.png")
+    _plot(summary, dest / "ablation.png")
     print((dest / "table.md").read_text())
 
 
-def _plot(summary: dict[str, tuple[float, float]], runs: dict[str, list[Path]], path: Path) -> None:
+def _plot(summary: dict[str, tuple[float, float, float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = list(summary)[::-1]
-    minutes = {r: statistics.mean(json.loads((s / "metrics.json").read_text())["timing"]["total_seconds"] / 60
-                                  for s in runs[r]) for r in rows}
     fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.6), dpi=130)
     y = range(len(rows))
     ax.barh(list(y), [100 * summary[r][0] for r in rows], xerr=[100 * summary[r][1] for r in rows], capsize=3,
             color=["tab:green" if r == "r128_recipe" else "tab:blue" for r in rows])
     for yi, r in zip(y, rows, strict=True):
-        ax.text(100 * summary[r][0] + 0.1, yi, f"{100 * summary[r][0]:.2f}%  ({minutes[r]:.0f} min)", va="center",
+        ax.text(100 * summary[r][0] + 0.1, yi, f"{100 * summary[r][0]:.2f}%  ({summary[r][2]:.0f} min)", va="center",
                 fontsize=8)
     ax.axvline(4.0, color="tab:red", ls="--", lw=1, label="target 4.0 %")
     ax.set_yticks(list(y), rows, fontsize=8)

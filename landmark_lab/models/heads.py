@@ -97,7 +97,6 @@ class HeatmapHead(nn.Module):
         super().__init__()
         self.stride, self.sigma, self.coord_weight, self.map_weight = int(stride), float(sigma), coord_weight, map_weight
         self.foreground_weight = float(foreground_weight)
-        self.decode_name = decode
         self.decoder = DECODERS.get(decode)
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
         self.smooth = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),

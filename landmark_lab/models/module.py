@@ -72,10 +72,14 @@ class LandmarkModule(L.LightningModule):
     # -- prediction -------------------------------------------------------------------------------
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Base (3d-convention) and adapted (2d-convention) landmarks, normalised crop coordinates."""
+        base = self.head(self._features(image))
+        return base, self.adapter(base)
+
+    def _features(self, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """What the head reads from the backbone (in NHWC when ``channels_last``)."""
         if self.hparams.get("channels_last"):
             image = image.contiguous(memory_format=torch.channels_last)
-        base = self.head(head_features(self.backbone, self.head, image))
-        return base, self.adapter(base)
+        return head_features(self.backbone, self.head, image)
 
     def to_pixels(self, pts: torch.Tensor) -> torch.Tensor:
         return pts * self.input_size - 0.5
@@ -106,10 +110,7 @@ class LandmarkModule(L.LightningModule):
 
     # -- steps ------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        image = batch["image"]
-        if self.hparams.get("channels_last"):
-            image = image.contiguous(memory_format=torch.channels_last)
-        feats = head_features(self.backbone, self.head, image)
+        feats = self._features(batch["image"])
         maps = None
         if hasattr(self.head, "map_loss"):
             base, maps = self.head.forward_with_maps(feats)
@@ -129,8 +130,8 @@ class LandmarkModule(L.LightningModule):
             # coord_weight; elsewhere (2d labels behind an adapter) it is their only signal and keeps full weight.
             maps_learn_2d = isinstance(self.adapter, IdentityAdapter) or self.hparams.get("base_supervised") is False
             own = is3d | maps_learn_2d
-            w3 = w2 = self.head.coord_weight
-            w2 = w2 if maps_learn_2d else 1.0
+            w3 = self.head.coord_weight
+            w2 = w3 if maps_learn_2d else 1.0
         loss = (w3 * self.criterion(base[is3d], target[is3d]) * n3
                 + w2 * self.criterion(adapted[~is3d], target[~is3d]) * (n - n3)) / n
         if maps is not None:

@@ -72,15 +72,12 @@ class EMA(L.Callback):
         self.live: dict[str, torch.Tensor] | None = None  # the training weights while the average is swapped in
         self.updates = 0
 
-    def _state(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
-        return pl_module.state_dict()
-
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.live is not None:  # resumed while swapped: the checkpoint's weights are the average
             pl_module.load_state_dict(self.live)
             self.live = None
         if self.average is None:
-            self.average = {k: v.detach().clone() for k, v in self._state(pl_module).items()}
+            self.average = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         else:
             device = next(pl_module.parameters()).device
             self.average = {k: v.to(device) for k, v in self.average.items()}
@@ -90,7 +87,7 @@ class EMA(L.Callback):
                            batch_idx: int) -> None:
         self.updates += 1
         decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for k, v in self._state(pl_module).items():
+        for k, v in pl_module.state_dict().items():
             avg = self.average[k]
             if avg.is_floating_point():
                 avg.lerp_(v.detach(), 1.0 - decay)
@@ -99,7 +96,7 @@ class EMA(L.Callback):
 
     def _swap_in(self, pl_module: L.LightningModule) -> None:
         if self.average is not None and self.live is None:
-            self.live = {k: v.detach().clone() for k, v in self._state(pl_module).items()}
+            self.live = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             pl_module.load_state_dict(self.average)
 
     def _swap_out(self, pl_module: L.LightningModule) -> None:

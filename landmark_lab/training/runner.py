@@ -227,6 +227,7 @@ def train(cfg: DictConfig) -> float | None:
     if eval_device(cfg) == "cuda":  # TF32 matmuls on Ampere and later: fp32 speed without a visible loss
         torch.set_float32_matmul_precision("high")
     progress = bool(cfg.trainer.get("enable_progress_bar", True))
+    test_flip = bool(cfg.get("eval", {}).get("flip", False))  # test-time flip averaging in the final test
 
     dm = build_datamodule(cfg, progress=progress)
     t0 = time.perf_counter()
@@ -271,7 +272,7 @@ def train(cfg: DictConfig) -> float | None:
             result = evaluate(model, [next(iter(dm.test_dataloader()))], progress=False, device=eval_device(cfg))
         else:
             result = evaluate(model, dm.test_dataloader(), progress=progress, device=eval_device(cfg),
-                              flip=bool(cfg.get("eval", {}).get("flip", False)))
+                              flip=test_flip)
         if not math.isfinite(result.metrics["nme_io"]):
             raise TrainingDiverged(f"the trained model's real-test NME is {result.metrics['nme_io']} (non-finite "
                                    "predictions): the run has no result. Lower the learning rate and re-run.")
@@ -298,7 +299,7 @@ def train(cfg: DictConfig) -> float | None:
         "sweep": cfg.get("sweep_name"),
         "data": dm.summary(),
         "test": result.as_json(),
-        "eval": {"flip": bool(cfg.get("eval", {}).get("flip", False))},
+        "eval": {"flip": test_flip},
         "baseline_mean_shape": baseline.metrics,
         "val_nme_io": val,
         "stages": stages,
