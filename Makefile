@@ -1,12 +1,12 @@
 # landmark_lab developer shortcuts. `make help` lists them.
 PY ?= python
 
-.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation recipe recipe-ablation study-check bench test test-fast lint format clean
+.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation recipe recipe-ablation study-check study-300w bench test test-fast lint format clean
 
 SWEEP_DIR ?= logs/sweeps/budget_sweep_procedural
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install:  ## install the package and its pinned dependencies
 	$(PY) -m pip install -e .
@@ -48,6 +48,10 @@ ablation:  ## the domain-gap ablation on the built-in data (about 35 min), then 
 study-check:  ## DGFaces + Face Synthetics pre-training + 50 real 300-W vs 50 real alone (needs ../shared/data)
 	$(PY) -m landmark_lab.train +experiment=study_check_300w
 	$(PY) -m landmark_lab.report logs/sweeps/study_check_300w
+
+study-300w:  ## the study on 300-W with the recipe's model (budget curve, 50-image arms; hours on 2 cores), then its report
+	bash experiments/study_300w/run.sh
+	$(PY) -m landmark_lab.report logs/sweeps/study_300w --out experiments/study_300w
 
 bench:  ## throughput, latency (eager, ONNX Runtime, dlib) and pre-training-cache figures on this machine
 	$(PY) -m landmark_lab.bench

@@ -74,3 +74,19 @@ def test_same_seed_same_metrics(make_cfg, tmp_path):
         train(cfg)
         runs.append(_metrics(cfg)["test"]["metrics"])
     assert runs[0] == runs[1]
+
+
+def test_run_folder_behind_a_symbolic_link_finishes_and_resumes(make_cfg, tmp_path):
+    # logs/ on a scratch disk through a link: Lightning names checkpoints by their real path, the run by the link
+    real = tmp_path / "scratch"
+    real.mkdir()
+    (tmp_path / "logs").symlink_to(real, target_is_directory=True)
+    run = tmp_path / "logs" / "run"
+    cfg = make_cfg([*FAST, "data.real_budget=16", f"pretrain_cache.dir={tmp_path / 'cache'}", "resume=true"], run_dir=run)
+    train(cfg)
+    stages = _metrics(cfg)["stages"]
+    assert [s["best_checkpoint"] for s in stages] == ["checkpoints/pretrain/best.ckpt", "checkpoints/finetune/best.ckpt"]
+    assert (real / "run" / "metrics.json").is_file()
+    (real / "run" / "metrics.json").unlink()  # killed before its results: the re-run reuses both finished stages
+    train(make_cfg([*FAST, "data.real_budget=16", f"pretrain_cache.dir={tmp_path / 'cache'}", "resume=true"], run_dir=run))
+    assert all(s.get("reused") for s in _metrics(cfg)["stages"])

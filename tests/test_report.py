@@ -67,9 +67,9 @@ def test_headline_interval_bootstraps_over_seeds(sweep):
 def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
     assert run_cli("report", [str(sweep)]) == 0
     md = (sweep / "report.md").read_text()
-    assert "pretrain + 50 real (NME 14.00%) ≈ real-only with 158 real images (95% bootstrap interval over seeds: " in md
+    assert "pretrain + 50 real (NME 14.00%, 2 seeds) ≈ real-only with 158 real images (95% bootstrap interval over seeds: " in md
     assert "1000 real images (95% bootstrap interval over seeds: more than 1000 real images)" in md
-    assert "pretrain + 1000 real (NME 5.00%) is better than real-only with all 1000 real images" in md
+    assert "pretrain + 1000 real (NME 5.00%, 2 seeds) is better than real-only with all 1000 real images" in md
     assert "real_only/n2000/seed0" in md
     assert "| real_only | 20.00 ± 0.71 (n=2) |" in md
     with open(sweep / "results.csv") as fh:
@@ -77,6 +77,30 @@ def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
     for png in ("nme_vs_budget.png", "ced.png", "regions.png"):
         assert (sweep / png).stat().st_size > 1000
     assert run_cli("report", [str(sweep / "nope")]) == 2
+
+
+def test_headline_covers_every_strategy_and_the_table_at_one_budget(sweep):
+    for seed, nme in ((0, 0.159), (1, 0.161)):
+        _run(sweep, "synth_only_adapted", 50, seed, nme)
+    _run(sweep, "real_only", 2000, 1, 0.06)  # one seed at the largest budget: enters the bootstrap unresampled
+    run = sweep / "pretrain_finetune" / "n50" / "seed0"
+    d = json.loads((run / "metrics.json").read_text())
+    d["test"]["metrics_without_adapter"] = {"nme_io": 0.3, "nme_io_jaw": 0.5, "nme_io_inner": 0.2}
+    (run / "metrics.json").write_text(json.dumps(d))
+    assert run_cli("report", [str(sweep)]) == 0
+    md = (sweep / "report.md").read_text()
+    lines = [ln for ln in md.splitlines() if ln.startswith("- ")]
+    # pre-training first (the study's headline), then the other strategies
+    assert lines[0].startswith("- pretrain + 50 real (NME 14.00%, 2 seeds) ≈ real-only with 158 real images")
+    adapted = next(ln for ln in lines if ln.startswith("- synthetic only + adapter fitted on 50 real"))
+    assert "(NME 16.00%, 2 seeds) ≈ real-only with 100 real images (95% bootstrap interval over seeds:" in adapted
+    assert "real-only at 2000 has one seed and enters unresampled" in adapted
+    table = md[md.index("## Strategies at 50 real images"):]
+    assert "| real_only | 2 | 20.00 ± 0.71 | 20.00 ± 0.71 |" in table
+    assert "| pretrain_finetune | 2 | 14.00 ± 0.71 |" in table
+    # without-adapter columns: only the run that recorded it
+    assert "| 30.00 | 50.00 | 20.00 |" in table and "| synth_only_adapted | 2 | 16.00 ± 0.14 |" in table
+    assert "## Wall time per run" in md
 
 
 def test_runs_table_shows_each_run_with_and_without_adapter(sweep, capsys):

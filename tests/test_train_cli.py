@@ -31,6 +31,9 @@ def test_experiment_fast_dev_run(make_cfg, experiment):
         # building the crop cache of every photo for one step)
         extra = ["trainer=default", "data.cache=none"]
     cfg = make_cfg([f"+experiment={experiment}", "trainer.fast_dev_run=true", *extra])
+    for part in (cfg.data.synthetic.get("sources") or {}).values():
+        if part.get("kind") == "procedural":  # pooled procedural volume (study_300w: 20,000 faces): tiny here too
+            part.n, part.workers = 48, 1
     train(cfg)
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert out["strategy"] == (cfg.strategy.get("label") or cfg.strategy.name)

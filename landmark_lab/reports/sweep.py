@@ -129,18 +129,19 @@ def seed_values(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, di
 
 
 def equivalent_budget_interval(values: dict[str, dict[int, list[float]]], n: int, draws: int = 2000,
-                               level: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
-    """A bootstrap interval over seeds for the real-only budget that pre-training + ``n`` real images is worth.
+                               level: float = 0.95, seed: int = 0,
+                               strategy: str = "pretrain_finetune") -> tuple[float, float] | None:
+    """A bootstrap interval over seeds for the real-only budget that ``strategy`` with ``n`` real images is worth.
 
-    Each draw resamples, with replacement, the seeds of every point (the pre-trained run at ``n`` and every
+    Each draw resamples, with replacement, the seeds of every point (the strategy's run at ``n`` and every
     real-only budget), averages them and interpolates on the log-budget scale as :func:`equivalent_budget` does;
-    the interval is the central ``level`` of the draws. A draw better than real-only with its largest budget counts
-    as infinity, one worse than with its smallest as 0, so such bounds read "beyond the curve". ``None`` when a
-    point has a single seed (no spread to resample).
+    the interval is the central ``level`` of the draws. A real-only budget with a single seed enters every draw at
+    its value (it has no spread to resample). A draw better than real-only with its largest budget counts as
+    infinity, one worse than with its smallest as 0, so such bounds read "beyond the curve". ``None`` when the
+    strategy's point or every real-only budget has a single seed.
     """
-    pre, real = values.get("pretrain_finetune", {}).get(n), values.get("real_only", {})
-    points = [pre, *real.values()] if pre else []
-    if not points or not real or min(len(p) for p in points) < 2:
+    pre, real = values.get(strategy, {}).get(n), values.get("real_only", {})
+    if not pre or len(pre) < 2 or not real or max(len(v) for v in real.values()) < 2:
         return None
     rng = np.random.default_rng(seed)
     found = []
@@ -159,31 +160,42 @@ def _bound(x: float, largest: int, smallest: int) -> str:
     return f"fewer than {smallest}" if x == 0.0 else f"{x:.0f}"
 
 
+SHORT = {"pretrain_finetune": "pretrain + {n} real", "synth_only_adapted": "synthetic only + adapter fitted on {n} real",
+         "combined": "combined with {n} real", "data_adapt": "data adaptation with {n} real",
+         "synth_only": "synthetic only (no real image)"}
+
+
 def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[dict[str, Any]] | None = None) -> list[str]:
-    """One sentence per pre-trained budget: the real-only budget it is worth, with a bootstrap interval over seeds
-    (:func:`equivalent_budget_interval`) when ``rows`` are given and every point has at least two seeds."""
-    if "pretrain_finetune" not in agg or "real_only" not in agg:
-        return ["(the headline needs both real_only and pretrain_finetune runs)"]
+    """One sentence per strategy and budget other than real-only: the real-only budget it is worth, with a bootstrap
+    interval over seeds (:func:`equivalent_budget_interval`) when ``rows`` are given and the points have seeds to
+    resample. Pre-training + fine-tuning first: it is the study's headline."""
+    if "real_only" not in agg or not any(s != "real_only" for s in agg):
+        return ["(the headline needs real_only runs and runs of another strategy)"]
     values = seed_values(rows or [])
     budgets = sorted(b for b in agg["real_only"] if b > 0)
+    single = [b for b in budgets if agg["real_only"][b][2] < 2]
     out = []
-    for n, (mean, _, _) in agg["pretrain_finetune"].items():
-        rel, b = equivalent_budget(mean, agg["real_only"])
-        if b is None:
-            continue
-        words = {"≈": f"≈ real-only with {b:.0f} real images",
-                 "<": f"is better than real-only with all {b:.0f} real images",
-                 ">": f"is worse than real-only with {b:.0f} real images"}[rel]
-        line = f"pretrain + {n} real (NME {100 * mean:.2f}%) {words}"
-        if rows is not None:
-            interval = equivalent_budget_interval(values, n)
-            if interval is None:
-                line += " (no interval: a point of the comparison has a single seed)"
-            else:
-                lo, hi = (_bound(x, budgets[-1], budgets[0]) for x in interval)
-                span = lo if lo == hi else f"{lo} to {hi}"
-                line += f" (95% bootstrap interval over seeds: {span} real images)"
-        out.append(line)
+    for strategy in [s for s in ORDER if s in agg and s != "real_only"] + [s for s in agg if s not in ORDER]:
+        for n, (mean, _, seeds) in agg[strategy].items():
+            rel, b = equivalent_budget(mean, agg["real_only"])
+            if b is None:
+                continue
+            words = {"≈": f"≈ real-only with {b:.0f} real images",
+                     "<": f"is better than real-only with all {b:.0f} real images",
+                     ">": f"is worse than real-only with {b:.0f} real images"}[rel]
+            name = SHORT.get(strategy, strategy + " with {n} real").format(n=n)
+            line = f"{name} (NME {100 * mean:.2f}%, {seeds} seed{'s' if seeds > 1 else ''}) {words}"
+            if rows is not None:
+                interval = equivalent_budget_interval(values, n, strategy=strategy)
+                if interval is None:
+                    line += " (no interval: a single seed)"
+                else:
+                    lo, hi = (_bound(x, budgets[-1], budgets[0]) for x in interval)
+                    span = lo if lo == hi else f"{lo} to {hi}"
+                    line += f" (95% bootstrap interval over seeds: {span} real images"
+                    line += (f"; real-only at {', '.join(map(str, single))} has one seed and enters unresampled)"
+                             if single else ")")
+            out.append(line)
     return out
 
 
@@ -199,7 +211,51 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
             w.writerow(r)
 
 
-def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str]) -> str:
+def budget_table(rows: list[dict], budget: int) -> list[str]:
+    """The study's Table 2 at one real budget: every strategy's NME per face region (mean ± std over seeds), and the
+    same without the label adapter where the run recorded it (its base output was trained on 3d labels)."""
+    sel = [r for r in rows if r["budget"] == budget or r["strategy"] == "synth_only"]
+    strategies = [s for s in ORDER if any(r["strategy"] == s for r in sel)]
+    strategies += sorted({r["strategy"] for r in sel} - set(strategies))
+    if not strategies:
+        return []
+
+    def cell(vals: list[float | None]) -> str:
+        v = [100 * x for x in vals if x is not None]
+        if not v:
+            return "–"
+        return f"{np.mean(v):.2f}" + (f" ± {np.std(v, ddof=1):.2f}" if len(v) > 1 else "")
+
+    cols = ["nme_io", *[f"nme_io_{r}" for r in REGIONS], "nme_io_inner", "fr_io@0.1",
+            "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter"]
+    md = [f"## Strategies at {budget} real images", "",
+          "NME io (%) per region, mean ± std over seeds; FR@0.1 in %; \"without adapter\": the base output of runs whose "
+          "base was trained on 3d (synthetic) labels, – where that is not meaningful.", "",
+          "| strategy | seeds | NME io | jaw | brows | nose | eyes | mouth | inner | FR@0.1 | without adapter | "
+          "jaw without | inner without |", "|---|" + "---|" * 12]
+    for s in strategies:
+        rs = [r for r in sel if r["strategy"] == s]
+        md.append(f"| {s} | {len(rs)} | " + " | ".join(cell([r.get(c) for r in rs]) for c in cols) + " |")
+    return md
+
+
+def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
+    """Wall minutes per run (mean over seeds) per strategy and budget: what each point of the curve costs."""
+    md = ["## Wall time per run (minutes, mean over seeds)", "",
+          "A pre-training is trained once per seed and shared by that seed's budgets (the pre-training cache): the "
+          "first run of a seed carries its cost, the others reuse it.", "",
+          "| strategy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for s in [s for s in ORDER if any(r["strategy"] == s for r in rows)]:
+        cells = []
+        for b in budgets:
+            v = [r["seconds"] / 60 for r in rows if r["strategy"] == s and r["budget"] == b and r.get("seconds")]
+            cells.append(f"{np.mean(v):.1f}" if v else "")
+        md.append(f"| {s} | " + " | ".join(cells) + " |")
+    return md
+
+
+def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str],
+             budget: int = 50) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = [s for s in ORDER if s in agg] + [s for s in agg if s not in ORDER]
     md = [f"# Sweep report: {sweep.name}", "",
@@ -210,6 +266,7 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
     for s in strategies:
         md.append(f"| {s} | " + " | ".join(_fmt(agg[s][b]) if b in agg[s] else "" for b in budgets) + " |")
     md += ["", "## Headline", ""] + [f"- {h}" for h in lines]
+    md += ["", *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     if any("bootstrap" in h for h in lines):
         md += ["", "Intervals: 2000 bootstrap draws over seeds. Each draw resamples, with replacement, the seeds of "
                "the pre-trained point and of every real-only budget, and interpolates the real-only curve on the "
@@ -379,7 +436,7 @@ def write_report(cfg: Any) -> Path:
     agg = aggregate(rows)
     lines = headlines(agg, rows)
     budget = int(cfg.get("ced_budget", 50))
-    (out / "report.md").write_text(markdown(sweep, rows, agg, lines, incomplete))
+    (out / "report.md").write_text(markdown(sweep, rows, agg, lines, incomplete, budget))
     plot_budget(agg, out / "nme_vs_budget.png", f"{sweep.name}: real-test NME vs real images")
     plot_ced(rows, budget, out / "ced.png")
     plot_regions(rows, budget, out / "regions.png")

@@ -32,7 +32,7 @@ from landmark_lab.training.callbacks import StepRecorder
 from landmark_lab.training.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.utils.checks import check_train_config
-from landmark_lab.utils.io import inside
+from landmark_lab.utils.io import inside, relative_to_run
 from landmark_lab.utils.run import is_rank_zero, record_failure, run_dir_of, start_run_dir, write_json
 
 log = logging.getLogger("landmark_lab.train")
@@ -118,7 +118,7 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
         "steps": done_steps,
         "seconds": round(seconds, 1),
         "best_val_nme_io": float(score) if score is not None else None,
-        "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+        "best_checkpoint": relative_to_run(best, run_dir) if best else None,
     }
 
 
@@ -200,7 +200,7 @@ def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
                                steps=int(p.steps), lr=float(p.lr), weight_decay=float(p.weight_decay), seed=int(cfg.seed))
     if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
         path = save_model(model, stage_dir / "adapted.ckpt")
-        info["checkpoint"] = str(path.relative_to(run_dir_of(cfg)))
+        info["checkpoint"] = relative_to_run(path, run_dir_of(cfg))
     return info
 
 

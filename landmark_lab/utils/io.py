@@ -71,6 +71,12 @@ def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
         raise DataError(f"{path}: cannot read this {what} ({type(exc).__name__}: {str(exc)[:200]}).") from None
 
 
+def relative_to_run(path: str | Path, base: str | Path) -> str:
+    """``path`` relative to ``base``, both resolved first: a run folder reached through a symbolic link (logs/ on a
+    scratch disk) names its files by the link while Lightning names them by their real location."""
+    return str(Path(path).resolve().relative_to(Path(base).resolve()))
+
+
 def inside(base: str | Path, relative: str | Path, what: str) -> Path:
     """``base / relative`` resolved, refused unless it stays inside ``base`` (no ``..`` or absolute escapes).
 

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The study on real faces (experiments/study_300w/README.md): every (strategy, real budget, seed) run of
+# +experiment=study_300w as its own process on one core (OMP_NUM_THREADS=1), SLOTS at a time, in the order
+# below, so that the 50-image arms and the real-only curve finish first. Re-running skips finished runs
+# (resume=true) and continues unfinished ones.
+#   bash experiments/study_300w/run.sh                 # SLOTS=2 OUT=logs/sweeps/study_300w (DRY_RUN=1: print)
+#   python -m landmark_lab.report logs/sweeps/study_300w --dest experiments/study_300w
+# A pre-training is trained once per seed and shared through the pre-training cache: the runs of one seed that
+# need it wait for it (file lock) instead of training it twice.
+# The runs still to start are a queue file (QUEUE, default $OUT/queue.txt, one "strategy budget seed" per line):
+# edit it while the script runs to reorder, add or drop runs; each slot takes the first line when it is free.
+set -euo pipefail
+OUT=${OUT:-logs/sweeps/study_300w}
+SLOTS=${SLOTS:-2}
+mkdir -p "$OUT/logs"
+
+run_one() {  # strategy budget seed
+  local dir="$OUT/$1/n$2/seed$3"
+  if [ -n "${DRY_RUN:-}" ]; then  # DRY_RUN=1: print the commands instead of running them
+    echo "OMP_NUM_THREADS=1 python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy=$1" \
+      "data.real_budget=$2 seed=$3 data.num_workers=0 logger=csv hydra.run.dir=$dir"; return
+  fi
+  echo "$(date +%T) start $1 n$2 seed$3"
+  OMP_NUM_THREADS=1 python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN \
+    strategy="$1" data.real_budget="$2" seed="$3" data.num_workers=0 logger=csv \
+    "hydra.run.dir=$dir" > "$OUT/logs/$1_n$2_seed$3.log" 2>&1 \
+    && echo "$(date +%T) done  $1 n$2 seed$3" || echo "$(date +%T) FAILED $1 n$2 seed$3 (see $OUT/logs/)"
+}
+
+# strategy budget seed, in priority order
+GRID=${GRID:-"
+pretrain_finetune 50 0
+real_only 50 0
+real_only 50 1
+real_only 50 2
+pretrain_finetune 50 1
+synth_only_adapted 50 0
+pretrain_finetune 50 2
+synth_only_adapted 50 1
+real_only 250 0
+synth_only_adapted 50 2
+real_only 250 1
+real_only 500 0
+real_only 250 2
+real_only 500 1
+pretrain_finetune 250 0
+pretrain_finetune 250 1
+pretrain_finetune 250 2
+real_only 100 0
+real_only 100 1
+real_only 100 2
+pretrain_finetune 100 0
+pretrain_finetune 100 1
+pretrain_finetune 100 2
+real_only 1000 0
+real_only 1000 1
+pretrain_finetune 500 0
+pretrain_finetune 500 1
+real_only all 0
+real_only all 1
+pretrain_finetune 1000 0
+pretrain_finetune 1000 1
+pretrain_finetune all 0
+pretrain_finetune all 1
+"}
+QUEUE=${QUEUE:-$OUT/queue.txt}
+[ -s "$QUEUE" ] || echo "$GRID" | grep -v '^\s*$' > "$QUEUE"
+pop() {  # print and remove the queue's first line; fails when the queue is empty
+  flock "$QUEUE.lock" bash -c 'line=$(head -n 1 "$0") && [ -n "$line" ] && sed -i 1d "$0" && echo "$line"' "$QUEUE"
+}
+slot() { local job; while job=$(pop); do run_one $job; done; }
+for _ in $(seq "$SLOTS"); do slot & done
+wait
+echo "$(date +%T) queue empty"
