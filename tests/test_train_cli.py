@@ -177,3 +177,15 @@ def test_study_data_pools_every_shared_synthetic_folder(make_cfg):
     out = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     # DGFaces (both export layouts, 100 + 100) + Face Synthetics (100) = 300; 5 % (15) validate
     assert (out["data"]["synthetic_train"], out["data"]["synthetic_val"]) == (285, 15)
+
+
+def test_validation_interval_reaches_the_last_step():
+    from landmark_lab.training.runner import validation_interval
+
+    assert validation_interval(400, 300) == 200  # was 300: one validation, the last 100 steps never kept
+    assert validation_interval(2400, 300) == 300 and validation_interval(30, 150) == 30
+    for steps in range(1, 3000, 7):
+        for every in (50, 150, 300):
+            interval = validation_interval(steps, every)
+            checks = steps // interval
+            assert interval <= every and steps - checks * interval < checks  # the last check is near the end

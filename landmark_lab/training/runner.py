@@ -82,6 +82,14 @@ def stage_callbacks(cfg: DictConfig, stage: str, stage_dir: Path, with_logger: b
     return out
 
 
+def validation_interval(steps: int, val_every: int) -> int:
+    """Steps between validations: about ``val_every``, spread evenly so the last validation falls on the stage's
+    last step or within a few steps of it (Lightning validates only at multiples of the interval: 400 steps with
+    ``val_every`` 300 validated once, at step 300, and the last 100 steps never reached the kept checkpoint)."""
+    steps, val_every = max(1, int(steps)), max(1, int(val_every))
+    return steps // math.ceil(steps / val_every)
+
+
 def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: int, run_dir: Path, loggers: list,
                resume_from: Path | None) -> dict:
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -96,7 +104,7 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
         raise ConfigError("callbacks.model_checkpoint is required: each stage keeps its best checkpoint.")
     # The data modules' samplers shard themselves across DDP ranks (each keeps its synthetic share), so
     # Lightning must not wrap them; validation and test sets are evaluated whole on every rank.
-    trainer = L.Trainer(max_steps=steps, max_epochs=1, val_check_interval=min(val_every, steps),
+    trainer = L.Trainer(max_steps=steps, max_epochs=1, val_check_interval=validation_interval(steps, val_every),
                         num_sanity_val_steps=0, callbacks=callbacks, logger=loggers or False,
                         default_root_dir=str(run_dir), use_distributed_sampler=False, **tcfg)
     log.info("stage %s: %d steps at lr %g on %s%s", stage.name, steps, stage.lr, dm.summary(),
