@@ -83,6 +83,12 @@ def test_headline_covers_every_strategy_and_the_table_at_one_budget(sweep):
     for seed, nme in ((0, 0.159), (1, 0.161)):
         _run(sweep, "synth_only_adapted", 50, seed, nme)
     _run(sweep, "real_only", 2000, 1, 0.06)  # one seed at the largest budget: enters the bootstrap unresampled
+    for run, timing in (("synth_only_adapted/n50/seed0", {"total_seconds": 120.0}),
+                        ("synth_only_adapted/n50/seed1", {"total_seconds": 30.0}),
+                        ("real_only/n2000/seed1", {"total_seconds": 9.0})):
+        d = json.loads((sweep / run / "metrics.json").read_text())
+        d.update(timing=timing, resumed={"train": 300} if not run.endswith("n50/seed0") else None)
+        (sweep / run / "metrics.json").write_text(json.dumps(d))
     run = sweep / "pretrain_finetune" / "n50" / "seed0"
     d = json.loads((run / "metrics.json").read_text())
     d["test"]["metrics_without_adapter"] = {"nme_io": 0.3, "nme_io_jaw": 0.5, "nme_io_inner": 0.2}
@@ -100,7 +106,10 @@ def test_headline_covers_every_strategy_and_the_table_at_one_budget(sweep):
     assert "| pretrain_finetune | 2 | 14.00 ± 0.71 |" in table
     # without-adapter columns: only the run that recorded it
     assert "| 30.00 | 50.00 | 20.00 |" in table and "| synth_only_adapted | 2 | 16.00 ± 0.14 |" in table
-    assert "## Wall time per run" in md
+    minutes = md[md.index("## Wall time per run"):]
+    # seed 0 took 2 minutes; seed 1 was resumed (its time is only the last part) and is left out
+    assert "| synth_only_adapted | 2.0 |  |  |  |  |" in minutes
+    assert "| real_only |  |  |  |  | resumed |" in minutes  # the only run at 2000 was resumed
 
 
 def test_runs_table_shows_each_run_with_and_without_adapter(sweep, capsys):

@@ -77,7 +77,7 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
         budget = data.get("real_train", 0) if strategy != "synth_only" else 0
         row = {"strategy": strategy, "budget": int(budget or 0), "real_budget": d.get("real_budget"),
                "seed": d.get("seed"), "val_nme_io": d.get("val_nme_io"),
-               "seconds": (d.get("timing") or {}).get("total_seconds"), "run": name,
+               "seconds": (d.get("timing") or {}).get("total_seconds"), "resumed": bool(d.get("resumed")), "run": name,
                "ced": d["test"].get("ced")}
         row.update({k: (metrics.get(k) if _finite(metrics.get(k)) else None) for k in COLUMNS if k in metrics})
         raw = d["test"].get("metrics_without_adapter") or {}
@@ -243,13 +243,15 @@ def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
     """Wall minutes per run (mean over seeds) per strategy and budget: what each point of the curve costs."""
     md = ["## Wall time per run (minutes, mean over seeds)", "",
           "A pre-training is trained once per seed and shared by that seed's budgets (the pre-training cache): the "
-          "first run of a seed carries its cost, the others reuse it.", "",
+          "first run of a seed carries its cost, the others reuse it. A resumed run's time covers only its last "
+          "part: such runs are left out (\"resumed\" where every seed was resumed).", "",
           "| strategy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
     for s in [s for s in ORDER if any(r["strategy"] == s for r in rows)]:
         cells = []
         for b in budgets:
-            v = [r["seconds"] / 60 for r in rows if r["strategy"] == s and r["budget"] == b and r.get("seconds")]
-            cells.append(f"{np.mean(v):.1f}" if v else "")
+            here = [r for r in rows if r["strategy"] == s and r["budget"] == b]
+            v = [r["seconds"] / 60 for r in here if r.get("seconds") and not r.get("resumed")]
+            cells.append(f"{np.mean(v):.1f}" if v else "resumed" if any(r.get("resumed") for r in here) else "")
         md.append(f"| {s} | " + " | ".join(cells) + " |")
     return md
 
