@@ -48,6 +48,7 @@ def test_equivalent_budget_interpolates_on_log_scale():
     curve = {b: (v, 0.0, 3) for b, v in REAL_ONLY.items()}
     rel, b = equivalent_budget(0.14, curve)  # halfway between 100 (0.16) and 250 (0.12) -> geometric mean
     assert rel == "≈" and b == pytest.approx((100 * 250) ** 0.5)
+    assert equivalent_budget(0.14, dict(sorted(curve.items(), key=lambda kv: str(kv[0])))) == (rel, b)  # any order
     assert equivalent_budget(0.05, curve) == ("<", 1000.0)
     assert equivalent_budget(0.3, curve) == (">", 50.0)
 

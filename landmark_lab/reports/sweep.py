@@ -102,7 +102,7 @@ def equivalent_budget(nme: float, curve: dict[int, tuple[float, float, int]]) ->
     Returns a relation ("≈", "<", ">") and the budget: "<" means better than real-only with its
     largest budget, ">" worse than with its smallest.
     """
-    budgets = np.array([b for b in curve if b > 0], dtype=float)
+    budgets = np.array(sorted(b for b in curve if b > 0), dtype=float)  # run folders sort n100 before n50
     if len(budgets) == 0:
         return "?", None
     means = np.array([curve[int(b)][0] for b in budgets])
@@ -125,7 +125,7 @@ def seed_values(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, di
     for r in rows:
         if r.get(key) is not None:
             out[r["strategy"]][r["budget"]].append(float(r[key]))
-    return out
+    return {s: dict(sorted(bs.items())) for s, bs in out.items()}
 
 
 def equivalent_budget_interval(values: dict[str, dict[int, list[float]]], n: int, draws: int = 2000,
