@@ -268,12 +268,13 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
     for s in strategies:
         md.append(f"| {s} | " + " | ".join(_fmt(agg[s][b]) if b in agg[s] else "" for b in budgets) + " |")
     md += ["", "## Headline", ""] + [f"- {h}" for h in lines]
-    md += ["", *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     if any("bootstrap" in h for h in lines):
         md += ["", "Intervals: 2000 bootstrap draws over seeds. Each draw resamples, with replacement, the seeds of "
-               "the pre-trained point and of every real-only budget, and interpolates the real-only curve on the "
+               "the compared point and of every real-only budget, and interpolates the real-only curve on the "
                "log-budget scale; the interval holds the central 95% of the draws. It covers seed-to-seed variation "
-               "(training noise), not the sampling of test faces."]
+               "(training noise), not the sampling of test faces. A real-only budget with one seed enters every draw "
+               "at its value."]
+    md += ["", *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     md += ["", "## Incomplete or failed runs", ""]
     md += [f"- {r}" for r in incomplete] if incomplete else ["none"]
     md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`.", ""]
