@@ -64,7 +64,11 @@ pretrain_finetune all 0
 pretrain_finetune all 1
 "}
 QUEUE=${QUEUE:-$OUT/queue.txt}
-[ -s "$QUEUE" ] || echo "$GRID" | grep -v '^\s*$' > "$QUEUE"
+if [ -s "$QUEUE" ]; then
+  echo "continuing the queue in $QUEUE ($(wc -l < "$QUEUE") runs left; delete it to start from the full grid)"
+else
+  echo "$GRID" | grep -v '^\s*$' > "$QUEUE"
+fi
 pop() {  # print and remove the queue's first line; fails when the queue is empty
   flock "$QUEUE.lock" bash -c 'line=$(head -n 1 "$0") && [ -n "$line" ] && sed -i 1d "$0" && echo "$line"' "$QUEUE"
 }
