@@ -4,7 +4,7 @@
 # below, so that the 50-image arms and the real-only curve finish first. Re-running skips finished runs
 # (resume=true) and continues unfinished ones.
 #   bash experiments/study_300w/run.sh                 # SLOTS=2 OUT=logs/sweeps/study_300w (DRY_RUN=1: print)
-#   python -m landmark_lab.report logs/sweeps/study_300w --dest experiments/study_300w
+#   python -m landmark_lab.report logs/sweeps/study_300w --out experiments/study_300w
 # A pre-training is trained once per seed and shared through the pre-training cache: the runs of one seed that
 # need it wait for it (file lock) instead of training it twice.
 # The runs still to start are a queue file (QUEUE, default $OUT/queue.txt, one "strategy budget seed" per line):
@@ -16,14 +16,11 @@ mkdir -p "$OUT/logs"
 
 run_one() {  # strategy budget seed
   local dir="$OUT/$1/n$2/seed$3"
-  if [ -n "${DRY_RUN:-}" ]; then  # DRY_RUN=1: print the commands instead of running them
-    echo "OMP_NUM_THREADS=1 python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy=$1" \
-      "data.real_budget=$2 seed=$3 data.num_workers=0 logger=csv hydra.run.dir=$dir"; return
-  fi
+  local cmd=(python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy="$1" data.real_budget="$2"
+             seed="$3" data.num_workers=0 logger=csv "hydra.run.dir=$dir")
+  if [ -n "${DRY_RUN:-}" ]; then echo "OMP_NUM_THREADS=1 ${cmd[*]}"; return; fi  # DRY_RUN=1: print, do not run
   echo "$(date +%T) start $1 n$2 seed$3"
-  OMP_NUM_THREADS=1 python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN \
-    strategy="$1" data.real_budget="$2" seed="$3" data.num_workers=0 logger=csv \
-    "hydra.run.dir=$dir" > "$OUT/logs/$1_n$2_seed$3.log" 2>&1 \
+  OMP_NUM_THREADS=1 "${cmd[@]}" > "$OUT/logs/$1_n$2_seed$3.log" 2>&1 \
     && echo "$(date +%T) done  $1 n$2 seed$3" || echo "$(date +%T) FAILED $1 n$2 seed$3 (see $OUT/logs/)"
 }
 

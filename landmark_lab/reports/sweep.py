@@ -35,6 +35,12 @@ LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training
           "synth_only": "synthetic only (no real image)"}
 
 
+def ordered(names: Any) -> list[str]:
+    """Strategy names in the report's order (ORDER), others (reference lines) after them as they came."""
+    names = list(names)
+    return [s for s in ORDER if s in names] + [s for s in names if s not in ORDER]
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -87,13 +93,9 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def aggregate(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, dict[int, tuple[float, float, int]]]:
-    """strategy -> budget -> (mean, std over seeds, number of seeds)."""
-    groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        if r.get(key) is not None:
-            groups[r["strategy"]][r["budget"]].append(float(r[key]))
-    return {s: {b: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
-                for b, v in sorted(bs.items())} for s, bs in groups.items()}
+    """strategy -> budget -> (mean, std over seeds, number of seeds), from :func:`seed_values`."""
+    return {s: {b: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) for b, v in bs.items()}
+            for s, bs in seed_values(rows, key).items()}
 
 
 def equivalent_budget(nme: float, curve: dict[int, tuple[float, float, int]]) -> tuple[str, float | None]:
@@ -175,7 +177,7 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[di
     budgets = sorted(b for b in agg["real_only"] if b > 0)
     single = [b for b in budgets if agg["real_only"][b][2] < 2]
     out = []
-    for strategy in [s for s in ORDER if s in agg and s != "real_only"] + [s for s in agg if s not in ORDER]:
+    for strategy in [s for s in ordered(agg) if s != "real_only"]:
         for n, (mean, _, seeds) in agg[strategy].items():
             rel, b = equivalent_budget(mean, agg["real_only"])
             if b is None:
@@ -259,7 +261,7 @@ def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
 def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str],
              budget: int = 50) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
-    strategies = [s for s in ORDER if s in agg] + [s for s in agg if s not in ORDER]
+    strategies = ordered(agg)
     md = [f"# Sweep report: {sweep.name}", "",
           f"{len(rows)} finished runs. Real-test NME, inter-ocular (%), mean ± std over seeds; budget = real "
           "training images (synthetic only: 0).", ""]
@@ -289,7 +291,7 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
-    for s in [s for s in ORDER if s in agg] + [s for s in agg if s not in ORDER]:
+    for s in ordered(agg):
         pts = agg[s]
         if s == "synth_only" or set(pts) == {0}:
             m, sd, _ = pts[min(pts)]
