@@ -40,6 +40,18 @@ def test_dark_beats_argmax_on_noisy_maps():
     assert err["dark"] < 0.7 * err["argmax"]
 
 
+def test_heatmap_decoding_stays_float32_under_bf16_autocast():
+    # the GPU recipe trains and tests under bf16 autocast; DARK's blur and logs must not run in bf16
+    pts = _points(2, seed=3)
+    head = HeatmapHead([8, 16, 32, 64], channels=8)
+    maps = gaussian_targets(pts, 32, 32, 1.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        decoded = head.decode(maps)
+    assert decoded.dtype == torch.float32
+    assert torch.equal(decoded, head.decode(maps))
+    assert float((decoded - pts).abs().max() * 32) <= 0.05
+
+
 def test_heatmap_loss_scale_and_minimum():
     pts = _points()
     target = gaussian_targets(pts, 16, 16, 1.5)

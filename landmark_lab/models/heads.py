@@ -117,6 +117,11 @@ class HeatmapHead(nn.Module):
         return self.maps(self.smooth(x)).float()
 
     def decode(self, maps: torch.Tensor) -> torch.Tensor:
+        # Sub-pixel decoding takes logs and differences of near-equal values: keep it in float32 even under
+        # bf16/fp16 autocast, which would otherwise run its blur convolution in half precision.
+        if torch.is_autocast_enabled(maps.device.type):
+            with torch.autocast(maps.device.type, enabled=False):
+                return self.decoder(maps.float(), self.sigma)
         return self.decoder(maps, self.sigma)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
