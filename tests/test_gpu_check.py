@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, W300, needs_300w
 
 
 @pytest.mark.slow
@@ -22,3 +22,61 @@ def test_gpu_check_tiny_mode_runs_every_step(tmp_path):
         assert f"| {step} | ok |" in summary
     assert summary.count("| cpu |") >= 9  # 6 strategies + 3 budgets, tested where they trained
     assert "loader per core" in summary and "training (forward + backward + step)" in summary
+
+
+def _pack_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pack_300w", ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_300w
+def test_packed_300w_gives_the_training_and_test_crops_of_the_original(tmp_path):
+    import numpy as np
+
+    from landmark_lab.data.w300 import load_split
+    from landmark_lab.landmarks import landmark_box
+    from landmark_lab.transforms.geometry import crop_matrix, warp
+
+    pack = _pack_module().pack
+    assert pack(W300, tmp_path, ["afw"], 256, None, 85) > 0
+    assert pack(W300, tmp_path, ["lfpw/trainset"], 256, 1.4, 85) > 0
+    for folder, scale in (("afw", 2.0), ("lfpw/trainset", 1.25)):  # the crop cache's window; the test crop
+        original, packed = load_split(W300, [folder])[0], load_split(tmp_path, [folder])[0]
+        assert len(original) == len(packed)
+        for i in (0, len(original) // 2, len(original) - 1):
+            a, b = original.load(i), packed.load(i)
+            ca, la = warp(a.image, a.landmarks, crop_matrix(landmark_box(a.landmarks), 256, scale), 256)
+            cb, lb = warp(b.image, b.landmarks, crop_matrix(landmark_box(b.landmarks), 256, scale), 256)
+            assert np.abs(la - lb).max() < 0.01  # same labels in the crop, to the .pts file's 3 decimals
+            assert np.abs(ca.astype(float) - cb.astype(float)).mean() < 4.0  # one JPEG q85 re-encoding + resampling
+
+
+@needs_300w
+@pytest.mark.slow
+def test_recipe_gpu_driver_runs_probe_plan_and_runs_on_cpu(tmp_path):
+    import shutil
+
+    _pack_module().pack(W300, tmp_path / "packed", ["afw", "lfpw/trainset"], 256, None, 85)
+    tiny = tmp_path / "tiny"
+    for folder, n in (("afw", 40), ("helen/trainset", 0), ("lfpw/trainset", 8)):
+        (tiny / folder).mkdir(parents=True)
+        for jpg in sorted((tmp_path / "packed" / folder).glob("*.jpg"))[:n]:
+            for f in (jpg, jpg.with_suffix(".pts")):
+                shutil.copy(f, tiny / folder / f.name)
+    shutil.copytree(tiny / "afw", tiny / "helen" / "trainset", dirs_exist_ok=True)  # 300-W needs both folders
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "recipe" / "gpu" / "run_recipe_gpu.py"), "--cpu-smoke",
+                        "--data", str(tiny), "--out", str(out), "--probe", "2", "--deadline", "600", "--workers", "1"],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert '"steps": 4' in r.stdout and '"exit_codes": [\n  0,\n  0\n ]' in (out / "summary.md").read_text()
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("run,seed,crop") and len(lines) == 3 and all(",256,8,4,bf16-mixed," in x for x in lines[1:])
+    import tarfile
+
+    names = tarfile.open(out / "results.tar.gz").getnames()
+    assert "runs/seed0/metrics.json" in names and not any(n.endswith((".ckpt", ".npy")) for n in names)

@@ -1,0 +1,68 @@
+"""Pack the 300-W folders of the recipe's protocol small enough to travel to a GPU machine without storage.
+
+The GPU recipe trains from the crop cache (``data.cache=crops``), which keeps of each photo only a square
+window of 2.0 x the landmark box, at 410 px for a 256-px training crop (crop_cache.cache_geometry). This
+script cuts exactly that window from every training photo (AFW, HELEN train) and a 1.4 x window from every
+test photo (LFPW train; the test crop is the 1.25 x window), re-encodes them as JPEG (quality 85: they, the
+wheels and the project must fit the 64 MiB one device call carries) with their labels mapped by the same
+affine, and writes NAME.jpg + NAME.pts folders in the 300-W layout under --dest.
+On the GPU machine the crop cache then cuts the same window again (an identity warp), so training and test see
+what they would from the original photos, up to one JPEG re-encoding. The packed copy is for transfer only:
+write it outside the project (the data's licence), never commit it.
+
+    python experiments/recipe/gpu/pack_300w.py --root ../shared/data/300w --dest /tmp/300w_packed
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import cv2
+
+from landmark_lab.data.pts import write_pts
+from landmark_lab.data.w300 import load_split
+from landmark_lab.datamodules.crop_cache import cache_geometry
+from landmark_lab.landmarks import landmark_box
+from landmark_lab.transforms.geometry import crop_matrix, warp
+
+
+def pack(root: Path, dest: Path, folders: list[str], crop: int, window: float | None, quality: int) -> int:
+    """Write the packed copy of ``folders``; returns the bytes written."""
+    side, scale = cache_geometry({"size": crop, "scale": 1.25}, 1.6)
+    if window is not None:  # a test window: only the 1.25 x test crop is read from it
+        scale, side = window, int(math.ceil(crop * window / 1.25))
+    total = 0
+    for folder in load_split(root, folders):
+        out = dest / folder.name
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(len(folder)):
+            s = folder.load(i)
+            m = crop_matrix(landmark_box(s.landmarks), side, scale)
+            image, pts = warp(s.image, s.landmarks, m, side)
+            name = out / Path(folder.images[i]).stem
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise SystemExit(f"could not encode {folder.images[i]}")
+            name.with_suffix(".jpg").write_bytes(buf.tobytes())
+            write_pts(name.with_suffix(".pts"), pts)
+            total += len(buf)
+        print(f"{folder.name}: {len(folder)} faces at {side} px ({scale:.2f} x box) -> {out}")
+    return total
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, required=True, help="300-W root (afw/, helen/trainset/, lfpw/trainset/)")
+    p.add_argument("--dest", type=Path, required=True, help="output folder, outside the project")
+    p.add_argument("--crop", type=int, default=256, help="training crop side of the GPU recipe (px)")
+    p.add_argument("--quality", type=int, default=85, help="JPEG quality")
+    a = p.parse_args()
+    n = pack(a.root, a.dest, ["afw", "helen/trainset"], a.crop, None, a.quality)
+    n += pack(a.root, a.dest, ["lfpw/trainset"], a.crop, 1.4, a.quality)
+    print(f"{n / 2**20:.1f} MiB of JPEG under {a.dest}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The GPU recipe on real faces inside a fixed wall-clock budget: +experiment=recipe_300w_gpu, two seeds side
+by side on one GPU, trained as many steps as the budget allows (measured by a short probe first).
+
+A lent GPU machine gives one command of at most 10 minutes, so the schedule is sized to the machine instead
+of fixed: two short probe runs (PROBE steps, both seeds at once, as the real runs will share the GPU and
+CPUs) measure seconds per step and the fixed costs (start, crop cache, validation, flip test); the two real
+runs then get the largest step count (a multiple of 500) whose train + test fits before --deadline. Each run is
+a normal `python -m landmark_lab.train` with its own run folder; the results (metrics.json, configs, logs,
+curves) are packed into one archive and summarised in summary.md under --out.
+
+    bash experiments/recipe/gpu/run.sh                     # on the GPU machine (see README.md beside this)
+    python experiments/recipe/gpu/run_recipe_gpu.py --cpu-smoke --data DIR --out DIR   # CPU check of the driver
+    python experiments/recipe/gpu/run_recipe_gpu.py --collect RUN [RUN ...] --out DIR  # table of finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def train(args: list[str], run_dir: Path, log: Path, timeout: float) -> subprocess.Popen:
+    """Start one training run (its output to ``log``); the caller waits with ``timeout``."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "landmark_lab.train", *args, f"hydra.run.dir={run_dir}"]
+    print("$", " ".join(cmd), flush=True)
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_all(procs: list[subprocess.Popen], deadline: float) -> list[int]:
+    """Exit codes; runs still going at ``deadline`` are killed (code -9)."""
+    codes = []
+    for p in procs:
+        try:
+            codes.append(p.wait(timeout=max(1.0, deadline - time.time())))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes.append(-9)
+    return codes
+
+
+def metrics(run_dir: Path) -> dict | None:
+    f = run_dir / "metrics.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, help="300-W root (afw/, helen/trainset/, lfpw/trainset/)")
+    p.add_argument("--out", type=Path, required=True, help="where the run folders, archive and summary go")
+    p.add_argument("--deadline", type=float, default=520.0, help="seconds from start by which all runs end")
+    p.add_argument("--probe", type=int, default=300, help="steps of each probe run")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--max-steps", type=int, default=30000, help="upper bound on the steps the budget buys")
+    p.add_argument("--workers", type=int, default=0, help="loader workers per run (0: CPUs / runs - 1)")
+    p.add_argument("--cpu-smoke", action="store_true", help="CPU, tiny steps: checks the driver end to end")
+    p.add_argument("--collect", type=Path, nargs="+", help="only tabulate these finished run folders into --out")
+    a = p.parse_args()
+    if a.collect:
+        a.out.mkdir(parents=True, exist_ok=True)
+        summarise(a.out, a.collect, {"collected": [str(d) for d in a.collect]}, archive=False)
+        return 0
+    if a.data is None:
+        p.error("--data is required (the 300-W root) unless --collect is given")
+    t0 = time.time()
+    deadline = t0 + a.deadline
+    out = a.out.resolve()
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    workers = a.workers or max(1, (os.cpu_count() or 2) // len(a.seeds) - 1)
+    common = ["+experiment=recipe_300w_gpu", f"data.root={a.data.resolve()}", "logger=csv",
+              "trainer.enable_progress_bar=false", f"paths.cache_dir={out / 'cache'}", f"data.num_workers={workers}"]
+    if a.cpu_smoke:
+        common += ["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "data.batch_size=8", "data.val_size=8"]
+
+    def steps_args(n: int, val_every: int) -> list[str]:
+        return [f"schedule.real_steps={n}", f"schedule.max_steps={n}", f"schedule.min_steps={min(n, 100)}",
+                f"schedule.val_every={val_every}"]
+
+    # 1. probe: both seeds at once, a few hundred steps, one validation, the flipped test
+    probes = [out / "probe" / f"seed{s}" for s in a.seeds]
+    procs = [train([*common, f"seed={s}", *steps_args(a.probe, a.probe)], d, out / "logs" / f"probe_seed{s}.log",
+                   deadline) for s, d in zip(a.seeds, probes, strict=True)]
+    codes = wait_all(procs, deadline)
+    probe_wall = time.time() - t0
+    found = [metrics(d) for d in probes]
+    if any(c != 0 for c in codes) or not all(found):
+        print(f"probe failed (exit codes {codes}); see {out / 'logs'}", flush=True)
+        summarise(out, [], {"probe_exit_codes": codes, "probe_wall_s": round(probe_wall, 1)})
+        return 1
+    stage_s = max(m["stages"][0]["seconds"] for m in found)
+    per_step = stage_s / a.probe
+    fixed = probe_wall - stage_s  # start, data indexing, crop cache (built once: an overestimate later), test
+    left = deadline - time.time() - fixed - 15.0
+    steps = int(left / (1.15 * per_step)) // 500 * 500
+    steps = max(min(steps, a.max_steps), 500 if not a.cpu_smoke else 4)
+    val_every = max(steps // 6, 1)
+    plan = {"probe_steps": a.probe, "probe_wall_s": round(probe_wall, 1), "seconds_per_step": round(per_step, 4),
+            "fixed_s": round(fixed, 1), "steps": steps, "val_every": val_every, "workers_per_run": workers}
+    print("plan:", json.dumps(plan), flush=True)
+
+    # 2. the runs: same seeds, the step count the budget allows
+    runs = [out / "runs" / f"seed{s}" for s in a.seeds]
+    procs = [train([*common, f"seed={s}", *steps_args(steps, val_every)], d, out / "logs" / f"seed{s}.log", deadline)
+             for s, d in zip(a.seeds, runs, strict=True)]
+    plan["exit_codes"] = wait_all(procs, deadline)
+    plan["total_wall_s"] = round(time.time() - t0, 1)
+    summarise(out, runs, plan)
+    return 0 if all(c == 0 for c in plan["exit_codes"]) else 1
+
+
+FIELDS = ["run", "seed", "crop", "batch", "steps", "precision", "nme_io", "nme_ip", "nme_io_jaw", "nme_io_inner",
+          "fr_io@0.1", "auc_io@0.1", "train_s", "total_s"]
+
+
+def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> None:
+    """summary.md (the figures), results.csv and, with ``archive``, results.tar.gz (run records without
+    checkpoints, crop cache or images) under ``out``."""
+    lines = ["# recipe_300w_gpu runs", "", "```", json.dumps(plan, indent=1), "```", "",
+             "| run | crop | steps | test NME io (flip) | NME ip | jaw | inner | FR io@0.1 | AUC io@0.1 | train s | total s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for d in runs:
+        m = metrics(d)
+        if m is None:
+            lines.append(f"| {d.name} | | - | not finished | | | | | | | |")
+            continue
+        t, c = m["test"]["metrics"], m["config"]
+        row = {"run": d.name, "seed": m["seed"], "crop": c["data"]["transform"]["crop"]["size"],
+               "batch": c["data"]["batch_size"], "steps": m["stages"][0]["steps"],
+               "precision": c["trainer"].get("precision"), **{k: round(t[k], 5) for k in FIELDS[6:12]},
+               "train_s": m["stages"][0]["seconds"], "total_s": m["timing"]["total_seconds"]}
+        rows.append(row)
+        lines.append(f"| {d.name} | {row['crop']} | {row['steps']} | {100 * t['nme_io']:.2f} % | {100 * t['nme_ip']:.2f} % | "
+                     f"{100 * t['nme_io_jaw']:.2f} % | {100 * t['nme_io_inner']:.2f} % | {100 * t['fr_io@0.1']:.1f} % | "
+                     f"{t['auc_io@0.1']:.3f} | {row['train_s']} | {row['total_s']} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print("\n".join(lines), flush=True)
+    if not archive:
+        return
+    with tarfile.open(out / "results.tar.gz", "w:gz") as tar:
+        for sub in ("probe", "runs", "logs"):
+            for f in sorted((out / sub).rglob("*")) if (out / sub).is_dir() else []:
+                if f.is_file() and f.suffix not in (".ckpt", ".pt", ".npy", ".onnx"):
+                    tar.add(f, arcname=str(f.relative_to(out)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
