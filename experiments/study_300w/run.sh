@@ -9,15 +9,18 @@
 # need it wait for it (file lock) instead of training it twice.
 # The runs still to start are a queue file (QUEUE, default $OUT/queue.txt, one "strategy budget seed" per line):
 # edit it while the script runs to reorder, add or drop runs; each slot takes the first line when it is free.
+# EXTRA adds overrides to every run, e.g. the schedule check (experiments/study_300w/README.md):
+#   OUT=logs/sweeps/study_300w_steps1200 EXTRA="schedule.min_steps=1200" GRID="real_only 50 0" bash .../run.sh
 set -euo pipefail
 OUT=${OUT:-logs/sweeps/study_300w}
 SLOTS=${SLOTS:-2}
+read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 mkdir -p "$OUT/logs"
 
 run_one() {  # strategy budget seed
   local dir="$OUT/$1/n$2/seed$3"
   local cmd=(python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy="$1" data.real_budget="$2"
-             seed="$3" data.num_workers=0 logger=csv "hydra.run.dir=$dir")
+             seed="$3" data.num_workers=0 logger=csv "hydra.run.dir=$dir" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
   if [ -n "${DRY_RUN:-}" ]; then echo "OMP_NUM_THREADS=1 ${cmd[*]}"; return; fi  # DRY_RUN=1: print, do not run
   echo "$(date +%T) start $1 n$2 seed$3"
   OMP_NUM_THREADS=1 "${cmd[@]}" > "$OUT/logs/$1_n$2_seed$3.log" 2>&1 \
