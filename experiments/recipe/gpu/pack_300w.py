@@ -24,6 +24,7 @@ import cv2
 from landmark_lab.data.pts import write_pts
 from landmark_lab.data.w300 import load_split
 from landmark_lab.datamodules.crop_cache import cache_geometry
+from landmark_lab.errors import DataError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.transforms.geometry import crop_matrix, warp
 
@@ -59,8 +60,15 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=256, help="training crop side of the GPU recipe (px)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality")
     a = p.parse_args()
-    n = pack(a.root, a.dest, ["afw", "helen/trainset"], a.crop, None, a.quality)
-    n += pack(a.root, a.dest, ["lfpw/trainset"], a.crop, 1.4, a.quality)
+    project = Path(__file__).resolve().parents[3]
+    if a.dest.resolve().is_relative_to(project):
+        p.error(f"--dest {a.dest} is inside the project ({project}): the data's licence keeps copies out of it. "
+                "Write it elsewhere and link it (ln -s /tmp/devdata .devdata, ignored by .git/info/exclude).")
+    try:
+        n = pack(a.root, a.dest, ["afw", "helen/trainset"], a.crop, None, a.quality)
+        n += pack(a.root, a.dest, ["lfpw/trainset"], a.crop, 1.4, a.quality)
+    except DataError as e:
+        raise SystemExit(f"pack_300w: {e}") from None
     print(f"{n / 2**20:.1f} MiB of JPEG under {a.dest}")
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def train(args: list[str], run_dir: Path, log: Path, timeout: float) -> subprocess.Popen:
-    """Start one training run (its output to ``log``); the caller waits with ``timeout``."""
+def train(args: list[str], run_dir: Path, log: Path) -> subprocess.Popen:
+    """Start one training run (its output to ``log``); :func:`wait_all` waits for it."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "landmark_lab.train", *args, f"hydra.run.dir={run_dir}"]
     print("$", " ".join(cmd), flush=True)
@@ -69,8 +69,8 @@ def main() -> int:
         a.out.mkdir(parents=True, exist_ok=True)
         summarise(a.out, a.collect, {"collected": [str(d) for d in a.collect]}, archive=False)
         return 0
-    if a.data is None:
-        p.error("--data is required (the 300-W root) unless --collect is given")
+    if a.data is None or not a.data.is_dir():
+        p.error(f"--data must be the 300-W root holding afw/, helen/trainset/, lfpw/trainset/ (got {a.data})")
     t0 = time.time()
     deadline = t0 + a.deadline
     out = a.out.resolve()
@@ -87,8 +87,8 @@ def main() -> int:
 
     # 1. probe: both seeds at once, a few hundred steps, one validation, the flipped test
     probes = [out / "probe" / f"seed{s}" for s in a.seeds]
-    procs = [train([*common, f"seed={s}", *steps_args(a.probe, a.probe)], d, out / "logs" / f"probe_seed{s}.log",
-                   deadline) for s, d in zip(a.seeds, probes, strict=True)]
+    procs = [train([*common, f"seed={s}", *steps_args(a.probe, a.probe)], d, out / "logs" / f"probe_seed{s}.log")
+             for s, d in zip(a.seeds, probes, strict=True)]
     codes = wait_all(procs, deadline)
     probe_wall = time.time() - t0
     found = [metrics(d) for d in probes]
@@ -109,7 +109,7 @@ def main() -> int:
 
     # 2. the runs: same seeds, the step count the budget allows
     runs = [out / "runs" / f"seed{s}" for s in a.seeds]
-    procs = [train([*common, f"seed={s}", *steps_args(steps, val_every)], d, out / "logs" / f"seed{s}.log", deadline)
+    procs = [train([*common, f"seed={s}", *steps_args(steps, val_every)], d, out / "logs" / f"seed{s}.log")
              for s, d in zip(a.seeds, runs, strict=True)]
     plan["exit_codes"] = wait_all(procs, deadline)
     plan["total_wall_s"] = round(time.time() - t0, 1)
@@ -123,7 +123,7 @@ FIELDS = ["run", "seed", "crop", "batch", "steps", "precision", "nme_io", "nme_i
 
 def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> None:
     """summary.md (the figures), results.csv and, with ``archive``, results.tar.gz (run records without
-    checkpoints, crop cache or images) under ``out``."""
+    checkpoints, crop cache or plots: what a device call can bring back) under ``out``."""
     lines = ["# recipe_300w_gpu runs", "", "```", json.dumps(plan, indent=1), "```", "",
              "| run | crop | steps | test NME io (flip) | NME ip | jaw | inner | FR io@0.1 | AUC io@0.1 | train s | total s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -153,7 +153,7 @@ def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> 
     with tarfile.open(out / "results.tar.gz", "w:gz") as tar:
         for sub in ("probe", "runs", "logs"):
             for f in sorted((out / sub).rglob("*")) if (out / sub).is_dir() else []:
-                if f.is_file() and f.suffix not in (".ckpt", ".pt", ".npy", ".onnx"):
+                if f.is_file() and f.suffix not in (".ckpt", ".pt", ".npy", ".onnx", ".png"):  # 16 MiB per file back
                     tar.add(f, arcname=str(f.relative_to(out)))
 
 
