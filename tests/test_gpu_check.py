@@ -41,9 +41,9 @@ def test_packed_300w_gives_the_training_and_test_crops_of_the_original(tmp_path)
     from landmark_lab.landmarks import landmark_box
     from landmark_lab.transforms.geometry import crop_matrix, warp
 
-    pack = _pack_module().pack
-    assert pack(W300, tmp_path, ["afw"], 256, None, 85) > 0
-    assert pack(W300, tmp_path, ["lfpw/trainset"], 256, 1.4, 85) > 0
+    module = _pack_module()
+    assert module.pack(W300, tmp_path, ["afw"], 256, module.TRAIN_MARGIN, 85) > 0
+    assert module.pack(W300, tmp_path, ["lfpw/trainset"], 256, module.TEST_MARGIN, 85) > 0
     for folder, scale in (("afw", 2.0), ("lfpw/trainset", 1.25)):  # the crop cache's window; the test crop
         original, packed = load_split(W300, [folder])[0], load_split(tmp_path, [folder])[0]
         assert len(original) == len(packed)
@@ -60,7 +60,8 @@ def test_packed_300w_gives_the_training_and_test_crops_of_the_original(tmp_path)
 def test_recipe_gpu_driver_runs_probe_plan_and_runs_on_cpu(tmp_path):
     import shutil
 
-    _pack_module().pack(W300, tmp_path / "packed", ["afw", "lfpw/trainset"], 256, None, 85)
+    module = _pack_module()
+    module.pack(W300, tmp_path / "packed", ["afw", "lfpw/trainset"], 256, module.TRAIN_MARGIN, 85)
     tiny = tmp_path / "tiny"
     for folder, n in (("afw", 40), ("helen/trainset", 0), ("lfpw/trainset", 8)):
         (tiny / folder).mkdir(parents=True)

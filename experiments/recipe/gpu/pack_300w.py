@@ -16,10 +16,10 @@ write it outside the project (the data's licence), never commit it.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import cv2
+from omegaconf import OmegaConf
 
 from landmark_lab.data.pts import write_pts
 from landmark_lab.data.w300 import load_split
@@ -28,12 +28,17 @@ from landmark_lab.errors import DataError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.transforms.geometry import crop_matrix, warp
 
+PROJECT = Path(__file__).resolve().parents[3]
+# What the crop cache keeps around the 1.25 x crop window: the config's data.cache_margin for training photos;
+# 1.12 (a 1.4 x window) for test photos, whose crop is the 1.25 x window itself
+TRAIN_MARGIN = float(OmegaConf.load(PROJECT / "conf" / "data" / "_base.yaml").cache_margin)
+TEST_MARGIN = 1.12
 
-def pack(root: Path, dest: Path, folders: list[str], crop: int, window: float | None, quality: int) -> int:
-    """Write the packed copy of ``folders``; returns the bytes written."""
-    side, scale = cache_geometry({"size": crop, "scale": 1.25}, 1.6)
-    if window is not None:  # a test window: only the 1.25 x test crop is read from it
-        scale, side = window, int(math.ceil(crop * window / 1.25))
+
+def pack(root: Path, dest: Path, folders: list[str], crop: int, margin: float, quality: int) -> int:
+    """Write the packed copy of ``folders`` (the crop cache's window for ``crop`` and ``margin``); returns the
+    bytes written."""
+    side, scale = cache_geometry({"size": crop, "scale": 1.25}, margin)
     total = 0
     for folder in load_split(root, folders):
         out = dest / folder.name
@@ -60,13 +65,12 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=256, help="training crop side of the GPU recipe (px)")
     p.add_argument("--quality", type=int, default=85, help="JPEG quality")
     a = p.parse_args()
-    project = Path(__file__).resolve().parents[3]
-    if a.dest.resolve().is_relative_to(project):
-        p.error(f"--dest {a.dest} is inside the project ({project}): the data's licence keeps copies out of it. "
+    if a.dest.resolve().is_relative_to(PROJECT):
+        p.error(f"--dest {a.dest} is inside the project ({PROJECT}): the data's licence keeps copies out of it. "
                 "Write it elsewhere and link it (ln -s /tmp/devdata .devdata, ignored by .git/info/exclude).")
     try:
-        n = pack(a.root, a.dest, ["afw", "helen/trainset"], a.crop, None, a.quality)
-        n += pack(a.root, a.dest, ["lfpw/trainset"], a.crop, 1.4, a.quality)
+        n = pack(a.root, a.dest, ["afw", "helen/trainset"], a.crop, TRAIN_MARGIN, a.quality)
+        n += pack(a.root, a.dest, ["lfpw/trainset"], a.crop, TEST_MARGIN, a.quality)
     except DataError as e:
         raise SystemExit(f"pack_300w: {e}") from None
     print(f"{n / 2**20:.1f} MiB of JPEG under {a.dest}")

@@ -25,6 +25,8 @@ import tarfile
 import time
 from pathlib import Path
 
+from landmark_lab.utils.io import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -33,7 +35,8 @@ def train(args: list[str], run_dir: Path, log: Path) -> subprocess.Popen:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "landmark_lab.train", *args, f"hydra.run.dir={run_dir}"]
     print("$", " ".join(cmd), flush=True)
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    with log.open("w") as f:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
 
 
 def wait_all(procs: list[subprocess.Popen], deadline: float) -> list[int]:
@@ -142,7 +145,7 @@ def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> 
         lines.append(f"| {d.name} | {row['crop']} | {row['steps']} | {100 * t['nme_io']:.2f} % | {100 * t['nme_ip']:.2f} % | "
                      f"{100 * t['nme_io_jaw']:.2f} % | {100 * t['nme_io_inner']:.2f} % | {100 * t['fr_io@0.1']:.1f} % | "
                      f"{t['auc_io@0.1']:.3f} | {row['train_s']} | {row['total_s']} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
