@@ -16,8 +16,42 @@ CONF = ROOT / "conf"
 SHARED = ROOT.parent / "shared" / "data"
 W300 = SHARED / "300w"
 
+# Peak disk use of the suite (pyproject.toml removes a passed test's tmp_path when it ends).
+NEEDS_GIB = 3
+_FREE_AT_START = pytest.StashKey[tuple[Path, float]]()
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def _free_gib(config: pytest.Config) -> tuple[Path, float]:
+    """Where the tests' temporary folders go, and how many GiB are free there."""
+    import shutil
+    import tempfile
+
+    base = Path(config.option.basetemp or tempfile.gettempdir())
+    while not base.exists():
+        base = base.parent
+    return base, shutil.disk_usage(base).free / 2**30
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_FREE_AT_START] = _free_gib(session.config)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    base, free = _free_gib(config)
+    return f"landmark_lab: {free:.1f} GiB free under {base} (the suite needs about {NEEDS_GIB} GiB at its peak)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Name a full disk as the likely cause of failures (shown under -q too): the tests write checkpoints."""
+    base, free = config.stash.get(_FREE_AT_START, (None, float("inf")))
+    if free < NEEDS_GIB:
+        terminalreporter.write_line(f"landmark_lab: only {free:.1f} GiB were free under {base} when the tests "
+                                    f"started; the training tests need about {NEEDS_GIB} GiB (checkpoints of "
+                                    "~130 MB each): failures with 'No space left on device' come from that.",
+                                    yellow=True)
 
 
 def tiny_overrides(cache: Path) -> list[str]:
@@ -38,6 +72,21 @@ def tiny_overrides(cache: Path) -> list[str]:
         "trainer.accelerator=cpu",
         "logger=none",
     ]
+
+
+@pytest.fixture(autouse=True)
+def _log_files_end_with_their_test():
+    """A command run in-process logs to a file in its run folder (Hydra's job logging); a passed test's folder is
+    removed when the test ends (pyproject.toml), so the handlers writing there are closed and dropped with it."""
+    yield
+    import logging
+
+    loggers = [logging.getLogger(), *(x for x in logging.root.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    for logger in loggers:
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture(scope="session")

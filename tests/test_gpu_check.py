@@ -33,6 +33,15 @@ def _pack_module():
     return module
 
 
+def test_pack_300w_refuses_a_missing_root_and_a_destination_in_the_project(tmp_path):
+    script = ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py"
+    for argv, says in ((["--root", str(tmp_path / "none"), "--dest", str(tmp_path / "out")], "--root"),
+                       (["--root", str(tmp_path), "--dest", str(ROOT / "packed")], "inside the project")):
+        r = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists() and not (ROOT / "packed").exists()
+
+
 @needs_300w
 def test_packed_300w_gives_the_training_and_test_crops_of_the_original(tmp_path):
     import numpy as np

@@ -227,6 +227,34 @@ def test_refused_rerun_keeps_record_and_overwrite_backs_up_everything(tmp_path, 
     assert (backup / "train.log").read_text() != (run / "train.log").read_text()
 
 
+@pytest.mark.slow
+def test_full_disk_is_one_line_and_the_run_resumes(tmp_path, cache_dir, monkeypatch, capsys):
+    import errno
+
+    import lightning.fabric.plugins.io.torch_io as torch_io
+
+    run = tmp_path / "run"
+    argv = ["+experiment=real_only", "strategy.stages.0.steps=4", "schedule.val_every=2", f"hydra.run.dir={run}",
+            *tiny_overrides(cache_dir)]
+    real_save, saved = torch_io._atomic_save, []
+
+    def disk_fills_up(checkpoint, path):  # the first checkpoint fits, the second finds the disk full
+        if saved:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        saved.append(path)
+        real_save(checkpoint, path)
+
+    monkeypatch.setattr(torch_io, "_atomic_save", disk_fills_up)
+    assert run_cli("train", argv) == 2
+    err = capsys.readouterr().err
+    assert "error: no space left on the device while writing" in err and "resume=true" in err
+    assert "Traceback" not in err
+    assert (run / ".hydra" / "config.yaml").is_file() and Path(saved[0]).is_file()  # kept for the rerun
+    monkeypatch.setattr(torch_io, "_atomic_save", real_save)
+    assert run_cli("train", [*argv, "resume=true"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["test"]
+
+
 def test_resumed_csv_curve_keeps_rows_from_before(tmp_path):
     first = KeepingCSVLogger(save_dir=str(tmp_path), name="csv", version="")
     first.log_metrics({"train/loss": 1.0}, step=10)

@@ -41,6 +41,7 @@ ROWS = {
     "r128_integral_basic_1500": "128 px, integral head + mlp adapter, basic aug, 1500 steps (the issue's best today)",
     "r128_recipe": "128 px recipe: heatmap, real-face aug, EMA, flip test, 2400 steps (the first recipe)",
     "r128_recipe_3600": "the same with 3600 steps (what 60 minutes on 2 cores allow; `+experiment=recipe_300w`)",
+    "r128_recipe_basic": "128 px, 2400 steps recipe with the basic augmentation instead of the real-face preset",
 }
 # evaluation-only variants of a heatmap run: name -> (decoder, flip, weights)
 VARIANTS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +35,8 @@ def hydra_entry(main: Callable[[], Any]) -> None:
 
 
 def guarded(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``; a :class:`LandmarkLabError` (bad data or config) or a config-resolution error is printed
-    as ``error: ...`` and exits with status 2. A run folder the refused command left empty is removed."""
+    """``fn(*args)``; a :class:`LandmarkLabError` (bad data or config), a config-resolution error or a full disk
+    is printed as ``error: ...`` and exits with status 2. A run folder the refused command left empty is removed."""
     global _task_started
     _task_started = True
     try:
@@ -46,9 +47,22 @@ def guarded(fn: Callable[..., T], *args: Any) -> T:
         key = getattr(exc, "full_key", None)
         text = str(exc).splitlines()[0]
         message = f"config{f' key {key}' if key else ''}: {text}"
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        message = disk_full_message(exc)
     _remove_empty_run_dir()
     print(f"error: {message}", file=sys.stderr)
     sys.exit(USER_ERROR)
+
+
+def disk_full_message(exc: OSError) -> str:
+    """What to do when the disk (or the user's quota) filled up while a command wrote ``exc.filename``."""
+    where = f" while writing {exc.filename}" if exc.filename else ""
+    return (f"no space left on the device{where} ({exc.strerror}). Free some space (old run folders under "
+            "paths.log_dir, the crop and pre-training caches under paths.cache_dir) or point those keys at a "
+            "larger disk, then rerun the same command with resume=true: finished stages and saved checkpoints "
+            "are kept, and the run continues from its last checkpoint.")
 
 
 def _remove_empty_run_dir() -> None:

@@ -68,6 +68,9 @@ def main() -> None:
     if a.dest.resolve().is_relative_to(PROJECT):
         p.error(f"--dest {a.dest} is inside the project ({PROJECT}): the data's licence keeps copies out of it. "
                 "Write it elsewhere and link it (ln -s /tmp/devdata .devdata, ignored by .git/info/exclude).")
+    if not a.root.is_dir():  # checked here so that the message names this script's flag, not a config key
+        p.error(f"--root {a.root}: folder not found; give the 300-W root holding afw/, helen/trainset/ and "
+                "lfpw/trainset/ (../shared/data/300w here)")
     try:
         n = pack(a.root, a.dest, ["afw", "helen/trainset"], a.crop, TRAIN_MARGIN, a.quality)
         n += pack(a.root, a.dest, ["lfpw/trainset"], a.crop, TEST_MARGIN, a.quality)
