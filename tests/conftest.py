@@ -35,18 +35,18 @@ def _free_gib(config: pytest.Config) -> tuple[Path, float]:
     return base, shutil.disk_usage(base).free / 2**30
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_FREE_AT_START] = _free_gib(session.config)
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_FREE_AT_START] = _free_gib(config)  # measured once: the header and the summary read it
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    base, free = _free_gib(config)
+    base, free = config.stash[_FREE_AT_START]
     return f"landmark_lab: {free:.1f} GiB free under {base} (the suite needs about {NEEDS_GIB} GiB at its peak)"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     """Name a full disk as the likely cause of failures (shown under -q too): the tests write checkpoints."""
-    base, free = config.stash.get(_FREE_AT_START, (None, float("inf")))
+    base, free = config.stash[_FREE_AT_START]
     if free < NEEDS_GIB:
         terminalreporter.write_line(f"landmark_lab: only {free:.1f} GiB were free under {base} when the tests "
                                     f"started; the training tests need about {NEEDS_GIB} GiB (checkpoints of "

@@ -24,20 +24,22 @@ def test_gpu_check_tiny_mode_runs_every_step(tmp_path):
     assert "loader per core" in summary and "training (forward + backward + step)" in summary
 
 
+PACK_300W = ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py"
+
+
 def _pack_module():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("pack_300w", ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py")
+    spec = importlib.util.spec_from_file_location("pack_300w", PACK_300W)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_pack_300w_refuses_a_missing_root_and_a_destination_in_the_project(tmp_path):
-    script = ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py"
     for argv, says in ((["--root", str(tmp_path / "none"), "--dest", str(tmp_path / "out")], "--root"),
                        (["--root", str(tmp_path), "--dest", str(ROOT / "packed")], "inside the project")):
-        r = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.run([sys.executable, str(PACK_300W), *argv], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists() and not (ROOT / "packed").exists()
 
