@@ -3,6 +3,9 @@ heatmap loss routing, weight averaging (EMA), the real-face augmentation preset 
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import lightning as L
 import pytest
 import torch
@@ -16,7 +19,9 @@ from landmark_lab.models.module import LandmarkModule
 from landmark_lab.training.callbacks import EMA
 from landmark_lab.transforms.augment import build_pipeline
 
-from .conftest import W300
+from .conftest import ROOT, W300
+
+RECIPE_RUN = ROOT / "experiments" / "recipe" / "run.sh"
 
 
 def _points(n: int = 3, seed: int = 0) -> torch.Tensor:
@@ -182,6 +187,32 @@ def test_recipe_configs_compose_and_pass_the_checks(make_cfg, experiment):
     if not W300.is_dir():
         pytest.skip("needs ../shared/data/300w")
     check_train_config(cfg)
+
+
+def _ablation_rows() -> tuple[dict[str, list[str]], list[str]]:
+    """The rows of experiments/recipe/run.sh (name -> overrides, protocol included) and its run order."""
+    text = RECIPE_RUN.read_text()
+    proto = shlex.split(re.search(r"^PROTO=\((.*?)\)$", text, re.M | re.S).group(1))
+    rows = {name: [*shlex.split(args), *proto] for name, args in re.findall(r'^\s*\[(\w+)\]="([^"]*)"', text, re.M)}
+    order = shlex.split(re.search(r"^ORDER=\((.*?)\)$", text, re.M | re.S).group(1))
+    return rows, order
+
+
+def test_every_recipe_ablation_row_composes_and_passes_the_checks(make_cfg):
+    # A reader reruns one row of the table by name: a typo in a row's overrides would only show hours into a run.
+    from landmark_lab.utils.checks import check_train_config
+
+    rows, order = _ablation_rows()
+    assert len(rows) >= 10 and sorted(order) == sorted(rows), "run.sh: ORDER must list every row once"
+    if not W300.is_dir():
+        pytest.skip("needs ../shared/data/300w")
+    for name, overrides in rows.items():
+        try:
+            cfg = make_cfg(overrides)
+            check_train_config(cfg)
+        except ConfigError as exc:
+            pytest.fail(f"experiments/recipe/run.sh row {name}: {exc}")
+        assert cfg.data.split == ["lfpw/trainset"], name  # the protocol's test folder, never trained on
 
 
 def test_heatmap_head_config_typos_are_named(make_cfg):

@@ -16,16 +16,17 @@ declare -A ROWS=(
   [r64_regression_basic_noadapter]="+experiment=real_only model.adapter.name=none"
   [r64_integral_basic]="+experiment=real_only model.head.name=integral model.adapter.name=none"
   [r64_heatmap_basic]="+experiment=recipe_300w data.transform.crop.size=64 augment=basic schedule.real_steps=1200 schedule.max_steps=1200 schedule.val_every=150"
-  [r64_heatmap_real]="+experiment=recipe_300w data.transform.crop.size=64 schedule.real_steps=1200 schedule.max_steps=1200 schedule.val_every=150"
-  [r64_heatmap_real_mlpadapter]="+experiment=recipe_300w data.transform.crop.size=64 schedule.real_steps=1200 schedule.max_steps=1200 schedule.val_every=150 model.adapter.name=mlp"
-  [r64_heatmap_real_pretrain]="+experiment=recipe_300w strategy=pretrain_finetune data.transform.crop.size=64 schedule.synthetic_steps=1200 schedule.finetune_steps=1200 schedule.max_steps=1200 schedule.finetune_lr=1e-3 schedule.val_every=150"
+  [r64_heatmap_real]="+experiment=recipe_300w augment=real data.transform.crop.size=64 schedule.real_steps=1200 schedule.max_steps=1200 schedule.val_every=150"
+  [r64_heatmap_real_mlpadapter]="+experiment=recipe_300w augment=real data.transform.crop.size=64 schedule.real_steps=1200 schedule.max_steps=1200 schedule.val_every=150 model.adapter.name=mlp"
+  [r64_heatmap_real_pretrain]="+experiment=recipe_300w augment=real strategy=pretrain_finetune data.transform.crop.size=64 schedule.synthetic_steps=1200 schedule.finetune_steps=1200 schedule.max_steps=1200 schedule.finetune_lr=1e-3 schedule.val_every=150"
   [r128_integral_basic_1500]="+experiment=real_only data.transform.crop.size=128 model.head.name=integral schedule.real_steps=1500 schedule.max_steps=1500"
-  [r128_recipe]="+experiment=recipe_300w schedule.real_steps=2400 schedule.max_steps=2400"
+  [r128_recipe]="+experiment=recipe_300w augment=real schedule.real_steps=2400 schedule.max_steps=2400"
   [r128_recipe_basic]="+experiment=recipe_300w augment=basic schedule.real_steps=2400 schedule.max_steps=2400"
-  [r128_recipe_3600]="+experiment=recipe_300w schedule.real_steps=3600 schedule.max_steps=3600"
+  [r128_recipe_3600]="+experiment=recipe_300w augment=real schedule.real_steps=3600 schedule.max_steps=3600"
+  [r128_recipe_basic_3600]="+experiment=recipe_300w augment=basic schedule.real_steps=3600 schedule.max_steps=3600"
 )
 ORDER=(r128_recipe r64_regression_basic r64_integral_basic r64_heatmap_basic r64_heatmap_real r64_heatmap_real_mlpadapter
-       r64_heatmap_real_pretrain r64_regression_basic_noadapter r128_integral_basic_1500 r128_recipe_3600 r128_recipe_basic)
+       r64_heatmap_real_pretrain r64_regression_basic_noadapter r128_integral_basic_1500 r128_recipe_3600 r128_recipe_basic r128_recipe_basic_3600)
 [ $# -gt 0 ] && ORDER=("$@")
 for row in "${ORDER[@]}"; do
   [ -n "${ROWS[$row]:-}" ] || { echo "unknown row $row; rows: ${!ROWS[*]}" >&2; exit 2; }

@@ -26,7 +26,7 @@ from landmark_lab.evaluation.core import evaluate
 from landmark_lab.models.checkpoint import apply_state, load_landmark_model, read_checkpoint
 from landmark_lab.models.heatmaps import DECODERS
 from landmark_lab.training.builders import build_datamodule
-from landmark_lab.utils.io import write_text_atomic
+from landmark_lab.utils.io import atomic_path, write_text_atomic
 
 # row -> (what it is, in words); the order of the table
 ROWS = {
@@ -40,8 +40,9 @@ ROWS = {
                                  "2000 procedural synthetic faces (same 1200 real steps, same lr)",
     "r128_integral_basic_1500": "128 px, integral head + mlp adapter, basic aug, 1500 steps (the issue's best today)",
     "r128_recipe": "128 px recipe: heatmap, real-face aug, EMA, flip test, 2400 steps (the first recipe)",
-    "r128_recipe_3600": "the same with 3600 steps (what 60 minutes on 2 cores allow; `+experiment=recipe_300w`)",
+    "r128_recipe_3600": "the same with 3600 steps (what 60 minutes on 2 cores allow; the recipe until `basic` beat it)",
     "r128_recipe_basic": "128 px, 2400 steps recipe with the basic augmentation instead of the real-face preset",
+    "r128_recipe_basic_3600": "the same with 3600 steps: **the recipe** (`+experiment=recipe_300w`)",
 }
 # evaluation-only variants of a heatmap run: name -> (decoder, flip, weights)
 VARIANTS = {
@@ -148,7 +149,7 @@ def main() -> None:
             if values:
                 variant_table.append(f"| {row} | {name} | {len(values)} | {_mean_sd(values)} |")
     dest.mkdir(parents=True, exist_ok=True)
-    with (dest / "results.csv").open("w", newline="") as f:
+    with atomic_path(dest / "results.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(lines[0]))
         writer.writeheader()
         writer.writerows(lines)

@@ -25,7 +25,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from landmark_lab.utils.io import write_text_atomic
+from landmark_lab.utils.io import atomic_path, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -146,14 +146,14 @@ def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> 
                      f"{100 * t['nme_io_jaw']:.2f} % | {100 * t['nme_io_inner']:.2f} % | {100 * t['fr_io@0.1']:.1f} % | "
                      f"{t['auc_io@0.1']:.3f} | {row['train_s']} | {row['total_s']} |")
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
-    with (out / "results.csv").open("w", newline="") as f:
+    with atomic_path(out / "results.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     print("\n".join(lines), flush=True)
     if not archive:
         return
-    with tarfile.open(out / "results.tar.gz", "w:gz") as tar:
+    with atomic_path(out / "results.tar.gz") as tmp, tarfile.open(tmp, "w:gz") as tar:
         for sub in ("probe", "runs", "logs"):
             for f in sorted((out / sub).rglob("*")) if (out / sub).is_dir() else []:
                 if f.is_file() and f.suffix not in (".ckpt", ".pt", ".npy", ".onnx", ".png"):  # 16 MiB per file back
