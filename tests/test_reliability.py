@@ -27,6 +27,7 @@ from landmark_lab.training.loggers import KeepingCSVLogger
 from landmark_lab.training.pretrain_cache import PretrainCache
 from landmark_lab.training.runner import train
 from landmark_lab.utils.checks import check_train_config
+from landmark_lab.utils.io import write_csv_atomic
 
 from .conftest import ROOT, run_cli, tiny_overrides
 
@@ -362,3 +363,16 @@ def test_checkpoints_the_project_writes_load_pickle_free(tmp_path):
     assert again.hparams.crop == {"size": 64, "scale": 1.25}
     x = torch.randn(1, 3, 64, 64)
     assert torch.allclose(again(x)[1], m.eval()(x)[1])
+
+
+def test_csv_tables_are_replaced_whole_or_not_at_all(tmp_path):
+    # results.csv of report, recipe table and GPU summary: a failure part-way keeps the previous table intact.
+    path = tmp_path / "results.csv"
+    write_csv_atomic(path, [{"a": 1, "b": 2}], ["a", "b"])
+    before = path.read_bytes()
+    with pytest.raises(ValueError):
+        write_csv_atomic(path, [{"a": 3, "b": 4}, {"a": 5, "c": 6}], ["a", "b"])  # second row has a stray field
+    assert path.read_bytes() == before and list(csv.DictReader(path.open())) == [{"a": "1", "b": "2"}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]  # no half-written temporary left
+    write_csv_atomic(path, [{"a": 3, "b": 4, "c": 5}], ["a", "b"], extrasaction="ignore")
+    assert list(csv.DictReader(path.open())) == [{"a": "3", "b": "4"}]

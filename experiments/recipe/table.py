@@ -13,7 +13,6 @@ Writes ``results.csv`` (one line per run and variant), ``table.md`` (mean +- sd 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -26,7 +25,7 @@ from landmark_lab.evaluation.core import evaluate
 from landmark_lab.models.checkpoint import apply_state, load_landmark_model, read_checkpoint
 from landmark_lab.models.heatmaps import DECODERS
 from landmark_lab.training.builders import build_datamodule
-from landmark_lab.utils.io import atomic_path, write_text_atomic
+from landmark_lab.utils.io import write_csv_atomic, write_text_atomic
 
 # row -> (what it is, in words); the order of the table
 ROWS = {
@@ -149,10 +148,7 @@ def main() -> None:
             if values:
                 variant_table.append(f"| {row} | {name} | {len(values)} | {_mean_sd(values)} |")
     dest.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest / "results.csv") as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(lines[0]))
-        writer.writeheader()
-        writer.writerows(lines)
+    write_csv_atomic(dest / "results.csv", lines, list(lines[0]))
     write_text_atomic(dest / "table.md", "\n".join(["## Training rows", "", *table, "", "## Evaluation variants", "",
                                                     *variant_table, ""]))
     _plot(summary, dest / "ablation.png")

@@ -11,7 +11,6 @@ With ``--runs`` (ablations): ``runs.md`` and ``runs.png``, one row per run folde
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import defaultdict
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.utils.io import write_csv_atomic
 
 COLUMNS = ["strategy", "budget", "real_budget", "seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
            "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
@@ -206,11 +206,9 @@ def _fmt(x: tuple[float, float, int]) -> str:
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for r in sorted(rows, key=lambda r: (r["strategy"], r["budget"], r["seed"] or 0)):
-            w.writerow(r)
+    """Every run's row, sorted by strategy, budget and seed (written atomically)."""
+    write_csv_atomic(path, sorted(rows, key=lambda r: (r["strategy"], r["budget"], r["seed"] or 0)), COLUMNS,
+                     extrasaction="ignore")
 
 
 def budget_table(rows: list[dict], budget: int) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from landmark_lab.errors import DataError
 
@@ -34,6 +35,15 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_csv_atomic(path: str | Path, rows: Iterable[dict[str, Any]], fieldnames: Sequence[str],
+                     extrasaction: Literal["raise", "ignore"] = "raise") -> None:
+    """Write ``rows`` as a CSV table (header first) to ``path`` atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames, extrasaction=extrasaction)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def torch_save_atomic(obj: Any, path: str | Path) -> Path:

@@ -16,7 +16,6 @@ curves) are packed into one archive and summarised in summary.md under --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -25,7 +24,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from landmark_lab.utils.io import atomic_path, write_text_atomic
+from landmark_lab.utils.io import atomic_path, write_csv_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -146,10 +145,7 @@ def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> 
                      f"{100 * t['nme_io_jaw']:.2f} % | {100 * t['nme_io_inner']:.2f} % | {100 * t['fr_io@0.1']:.1f} % | "
                      f"{t['auc_io@0.1']:.3f} | {row['train_s']} | {row['total_s']} |")
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
-    with atomic_path(out / "results.csv") as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv_atomic(out / "results.csv", rows, FIELDS)
     print("\n".join(lines), flush=True)
     if not archive:
         return
