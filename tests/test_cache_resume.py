@@ -64,6 +64,12 @@ def test_killed_run_resumes_and_finished_run_is_skipped(make_cfg, tmp_path):
     mtime = (run / "metrics.json").stat().st_mtime_ns
     assert train(make_cfg(overrides, run_dir=run)) == resumed["val_nme_io"]
     assert (run / "metrics.json").stat().st_mtime_ns == mtime
+    # ... also from another checkout or with other loader settings (they do not change the result) ...
+    assert train(make_cfg([*overrides, "data.num_workers=2"], run_dir=run)) == resumed["val_nme_io"]
+    # ... but not as a run of other settings: its old figures would be reported under the new ones' name.
+    with pytest.raises(ConfigError, match=r"other settings \(data\.real_budget: 16 -> 32\).*own folder"):
+        train(make_cfg([*FAST, "data.real_budget=32", "pretrain_cache.enabled=false", "resume=true"], run_dir=run))
+    assert (run / "metrics.json").stat().st_mtime_ns == mtime
 
 
 def test_same_seed_same_metrics(make_cfg, tmp_path):

@@ -33,7 +33,14 @@ from landmark_lab.training.loggers import build_loggers, finish_loggers, log_tes
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import inside, relative_to_run
-from landmark_lab.utils.run import is_rank_zero, record_failure, run_dir_of, start_run_dir, write_json
+from landmark_lab.utils.run import (
+    check_finished_run_matches,
+    is_rank_zero,
+    record_failure,
+    run_dir_of,
+    start_run_dir,
+    write_json,
+)
 
 log = logging.getLogger("landmark_lab.train")
 
@@ -224,6 +231,8 @@ def train(cfg: DictConfig) -> float | None:
             previous = json.loads((run_dir / "metrics.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise DataError(f"{run_dir / 'metrics.json'}: unreadable ({exc}); move it away to re-run this run.") from None
+        if isinstance(previous.get("config"), dict):  # metrics.json of older versions may lack it
+            check_finished_run_matches(run_dir, previous["config"], OmegaConf.to_container(cfg, resolve=True))
         print(f"[landmark_lab] {run_dir} already finished (resume=true): skipping; results in metrics.json")
         return previous.get("val_nme_io")
     resumed_from = _partial_steps(run_dir) if resume else {}

@@ -39,6 +39,49 @@ def is_rank_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
+# What a run's result depends on, compared before a finished run is reused (resume=true) ...
+RESULT_SECTIONS = ("seed", "data", "strategy", "model", "augment", "optimizer", "scheduler", "schedule", "eval",
+                   "posthoc_adapter")
+# ... except where files live and how fast they load, which may differ between machines and checkouts.
+NOT_RESULT_KEYS = frozenset({"root", "cache_dir", "num_workers", "pin_memory", "persistent_workers",
+                             "eval_batch_size", "workers"})
+
+
+def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key not in NOT_RESULT_KEYS:
+                out.update(_leaves(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` for every setting in :data:`RESULT_SECTIONS` that differs between a finished run's
+    recorded (resolved) config and this one; empty when the recorded run is this configuration's."""
+    old = _leaves({k: recorded.get(k) for k in RESULT_SECTIONS if k in recorded})
+    new = _leaves({k: current.get(k) for k in RESULT_SECTIONS if k in recorded})
+    unset = "(unset)"
+    return [f"{key}: {old.get(key, unset)} -> {new.get(key, unset)}"
+            for key in sorted(set(old) | set(new)) if old.get(key, unset) != new.get(key, unset)]
+
+
+def check_finished_run_matches(run_dir: Path, recorded: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to reuse a finished run (resume=true) that was trained with other settings: skipping it would put
+    its old figures under this configuration's name, in the run folder and in every report of the sweep."""
+    changes = config_changes(recorded, current)
+    if not changes:
+        return
+    shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+    raise ConfigError(
+        f"{run_dir} already holds a finished run trained with other settings ({shown}), so resume=true cannot "
+        "reuse it as this run. Its results are left as they are. Give this configuration its own folder "
+        "(another sweep_name or hydra.run.dir), or pass resume=false overwrite=true to move the old results to a "
+        "backup_<time>/ folder inside it and train again."
+    )
+
+
 def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False) -> None:
     """Fail if ``run_dir`` already has results (or, unless ``allow_partial``, checkpoints of an unfinished
     run), unless ``overwrite``: then move the old files aside first."""
