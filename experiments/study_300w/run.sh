@@ -3,16 +3,17 @@
 # +experiment=study_300w as its own process on one core (OMP_NUM_THREADS=1), SLOTS at a time, in the order
 # below, so that the 50-image arms and the real-only curve finish first. Re-running skips finished runs
 # (resume=true) and continues unfinished ones.
-#   bash experiments/study_300w/run.sh                 # SLOTS=2 OUT=logs/sweeps/study_300w (DRY_RUN=1: print)
-#   python -m landmark_lab.report logs/sweeps/study_300w --out experiments/study_300w
+#   bash experiments/study_300w/run.sh        # SLOTS=2 OUT=logs/sweeps/study_300w_steps1200 (DRY_RUN=1: print)
+#   python -m landmark_lab.report logs/sweeps/study_300w_steps1200 --out experiments/study_300w
 # A pre-training is trained once per seed and shared through the pre-training cache: the runs of one seed that
 # need it wait for it (file lock) instead of training it twice.
 # The runs still to start are a queue file (QUEUE, default $OUT/queue.txt, one "strategy budget seed" per line):
 # edit it while the script runs to reorder, add or drop runs; each slot takes the first line when it is free.
-# EXTRA adds overrides to every run, e.g. the schedule check (experiments/study_300w/README.md):
-#   OUT=logs/sweeps/study_300w_steps1200 EXTRA="schedule.min_steps=1200" GRID="real_only 50 0" bash .../run.sh
+# EXTRA adds overrides to every run, e.g. the first grid's 400-step floor (experiments/study_300w/README.md):
+#   OUT=logs/sweeps/study_300w EXTRA="schedule.min_steps=400 sweep_name=study_300w" GRID="real_only 50 0" bash .../run.sh
+# Keep one OUT per set of EXTRA: a finished run in OUT trained with other settings is refused, not reused.
 set -euo pipefail
-OUT=${OUT:-logs/sweeps/study_300w}
+OUT=${OUT:-logs/sweeps/study_300w_steps1200}
 SLOTS=${SLOTS:-2}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 mkdir -p "$OUT/logs"
@@ -27,43 +28,54 @@ run_one() {  # strategy budget seed
     && echo "$(date +%T) done  $1 n$2 seed$3" || echo "$(date +%T) FAILED $1 n$2 seed$3 (see $OUT/logs/)"
 }
 
-# strategy budget seed, in priority order
+# strategy budget seed, in priority order: the 50-image arms, the curve at 2 seeds, the third seeds, the five
+# strategies at 50 (data adaptation and mixing train 1200 steps from scratch on synthetic + real)
 GRID=${GRID:-"
 pretrain_finetune 50 0
 real_only 50 0
 real_only 50 1
-real_only 50 2
 pretrain_finetune 50 1
 synth_only_adapted 50 0
-pretrain_finetune 50 2
 synth_only_adapted 50 1
-real_only 250 0
 synth_only_adapted 50 2
-real_only 250 1
-real_only 500 0
-real_only 250 2
-real_only 500 1
-pretrain_finetune 250 0
-pretrain_finetune 250 1
-pretrain_finetune 250 2
 real_only 100 0
-real_only 100 1
-real_only 100 2
+real_only 250 0
 pretrain_finetune 100 0
+pretrain_finetune 250 0
+real_only 100 1
+real_only 250 1
 pretrain_finetune 100 1
-pretrain_finetune 100 2
+pretrain_finetune 250 1
 real_only 1000 0
 real_only 1000 1
-pretrain_finetune 500 0
-pretrain_finetune 500 1
 real_only all 0
 real_only all 1
-pretrain_finetune 1000 0
-pretrain_finetune 1000 1
 pretrain_finetune all 0
 pretrain_finetune all 1
+real_only 50 2
+pretrain_finetune 50 2
+real_only 100 2
+pretrain_finetune 100 2
+real_only 250 2
+pretrain_finetune 250 2
+real_only 500 0
+real_only 500 1
+pretrain_finetune 500 0
+pretrain_finetune 500 1
+pretrain_finetune 1000 0
+pretrain_finetune 1000 1
+data_adapt 50 0
+combined 50 0
+data_adapt 50 1
+combined 50 1
+data_adapt 50 2
+combined 50 2
 "}
 QUEUE=${QUEUE:-$OUT/queue.txt}
+if [ -n "${DRY_RUN:-}" ]; then  # print what would run, leaving the queue alone (a running script may be using it)
+  if [ -s "$QUEUE" ]; then cat "$QUEUE"; else echo "$GRID"; fi | grep -v '^\s*$' | while read -r job; do run_one $job; done
+  exit 0
+fi
 if [ -s "$QUEUE" ]; then
   echo "continuing the queue in $QUEUE ($(wc -l < "$QUEUE") runs left; delete it to start from the full grid)"
 else

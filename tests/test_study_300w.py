@@ -1,0 +1,72 @@
+"""experiments/study_300w/run.sh: its grid composes, and a dry run prints without touching a live queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from landmark_lab.errors import ConfigError
+
+from .conftest import ROOT, SHARED
+
+STUDY_RUN = ROOT / "experiments" / "study_300w" / "run.sh"
+
+
+def _dry_run(tmp_path, queue_text: str | None) -> tuple[list[str], str | None]:
+    """The commands ``DRY_RUN=1 run.sh`` prints for a queue file (None: no queue), and the queue afterwards."""
+    queue = tmp_path / "queue.txt"
+    if queue_text is not None:
+        queue.write_text(queue_text)
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path / "out"), "QUEUE": str(queue)}
+    done = subprocess.run(["bash", str(STUDY_RUN)], env=env, capture_output=True, text=True, timeout=60, check=True)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("OMP_NUM_THREADS=1 ")]
+    return lines, queue.read_text() if queue.exists() else None
+
+
+def _grid(tmp_path) -> list[tuple[str, str, str]]:
+    lines, _ = _dry_run(tmp_path, None)
+    out = []
+    for line in lines:
+        args = dict(a.split("=", 1) for a in line.split() if a.startswith(("strategy=", "data.real_budget=", "seed=")))
+        out.append((args["strategy"], args["data.real_budget"], args["seed"]))
+    return out
+
+
+def test_dry_run_prints_the_queue_and_leaves_it_alone(tmp_path):
+    # A dry run beside a running sweep used to pop the shared queue, so the running slots found it empty and stopped.
+    queue = "real_only 50 0\npretrain_finetune 100 1\n"
+    lines, after = _dry_run(tmp_path, queue)
+    assert after == queue
+    assert len(lines) == 2 and "strategy=pretrain_finetune data.real_budget=100 seed=1" in lines[1]
+    assert f"hydra.run.dir={tmp_path / 'out'}/pretrain_finetune/n100/seed1" in lines[1]
+
+
+def test_study_grid_lists_each_run_once_and_puts_the_50_image_arms_first(tmp_path):
+    grid = _grid(tmp_path)
+    assert len(grid) == len(set(grid)) >= 30
+    first = grid[:4]
+    assert {s for s, _, _ in first} == {"real_only", "pretrain_finetune"} and {b for _, b, _ in first} == {"50"}
+    strategies = {s for s, _, _ in grid}
+    assert strategies == {"real_only", "pretrain_finetune", "synth_only_adapted", "data_adapt", "combined"}
+
+
+def test_every_study_strategy_composes_and_passes_the_checks(tmp_path, make_cfg):
+    # A typo in the grid would otherwise show only when its run starts, hours into the sweep.
+    from landmark_lab.utils.checks import check_train_config
+
+    if not (SHARED / "300w").is_dir() or not (SHARED / "dgfaces").is_dir():
+        pytest.skip("needs ../shared/data (300w, dgfaces)")
+    seen = set()
+    for strategy, budget, seed in _grid(tmp_path):
+        if (strategy, budget) in seen:
+            continue
+        seen.add((strategy, budget))
+        try:
+            cfg = make_cfg(["+experiment=study_300w", "hydra.mode=RUN", f"strategy={strategy}",
+                            f"data.real_budget={budget}", f"seed={seed}"])
+            check_train_config(cfg)
+        except ConfigError as exc:
+            pytest.fail(f"experiments/study_300w/run.sh: {strategy} {budget}: {exc}")
+        assert cfg.schedule.min_steps == 1200 and cfg.data.split == ["lfpw/trainset"], (strategy, budget)
