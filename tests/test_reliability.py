@@ -376,3 +376,16 @@ def test_csv_tables_are_replaced_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]  # no half-written temporary left
     write_csv_atomic(path, [{"a": 3, "b": 4, "c": 5}], ["a", "b"], extrasaction="ignore")
     assert list(csv.DictReader(path.open())) == [{"a": "3", "b": "4"}]
+
+
+def test_config_changes_name_result_settings_only():
+    from landmark_lab.utils.run import config_changes
+
+    recorded = {"seed": 0, "paths": {"log_dir": "a"}, "data": {"root": "a", "num_workers": 2, "real_budget": 16},
+                "schedule": {"max": None, "steps": [1, 2]}}
+    # where files live, loader settings and sections outside the result do not count; values compare as recorded
+    same = {"seed": 0, "paths": {"log_dir": "b"}, "data": {"root": "b", "num_workers": 0, "real_budget": 16},
+            "schedule": {"max": float("inf"), "steps": (1, 2)}}
+    assert config_changes(recorded, same) == []
+    other = {**same, "seed": 1, "data": {**same["data"], "real_budget": 32}}
+    assert config_changes(recorded, other) == ["data.real_budget: 16 -> 32", "seed: 0 -> 1"]

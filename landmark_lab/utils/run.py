@@ -60,6 +60,7 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for every setting in :data:`RESULT_SECTIONS` that differs between a finished run's
     recorded (resolved) config and this one; empty when the recorded run is this configuration's."""
+    current = _jsonable(current)  # as metrics.json recorded it: infinite floats as null, tuples as lists
     old = _leaves({k: recorded.get(k) for k in RESULT_SECTIONS if k in recorded})
     new = _leaves({k: current.get(k) for k in RESULT_SECTIONS if k in recorded})
     unset = "(unset)"
