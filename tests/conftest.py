@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
@@ -52,6 +53,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                                     f"started; the training tests need about {NEEDS_GIB} GiB (checkpoints of "
                                     "~130 MB each): failures with 'No space left on device' come from that.",
                                     yellow=True)
+
+
+def load_script(path: Path) -> Any:
+    """A script of experiments/ (not part of the package), loaded from its file as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_overrides(cache: Path) -> list[str]:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, W300, needs_300w
+from .conftest import ROOT, W300, load_script, needs_300w
 
 
 @pytest.mark.slow
@@ -28,12 +28,7 @@ PACK_300W = ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py"
 
 
 def _pack_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("pack_300w", PACK_300W)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PACK_300W)
 
 
 def test_pack_300w_refuses_a_missing_root_and_a_destination_in_the_project(tmp_path):

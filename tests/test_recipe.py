@@ -19,7 +19,7 @@ from landmark_lab.models.module import LandmarkModule
 from landmark_lab.training.callbacks import EMA
 from landmark_lab.transforms.augment import build_pipeline
 
-from .conftest import ROOT, W300
+from .conftest import ROOT, W300, load_script
 
 RECIPE_RUN = ROOT / "experiments" / "recipe" / "run.sh"
 
@@ -198,16 +198,6 @@ def _ablation_rows() -> tuple[dict[str, list[str]], list[str]]:
     return rows, order
 
 
-def _recipe_table_module():
-    """experiments/recipe/table.py, loaded from its file (it is a script, not part of the package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("recipe_table", RECIPE_RUN.parent / "table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_recipe_ablation_row_composes_and_passes_the_checks(make_cfg):
     # A reader reruns one row of the table by name: a typo in a row's overrides would only show hours into a run.
     from landmark_lab.utils.checks import check_train_config
@@ -215,7 +205,7 @@ def test_every_recipe_ablation_row_composes_and_passes_the_checks(make_cfg):
     rows, order = _ablation_rows()
     assert len(rows) >= 10 and sorted(order) == sorted(rows), "run.sh: ORDER must list every row once"
     # table.py describes each row for the table: a row it does not know would be left out without a word
-    table_rows = _recipe_table_module().ROWS
+    table_rows = load_script(RECIPE_RUN.parent / "table.py").ROWS
     assert sorted(table_rows) == sorted(rows), (
         f"experiments/recipe/table.py ROWS and run.sh rows differ: only in run.sh {sorted(set(rows) - set(table_rows))}"
         f", only in table.py {sorted(set(table_rows) - set(rows))}")
