@@ -72,6 +72,34 @@ def test_killed_run_resumes_and_finished_run_is_skipped(make_cfg, tmp_path):
     assert (run / "metrics.json").stat().st_mtime_ns == mtime
 
 
+def test_unfinished_run_continues_only_with_the_settings_it_started_with(make_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    run = tmp_path / "run"
+    overrides = [*FAST, "data.real_budget=16", "pretrain_cache.enabled=false", "resume=true"]
+    first = make_cfg(overrides, run_dir=run)
+    train(first)
+    # Killed during fine-tuning; .hydra/config.yaml records the config the run started with.
+    (run / "metrics.json").unlink()
+    (run / "checkpoints" / "finetune" / "done.json").unlink()
+    assert (run / ".hydra" / "config.yaml").read_text() == OmegaConf.to_yaml(first)
+    last = run / "checkpoints" / "finetune" / "last.ckpt"
+    before = last.read_bytes()
+    with pytest.raises(ConfigError, match=r"unfinished run trained with other settings \(data\.real_budget: 16 -> 32\)"
+                                          r".*checkpoints are left as they are"):
+        train(make_cfg([*FAST, "data.real_budget=32", "pretrain_cache.enabled=false", "resume=true"], run_dir=run))
+    assert last.read_bytes() == before and not (run / "metrics.json").exists()
+    # a damaged record is named, and the run is left alone
+    (run / ".hydra" / "config.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: unreadable.*resume=false overwrite=true"):
+        train(make_cfg(overrides, run_dir=run))
+    assert last.read_bytes() == before
+    # with its own settings (loader settings may differ) it continues to the end
+    (run / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(first))
+    train(make_cfg([*overrides, "data.num_workers=2"], run_dir=run))
+    assert _metrics(first)["stages"][1]["steps"] == 6
+
+
 def test_same_seed_same_metrics(make_cfg, tmp_path):
     runs = []
     for name in ("a", "b"):

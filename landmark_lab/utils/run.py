@@ -58,9 +58,10 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``key: old -> new`` for every setting in :data:`RESULT_SECTIONS` that differs between a finished run's
-    recorded (resolved) config and this one; empty when the recorded run is this configuration's."""
-    current = _jsonable(current)  # as metrics.json recorded it: infinite floats as null, tuples as lists
+    """``key: old -> new`` for every setting in :data:`RESULT_SECTIONS` that differs between a run's recorded
+    config and this one; empty when the recorded run is this configuration's."""
+    # both as metrics.json records them: infinite floats as null, tuples as lists
+    recorded, current = _jsonable(recorded), _jsonable(current)
     old = _leaves({k: recorded.get(k) for k in RESULT_SECTIONS if k in recorded})
     new = _leaves({k: current.get(k) for k in RESULT_SECTIONS if k in recorded})
     unset = "(unset)"
@@ -71,15 +72,41 @@ def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[st
 def check_finished_run_matches(run_dir: Path, recorded: dict[str, Any], current: dict[str, Any]) -> None:
     """Refuse to reuse a finished run (resume=true) that was trained with other settings: skipping it would put
     its old figures under this configuration's name, in the run folder and in every report of the sweep."""
-    changes = config_changes(recorded, current)
+    _refuse_changes(run_dir, config_changes(recorded, current), "a finished run", "reuse it as this run",
+                    "Its results are left as they are", "the old results")
+
+
+def check_unfinished_run_matches(run_dir: Path, current: DictConfig) -> None:
+    """Refuse to continue an interrupted run (resume=true) with other settings than it started with: its
+    finished stages and last checkpoint would be mixed with this configuration's into one result.
+
+    Compares with the config record the run started with (``.hydra/config.yaml``, not resolved, so it is
+    compared with the current config before resolution); a run without that record is not checked."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        recorded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as exc:  # a damaged record: say which file, and leave the run alone
+        raise ConfigError(
+            f"{path}: unreadable ({' '.join(str(exc).split())}), so resume=true cannot tell whether the "
+            f"unfinished run in {run_dir} was started with these settings. Restore the file, or pass "
+            "resume=false overwrite=true to move the run to a backup_<time>/ folder and start again."
+        ) from None
+    if isinstance(recorded, dict):
+        changes = config_changes(recorded, OmegaConf.to_container(current, resolve=False))
+        _refuse_changes(run_dir, changes, "checkpoints of an unfinished run", "continue it as this run",
+                        "Its checkpoints are left as they are", "them")
+
+
+def _refuse_changes(run_dir: Path, changes: list[str], held: str, action: str, kept: str, moved: str) -> None:
     if not changes:
         return
     shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
     raise ConfigError(
-        f"{run_dir} already holds a finished run trained with other settings ({shown}), so resume=true cannot "
-        "reuse it as this run. Its results are left as they are. Give this configuration its own folder "
-        "(another sweep_name or hydra.run.dir), or pass resume=false overwrite=true to move the old results to a "
-        "backup_<time>/ folder inside it and train again."
+        f"{run_dir} already holds {held} trained with other settings ({shown}), so resume=true cannot "
+        f"{action}. {kept}. Give this configuration its own folder (another sweep_name or hydra.run.dir), or "
+        f"pass resume=false overwrite=true to move {moved} to a backup_<time>/ folder inside it and train again."
     )
 
 
