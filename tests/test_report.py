@@ -14,15 +14,16 @@ from .conftest import run_cli
 REAL_ONLY = {50: 0.20, 100: 0.16, 250: 0.12, 1000: 0.08}
 
 
-def _run(root, strategy, budget, seed, nme):
-    run = root / strategy / f"n{budget}" / f"seed{seed}"
+def _run(root, strategy, budget, seed, nme, folder=None, config=None):
+    run = root / (folder or strategy) / f"n{budget}" / f"seed{seed}"
     (run / ".hydra").mkdir(parents=True)
     metrics = {k: nme for k in ("nme_io", "nme_ip", "nme_box", "nme_io_jaw", "nme_io_brows", "nme_io_nose",
                                 "nme_io_eyes", "nme_io_mouth", "nme_io_inner")}
     metrics.update({"fr_io@0.1": 0.0, "auc_io@0.1": 1 - nme / 0.1})
     (run / "metrics.json").write_text(json.dumps({
         "strategy": strategy, "real_budget": budget, "seed": seed, "data": {"real_train": budget},
-        "test": {"metrics": metrics, "ced": {"nme_io": [0, 0.1], "fraction": [0, 1]}}, "val_nme_io": nme}))
+        "test": {"metrics": metrics, "ced": {"nme_io": [0, 0.1], "fraction": [0, 1]}}, "val_nme_io": nme,
+        **({"config": config} if config else {})}))
 
 
 @pytest.fixture
@@ -42,6 +43,16 @@ def test_aggregate_and_incomplete(sweep):
     agg = aggregate(rows)
     mean, std, n = agg["real_only"][100]
     assert mean == pytest.approx(0.16) and n == 2 and std == pytest.approx(0.00707, abs=1e-4)
+
+
+def test_data_adaptation_mixed_with_real_images_is_reported_as_mixing(tmp_path):
+    # The study's strategies 3 and 4 are one data module (strategy=data_adapt) at two synthetic shares of the batch.
+    _run(tmp_path, "data_adapt", 50, 0, 0.10, config={"data": {"synth_share": 1.0}})
+    _run(tmp_path, "data_adapt", 50, 0, 0.08, folder="mixing", config={"data": {"synth_share": 0.5}})
+    _run(tmp_path, "data_adapt", 50, 1, 0.11, folder="old")  # a metrics.json without its config keeps its name
+    rows, _ = collect(tmp_path)
+    assert sorted((r["strategy"], r["nme_io"]) for r in rows) == [("data_adapt", 0.10), ("data_adapt", 0.11),
+                                                                 ("mixing", 0.08)]
 
 
 def test_equivalent_budget_interpolates_on_log_scale():

@@ -25,12 +25,15 @@ def _dry_run(tmp_path, queue_text: str | None) -> tuple[list[str], str | None]:
     return lines, queue.read_text() if queue.exists() else None
 
 
-def _grid(tmp_path) -> list[tuple[str, str, str]]:
+def _grid(tmp_path) -> list[tuple[str, str, str, list[str]]]:
+    """(the run's folder name for its strategy, budget, seed, the overrides printed) for every run of the grid."""
     lines, _ = _dry_run(tmp_path, None)
     out = []
     for line in lines:
-        args = dict(a.split("=", 1) for a in line.split() if a.startswith(("strategy=", "data.real_budget=", "seed=")))
-        out.append((args["strategy"], args["data.real_budget"], args["seed"]))
+        overrides = line.split()[4:]  # after "OMP_NUM_THREADS=1 python -m landmark_lab.train"
+        args = dict(a.split("=", 1) for a in overrides if "=" in a)
+        name = args["hydra.run.dir"].split("/")[-3]  # OUT/<name>/n<budget>/seed<seed>
+        out.append((name, args["data.real_budget"], args["seed"], overrides))
     return out
 
 
@@ -45,11 +48,16 @@ def test_dry_run_prints_the_queue_and_leaves_it_alone(tmp_path):
 
 def test_study_grid_lists_each_run_once_and_puts_the_50_image_arms_first(tmp_path):
     grid = _grid(tmp_path)
-    assert len(grid) == len(set(grid)) >= 30
-    first = grid[:4]
+    runs = [run[:3] for run in grid]
+    assert len(runs) == len(set(runs)) >= 30
+    first = runs[:4]
     assert {s for s, _, _ in first} == {"real_only", "pretrain_finetune"} and {b for _, b, _ in first} == {"50"}
-    strategies = {s for s, _, _ in grid}
-    assert strategies == {"real_only", "pretrain_finetune", "synth_only_adapted", "data_adapt", "combined"}
+    strategies = {s for s, _, _ in runs}
+    assert strategies == {"real_only", "pretrain_finetune", "synth_only_adapted", "data_adapt", "mixing", "combined"}
+    # the study's strategies 3 and 4: one data module, adapted synthetic faces only vs mixed with the real ones
+    share = {name: [a for a in overrides if a.startswith("data.synth_share=")] for name, _, _, overrides in grid}
+    assert share["data_adapt"] == ["data.synth_share=1.0"] and share["mixing"] == ["data.synth_share=0.5"]
+    assert all("strategy=data_adapt" in overrides for name, _, _, overrides in grid if name == "mixing")
 
 
 def test_every_study_strategy_composes_and_passes_the_checks(tmp_path, make_cfg):
@@ -59,13 +67,12 @@ def test_every_study_strategy_composes_and_passes_the_checks(tmp_path, make_cfg)
     if not (SHARED / "300w").is_dir() or not (SHARED / "dgfaces").is_dir():
         pytest.skip("needs ../shared/data (300w, dgfaces)")
     seen = set()
-    for strategy, budget, seed in _grid(tmp_path):
+    for strategy, budget, _, overrides in _grid(tmp_path):
         if (strategy, budget) in seen:
             continue
         seen.add((strategy, budget))
-        try:
-            cfg = make_cfg(["+experiment=study_300w", "hydra.mode=RUN", f"strategy={strategy}",
-                            f"data.real_budget={budget}", f"seed={seed}"])
+        try:  # the printed overrides, except where the run goes (make_cfg gives it a temporary folder)
+            cfg = make_cfg([a for a in overrides if not a.startswith("hydra.run.dir=")])
             check_train_config(cfg)
         except ConfigError as exc:
             pytest.fail(f"experiments/study_300w/run.sh: {strategy} {budget}: {exc}")

@@ -19,9 +19,15 @@ read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 mkdir -p "$OUT/logs"
 
 run_one() {  # strategy budget seed
-  local dir="$OUT/$1/n$2/seed$3"
-  local cmd=(python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy="$1" data.real_budget="$2"
-             seed="$3" data.num_workers=0 logger=csv "hydra.run.dir=$dir" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
+  local dir="$OUT/$1/n$2/seed$3" strategy=$1 share=()
+  # The study's strategies 3 and 4 are one data module at two synthetic shares of the batch (alpha):
+  case $1 in
+    data_adapt) share=(data.synth_share=1.0) ;;  # 3, data adaptation: label-adapted synthetic faces only
+    mixing) strategy=data_adapt; share=(data.synth_share=0.5) ;;  # 4, mixing: adapted synthetic + real batches
+  esac
+  local cmd=(python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy="$strategy"
+             data.real_budget="$2" seed="$3" ${share[@]+"${share[@]}"} data.num_workers=0 logger=csv
+             "hydra.run.dir=$dir" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
   if [ -n "${DRY_RUN:-}" ]; then echo "OMP_NUM_THREADS=1 ${cmd[*]}"; return; fi  # DRY_RUN=1: print, do not run
   echo "$(date +%T) start $1 n$2 seed$3"
   OMP_NUM_THREADS=1 "${cmd[@]}" > "$OUT/logs/$1_n$2_seed$3.log" 2>&1 \
@@ -29,7 +35,8 @@ run_one() {  # strategy budget seed
 }
 
 # strategy budget seed, in priority order: the 50-image arms, the curve at 2 seeds, the third seeds, the five
-# strategies at 50 (data adaptation and mixing train 1200 steps from scratch on synthetic + real)
+# strategies at 50 (data adaptation, mixing and combined train a fresh model on the 20,200 synthetic faces (+ the
+# real ones), 2400 steps: about 66 minutes a run on one core)
 GRID=${GRID:-"
 pretrain_finetune 50 0
 real_only 50 0
@@ -64,10 +71,13 @@ pretrain_finetune 500 0
 pretrain_finetune 500 1
 pretrain_finetune 1000 0
 pretrain_finetune 1000 1
+mixing 50 0
 data_adapt 50 0
 combined 50 0
+mixing 50 1
 data_adapt 50 1
 combined 50 1
+mixing 50 2
 data_adapt 50 2
 combined 50 2
 "}

@@ -27,10 +27,11 @@ COLUMNS = ["strategy", "budget", "real_budget", "seed", "nme_io", "nme_ip", "nme
            "nme_io_inner", "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io",
            "seconds", "run"]
 REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
-ORDER = ["real_only", "pretrain_finetune", "combined", "data_adapt", "synth_only_adapted", "synth_only"]
+ORDER = ["real_only", "pretrain_finetune", "combined", "mixing", "data_adapt", "synth_only_adapted", "synth_only"]
 LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
           "combined": "combined (synthetic + real batches)",
-          "data_adapt": "data adaptation (label-adapted synthetic, mixed at alpha)",
+          "mixing": "mixing (label-adapted synthetic + real batches)",
+          "data_adapt": "data adaptation (label-adapted synthetic only)",
           "synth_only_adapted": "synthetic only + label adapter fitted on the real budget",
           "synth_only": "synthetic only (no real image)"}
 
@@ -39,6 +40,15 @@ def ordered(names: Any) -> list[str]:
     """Strategy names in the report's order (ORDER), others (reference lines) after them as they came."""
     names = list(names)
     return [s for s in ORDER if s in names] + [s for s in names if s not in ORDER]
+
+
+def strategy_of(metrics: dict[str, Any]) -> str:
+    """The strategy a run measured, from its ``metrics.json``: ``data_adapt`` with a synthetic share of the batch
+    below 1 (``data.synth_share``) also trains on the real images, which is the study's mixing, not its data
+    adaptation, so it is reported as ``mixing``."""
+    strategy = metrics["strategy"]
+    share = ((metrics.get("config") or {}).get("data") or {}).get("synth_share")
+    return "mixing" if strategy == "data_adapt" and _finite(share) and share < 1 else strategy
 
 
 def _finite(x: Any) -> bool:
@@ -70,7 +80,7 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
         try:
             d = json.loads(m.read_text())
             metrics = d["test"]["metrics"]
-            strategy = d["strategy"]
+            strategy = strategy_of(d)
             if not isinstance(metrics, dict):
                 raise TypeError(f"'test.metrics' is {type(metrics).__name__}, not a table of metrics")
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
@@ -164,6 +174,7 @@ def _bound(x: float, largest: int, smallest: int) -> str:
 
 SHORT = {"pretrain_finetune": "pretrain + {n} real", "synth_only_adapted": "synthetic only + adapter fitted on {n} real",
          "combined": "combined with {n} real", "data_adapt": "data adaptation with {n} real",
+         "mixing": "mixing with {n} real",
          "synth_only": "synthetic only (no real image)"}
 
 
