@@ -381,11 +381,17 @@ def test_csv_tables_are_replaced_whole_or_not_at_all(tmp_path):
 def test_config_changes_name_result_settings_only():
     from landmark_lab.utils.run import config_changes
 
+    stages = [{"name": "pretrain", "lr": 1e-3, "max_steps": None}, {"name": "finetune", "lr": 3e-4, "max_steps": None}]
     recorded = {"seed": 0, "paths": {"log_dir": "a"}, "data": {"root": "a", "num_workers": 2, "real_budget": 16},
-                "schedule": {"max": None, "steps": [1, 2]}}
-    # where files live, loader settings and sections outside the result do not count; values compare as recorded
+                "model": {"size": [1, 2]}, "strategy": {"stages": stages},
+                "schedule": {"finetune_lr": 3e-4, "val_every": 300}}
+    # where files live, loader settings, sections outside the result and the schedule's inputs to the stages do not
+    # count (the stages are compared as they resolved them); values compare as recorded (inf as null, tuples as lists)
     same = {"seed": 0, "paths": {"log_dir": "b"}, "data": {"root": "b", "num_workers": 0, "real_budget": 16},
-            "schedule": {"max": float("inf"), "steps": (1, 2)}}
+            "model": {"size": (1, 2)}, "strategy": {"stages": [{**st, "max_steps": float("inf")} for st in stages]},
+            "schedule": {"finetune_lr": 1e-3, "val_every": 300}}
     assert config_changes(recorded, same) == []
-    other = {**same, "seed": 1, "data": {**same["data"], "real_budget": 32}}
-    assert config_changes(recorded, other) == ["data.real_budget: 16 -> 32", "seed: 0 -> 1"]
+    other = {**same, "seed": 1, "data": {**same["data"], "real_budget": 32}, "schedule": {"val_every": 100},
+             "strategy": {"stages": [stages[0], {**stages[1], "lr": 1e-3}]}}
+    assert config_changes(recorded, other) == ["data.real_budget: 16 -> 32", "schedule.val_every: 300 -> 100",
+                                               "seed: 0 -> 1", "strategy.stages.1.lr: 0.0003 -> 0.001"]

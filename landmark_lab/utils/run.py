@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 
 from landmark_lab.errors import ConfigError
 from landmark_lab.utils.io import write_text_atomic
@@ -39,22 +39,41 @@ def is_rank_zero() -> bool:
     return rank_zero_only.rank == 0
 
 
-# What a run's result depends on, compared before a finished run is reused (resume=true) ...
+# What a run's result depends on, compared before a finished run is reused or an unfinished one continued
+# (resume=true) ...
 RESULT_SECTIONS = ("seed", "data", "strategy", "model", "augment", "optimizer", "scheduler", "schedule", "eval",
                    "posthoc_adapter")
-# ... except where files live and how fast they load, which may differ between machines and checkouts.
+# ... except where files live and how fast they load, which may differ between machines and checkouts ...
 NOT_RESULT_KEYS = frozenset({"root", "cache_dir", "num_workers", "pin_memory", "persistent_workers",
                              "eval_batch_size", "workers"})
+# ... and the schedule's inputs to the strategy's stages (steps, lr, epochs, ...): they are compared as the stages
+# resolved them, so a setting that a strategy does not use (schedule.finetune_lr for real-only) is no difference.
+# The runner reads only these schedule keys itself:
+SCHEDULE_READ = frozenset({"val_every"})
 
 
 def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
-            if key not in NOT_RESULT_KEYS:
+            if key not in NOT_RESULT_KEYS and (prefix != "schedule." or key in SCHEDULE_READ):
                 out.update(_leaves(value, f"{prefix}{key}."))
         return out
+    if isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):  # e.g. strategy.stages.1.lr
+        return {k: v for i, value in enumerate(node) for k, v in _leaves(value, f"{prefix}{i}.").items()}
     return {prefix[:-1]: node}
+
+
+def _result_sections(cfg: DictConfig, resolve: bool) -> dict[str, Any]:
+    if not resolve:
+        whole = OmegaConf.to_container(cfg, resolve=False)
+        return {key: whole[key] for key in RESULT_SECTIONS if key in whole}
+    out: dict[str, Any] = {}
+    for key in RESULT_SECTIONS:
+        if key in cfg:
+            value = cfg[key]  # item access resolves a scalar's interpolation
+            out[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
+    return out
 
 
 def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -80,23 +99,27 @@ def check_unfinished_run_matches(run_dir: Path, current: DictConfig) -> None:
     """Refuse to continue an interrupted run (resume=true) with other settings than it started with: its
     finished stages and last checkpoint would be mixed with this configuration's into one result.
 
-    Compares with the config record the run started with (``.hydra/config.yaml``, not resolved, so it is
-    compared with the current config before resolution); a run without that record is not checked."""
+    Compares with the config record the run started with (``.hydra/config.yaml``); a run without that record is
+    not checked."""
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         return
     try:
-        recorded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        loaded = OmegaConf.load(path)
+        if not isinstance(loaded, DictConfig):
+            raise TypeError(f"a {type(loaded).__name__}, not a config")
+        try:  # the record is not resolved: resolve both alike, so the stages carry their schedule's values
+            recorded, now = _result_sections(loaded, resolve=True), _result_sections(current, resolve=True)
+        except Exception:  # an interpolation that resolves only inside its own run (e.g. ${hydra:...}): compare as written
+            recorded, now = _result_sections(loaded, resolve=False), _result_sections(current, resolve=False)
     except Exception as exc:  # a damaged record: say which file, and leave the run alone
         raise ConfigError(
             f"{path}: unreadable ({' '.join(str(exc).split())}), so resume=true cannot tell whether the "
             f"unfinished run in {run_dir} was started with these settings. Restore the file, or pass "
             "resume=false overwrite=true to move the run to a backup_<time>/ folder and start again."
         ) from None
-    if isinstance(recorded, dict):
-        changes = config_changes(recorded, OmegaConf.to_container(current, resolve=False))
-        _refuse_changes(run_dir, changes, "checkpoints of an unfinished run", "continue it as this run",
-                        "Its checkpoints are left as they are", "them")
+    _refuse_changes(run_dir, config_changes(recorded, now), "checkpoints of an unfinished run",
+                    "continue it as this run", "Its checkpoints are left as they are", "them")
 
 
 def _refuse_changes(run_dir: Path, changes: list[str], held: str, action: str, kept: str, moved: str) -> None:
