@@ -64,10 +64,7 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def _result_sections(cfg: DictConfig, resolve: bool) -> dict[str, Any]:
-    if not resolve:
-        whole = OmegaConf.to_container(cfg, resolve=False)
-        return {key: whole[key] for key in RESULT_SECTIONS if key in whole}
+def _result_sections(cfg: DictConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in RESULT_SECTIONS:
         if key in cfg:
@@ -108,13 +105,11 @@ def check_unfinished_run_matches(run_dir: Path, current: DictConfig) -> None:
         loaded = OmegaConf.load(path)
         if not isinstance(loaded, DictConfig):
             raise TypeError(f"a {type(loaded).__name__}, not a config")
-        try:  # the record is not resolved: resolve both alike, so the stages carry their schedule's values
-            recorded, now = _result_sections(loaded, resolve=True), _result_sections(current, resolve=True)
-        except Exception:  # an interpolation that resolves only inside its own run (e.g. ${hydra:...}): compare as written
-            recorded, now = _result_sections(loaded, resolve=False), _result_sections(current, resolve=False)
+        # the record is not resolved: resolve both alike, so the stages carry their schedule's values
+        recorded, now = _result_sections(loaded), _result_sections(current)
     except Exception as exc:  # a damaged record: say which file, and leave the run alone
         raise ConfigError(
-            f"{path}: unreadable ({' '.join(str(exc).split())}), so resume=true cannot tell whether the "
+            f"{path}: unreadable or not resolvable ({' '.join(str(exc).split())}), so resume=true cannot tell whether the "
             f"unfinished run in {run_dir} was started with these settings. Restore the file, or pass "
             "resume=false overwrite=true to move the run to a backup_<time>/ folder and start again."
         ) from None
