@@ -51,7 +51,7 @@ study-check:  ## DGFaces + Face Synthetics pre-training + 50 real 300-W vs 50 re
 
 study-300w:  ## the study on 300-W with the recipe's model (budget curve, 50-image arms; hours on 2 cores), then its report
 	bash experiments/study_300w/run.sh
-	$(PY) -m landmark_lab.report logs/sweeps/study_300w_steps1200 --out experiments/study_300w
+	$(PY) -m landmark_lab.report logs/sweeps/study_300w_ftlr1e-3 --out experiments/study_300w
 
 bench:  ## throughput, latency (eager, ONNX Runtime, dlib) and pre-training-cache figures on this machine
 	$(PY) -m landmark_lab.bench

@@ -77,3 +77,5 @@ def test_every_study_strategy_composes_and_passes_the_checks(tmp_path, make_cfg)
         except ConfigError as exc:
             pytest.fail(f"experiments/study_300w/run.sh: {strategy} {budget}: {exc}")
         assert cfg.schedule.min_steps == 1200 and cfg.data.split == ["lfpw/trainset"], (strategy, budget)
+        # every stage, fine-tuning included, at the real-only arm's lr (chosen on validation; README)
+        assert {float(st.lr) for st in cfg.strategy.stages} == {1e-3}, (strategy, budget)

@@ -3,17 +3,19 @@
 # +experiment=study_300w as its own process on one core (OMP_NUM_THREADS=1), SLOTS at a time, in the order
 # below, so that the 50-image arms and the real-only curve finish first. Re-running skips finished runs
 # (resume=true) and continues unfinished ones.
-#   bash experiments/study_300w/run.sh        # SLOTS=2 OUT=logs/sweeps/study_300w_steps1200 (DRY_RUN=1: print)
-#   python -m landmark_lab.report logs/sweeps/study_300w_steps1200 --out experiments/study_300w
+#   bash experiments/study_300w/run.sh        # SLOTS=2 OUT=logs/sweeps/study_300w_ftlr1e-3 (DRY_RUN=1: print)
+#   python -m landmark_lab.report logs/sweeps/study_300w_ftlr1e-3 --out experiments/study_300w
 # A pre-training is trained once per seed and shared through the pre-training cache: the runs of one seed that
 # need it wait for it (file lock) instead of training it twice.
 # The runs still to start are a queue file (QUEUE, default $OUT/queue.txt, one "strategy budget seed" per line):
 # edit it while the script runs to reorder, add or drop runs; each slot takes the first line when it is free.
-# EXTRA adds overrides to every run, e.g. the first grid's 400-step floor (experiments/study_300w/README.md):
-#   OUT=logs/sweeps/study_300w EXTRA="schedule.min_steps=400 sweep_name=study_300w" GRID="real_only 50 0" bash .../run.sh
+# EXTRA adds overrides to every run, e.g. the earlier protocols (experiments/study_300w/README.md): fine-tuning at 3e-4,
+#   OUT=logs/sweeps/study_300w_steps1200 EXTRA="schedule.finetune_lr=3e-4 sweep_name=study_300w_steps1200" bash .../run.sh
+# and the first grid's 400-step floor (with fine-tuning at 3e-4),
+#   OUT=logs/sweeps/study_300w EXTRA="schedule.min_steps=400 schedule.finetune_lr=3e-4 sweep_name=study_300w" bash .../run.sh
 # Keep one OUT per set of EXTRA: a finished run in OUT trained with other settings is refused, not reused.
 set -euo pipefail
-OUT=${OUT:-logs/sweeps/study_300w_steps1200}
+OUT=${OUT:-logs/sweeps/study_300w_ftlr1e-3}
 SLOTS=${SLOTS:-2}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 mkdir -p "$OUT/logs"
