@@ -47,7 +47,9 @@ def strategy_of(metrics: dict[str, Any]) -> str:
     below 1 (``data.synth_share``) also trains on the real images, which is the study's mixing, not its data
     adaptation, so it is reported as ``mixing``."""
     strategy = metrics["strategy"]
-    share = ((metrics.get("config") or {}).get("data") or {}).get("synth_share")
+    config = metrics.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    share = data.get("synth_share") if isinstance(data, dict) else None
     return "mixing" if strategy == "data_adapt" and _finite(share) and share < 1 else strategy
 
 
