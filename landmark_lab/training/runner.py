@@ -35,7 +35,6 @@ from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import inside, relative_to_run
 from landmark_lab.utils.run import (
     check_finished_run_matches,
-    check_unfinished_run_matches,
     is_rank_zero,
     record_failure,
     run_dir_of,
@@ -236,8 +235,6 @@ def train(cfg: DictConfig) -> float | None:
             check_finished_run_matches(run_dir, previous["config"], OmegaConf.to_container(cfg, resolve=True))
         print(f"[landmark_lab] {run_dir} already finished (resume=true): skipping; results in metrics.json")
         return previous.get("val_nme_io")
-    if resume and (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        check_unfinished_run_matches(run_dir, cfg)  # before start_run_dir rewrites the record it compares with
     resumed_from = _partial_steps(run_dir) if resume else {}
     if is_rank_zero():  # DDP ranks re-launched by Lightning share rank 0's run folder
         start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)), resume=resume)

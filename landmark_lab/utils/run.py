@@ -128,12 +128,16 @@ def _refuse_changes(run_dir: Path, changes: list[str], held: str, action: str, k
     )
 
 
-def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False) -> None:
+def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False, cfg: DictConfig | None = None) -> None:
     """Fail if ``run_dir`` already has results (or, unless ``allow_partial``, checkpoints of an unfinished
-    run), unless ``overwrite``: then move the old files aside first."""
+    run), unless ``overwrite``: then move the old files aside first. An unfinished run that ``allow_partial``
+    lets continue must have been started with ``cfg``'s settings (:func:`check_unfinished_run_matches`)."""
     existing = [run_dir / f for f in RESULT_FILES if (run_dir / f).exists()]
     ckpts = run_dir / "checkpoints"
-    partial = ckpts.is_dir() and any(ckpts.iterdir()) and not allow_partial
+    has_ckpts = ckpts.is_dir() and any(ckpts.iterdir())
+    if has_ckpts and allow_partial and not existing and cfg is not None:
+        check_unfinished_run_matches(run_dir, cfg)
+    partial = has_ckpts and not allow_partial
     if not existing and not partial:
         return
     if partial and not existing and not overwrite:
@@ -183,7 +187,7 @@ def start_run_dir(run_dir: Path, cfg: DictConfig | None = None, overwrite: bool 
     """
     global FRESH_RUN_DIR
     run_dir.mkdir(parents=True, exist_ok=True)
-    guard_run_dir(run_dir, overwrite, allow_partial=resume)
+    guard_run_dir(run_dir, overwrite, allow_partial=resume, cfg=cfg)  # before the record below is rewritten
     # A folder that held nothing but this job's log is this run's own: a user error before any result may
     # remove it again (utils.cli.guarded), so a refused command leaves nothing behind.
     FRESH_RUN_DIR = run_dir if all(p.suffix == ".log" for p in run_dir.iterdir()) else None
