@@ -65,6 +65,16 @@ def test_missing_root_and_split(tmp_path):
     assert [p.name for p in resolve_split(tmp_path, ["afw"])] == ["afw"]
 
 
+def test_split_folder_outside_the_root_is_given_by_its_path(tmp_path):
+    """A held-back test folder elsewhere (data.split=[/path/to/test]) is read in place, named by its path."""
+    _face_folder(tmp_path / "300w" / "afw")
+    held = _face_folder(tmp_path / "elsewhere" / "my_test", n=2)
+    folders = load_split(tmp_path / "300w", ["afw", str(held)])
+    assert [f.name for f in folders] == ["afw", str(held)] and [len(f) for f in folders] == [3, 2]
+    with pytest.raises(DataError, match=r"missing.*full path, e\.g\. data\.split=\[/path/to/my_test\]"):
+        resolve_split(tmp_path / "300w", [str(tmp_path / "nowhere")])
+
+
 @needs_300w
 def test_shared_300w_train_split_counts_and_anatomy():
     folders = load_split(W300, "train")

@@ -17,8 +17,10 @@ ALL_FOLDERS = ("afw", "helen/trainset", "helen/testset", "lfpw/trainset", "lfpw/
 
 
 def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) -> list[Path]:
-    """Sub-folders of ``root`` for a named split or an explicit list of sub-folders.
+    """Sub-folders of ``root`` for a named split or an explicit list of folders.
 
+    A listed folder is relative to ``root`` (``helen/trainset``) or a path of its own (``/data/my_test``,
+    ``~/faces``): a test split held elsewhere need not be copied under the 300-W root.
     Raises a :class:`DataError` naming the missing folders and the ones that exist.
     """
     root = Path(root)
@@ -33,7 +35,8 @@ def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) ->
         names = SPLITS[split]
     else:
         names = tuple(split)
-    missing = [n for n in names if not (root / n).is_dir()]
+    names = tuple(str(n) for n in names)
+    missing = [n for n in names if not (root / Path(n).expanduser()).is_dir()]
     if missing:
         found = [n for n in ALL_FOLDERS if (root / n).is_dir()]
         raise DataError(
@@ -41,12 +44,15 @@ def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) ->
             f"{'is' if len(missing) == 1 else 'are'} missing. Found: {found or 'none of the 300-W folders'}. "
             "Pick an explicit list of the folders you have, e.g. data.split=[lfpw/trainset] and "
             "data.train_split=[afw,helen/trainset] (with data=300w or data=study; data.real.test_split / "
-            "data.real.train_split otherwise)."
+            "data.real.train_split otherwise); a folder outside the root is given by its full path, "
+            "e.g. data.split=[/path/to/my_test]."
         )
-    return [root / n for n in names]
+    return [root / Path(n).expanduser() for n in names]
 
 
 def load_split(root: str | Path, split: str | list[str]) -> list[LandmarkFolder]:
-    """One :class:`LandmarkFolder` per sub-folder of the split (domain ``real``, convention ``2d``)."""
+    """One :class:`LandmarkFolder` per folder of the split (domain ``real``, convention ``2d``), named by its
+    path under ``root`` (``helen/trainset``), or by its full path when it lies elsewhere."""
     root = Path(root)
-    return [LandmarkFolder(f, "real", "2d", name=str(f.relative_to(root))) for f in resolve_split(root, split)]
+    return [LandmarkFolder(f, "real", "2d", name=str(f.relative_to(root) if f.is_relative_to(root) else f))
+            for f in resolve_split(root, split)]
