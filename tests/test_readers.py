@@ -90,6 +90,17 @@ def test_shared_300w_train_split_counts_and_anatomy():
 
 
 @needs_300w
+def test_training_on_the_test_folder_is_refused():
+    """All shared photos as training (data.train_split=train) with the recipe's test folder: the overlap is named."""
+    from landmark_lab.datamodules.sources import check_held_out
+
+    test = load_split(W300, ["lfpw/trainset"])
+    with pytest.raises(ConfigError, match=r"shares 805 image\(s\).*lfpw/trainset/"):
+        check_held_out(load_split(W300, "train"), test)
+    check_held_out(load_split(W300, ["afw", "helen/trainset"]), test)
+
+
+@needs_300w
 def test_shared_300w_has_no_test_split_and_says_so():
     with pytest.raises(DataError, match=r"'common' needs.*missing.*Found: \['afw', 'helen/trainset', 'lfpw/trainset'\]"):
         resolve_split(W300, "common")

@@ -206,6 +206,23 @@ def test_corrupt_test_image_is_found_before_training(make_cfg, tmp_path, cache_d
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # refused before the first step
 
 
+def test_a_test_set_that_shares_training_images_is_refused_before_training(make_cfg, tmp_path):
+    """Testing on the photos trained on (data.train_split=train with the default split [lfpw/trainset], or one
+    folder as both roots) would report memorised faces: refused, naming a shared image and the way out."""
+    train_dir = _folder(tmp_path / "train", n=12)
+    cfg = make_cfg(["+experiment=real_only", "data/real=folder", f"data.real.root={train_dir}",
+                    f"data.real.test_root={tmp_path / 'train'}/../train", "data.val_size=2"])
+    with pytest.raises(ConfigError, match=r"shares 12 image\(s\) with the real training pool \(e\.g\. train/f0\.png\)"
+                                          r".*data\.split=\[lfpw/trainset\]"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # refused before the first step
+    # a separate folder is fine, even with the same file names
+    from landmark_lab.datamodules.sources import check_held_out, open_sources
+
+    spec = {"kind": "folder", "root": str(train_dir), "test_root": str(_folder(tmp_path / "test", n=4))}
+    check_held_out(open_sources(spec, "real", "train", False), open_sources(spec, "real", "test", False))
+
+
 # -- 4. run folders keep their record --------------------------------------------------------------
 
 @pytest.mark.slow

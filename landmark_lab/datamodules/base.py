@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from landmark_lab.datamodules.samplers import CyclingSampler
-from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
+from landmark_lab.datamodules.sources import FaceDataset, check_held_out, open_sources, prepare
 from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout, parse_budget, validation_count
 from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform
@@ -76,7 +76,10 @@ class LandmarkDataModule(L.LightningDataModule):
         imitate = bool((c.get("crop_imitation") or {}).get("enabled", False)) and self.uses("synthetic")
         # Crop imitation measures real training faces even when the strategy trains on synthetic only.
         need_real = self.uses("real") or imitate or self.calibrate_on_real
-        self.real_sources = self._cached(open_sources(c["real"], "real", "train", self.progress)) if need_real else []
+        real_sources = open_sources(c["real"], "real", "train", self.progress) if need_real else []
+        test_sources = open_sources(c["real"], "real", "test", self.progress)
+        check_held_out(real_sources, test_sources)
+        self.real_sources = self._cached(real_sources)
         if self.real_sources:
             groups = groups_of([len(s) for s in self.real_sources])
             train_g, val_g = holdout(groups, int(c["val_size"]), self.seed_data)
@@ -92,7 +95,7 @@ class LandmarkDataModule(L.LightningDataModule):
             n_val = validation_count(c.get("synthetic_val_size", 0), len(groups), c.get("synthetic_val_max"))
             syn_train, syn_val = holdout(groups, n_val, self.seed_data)
             self.syn_train_items, self.syn_val_items = expand(syn_train, False), expand(syn_val, False)
-        self.test_sources = self._cached(open_sources(c["real"], "real", "test", self.progress))
+        self.test_sources = self._cached(test_sources)
         test_groups = groups_of([len(s) for s in self.test_sources])
         self.test_items = expand(test_groups, bool(c.get("mirror_test", False)))
         self._ready = True

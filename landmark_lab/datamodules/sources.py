@@ -119,6 +119,23 @@ def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool 
     return [reader for part in _parts(spec, side) for reader in _open_one(part, side, split, progress)]
 
 
+def check_held_out(train: list[Any], test: list[Any]) -> None:
+    """Refuse a real test set that shares image files with the real training pool (validation included): its NME
+    would measure faces the model was trained or selected on. Compared by resolved path, so the same folder
+    reached two ways (a 300-W split and a listed folder, a link) is caught; copies under other names are not."""
+    def files(sources: list[Any]) -> dict[str, str]:
+        return {str(Path(p).resolve()): f"{s.name}/{Path(p).name}" for s in sources for p in getattr(s, "images", [])}
+
+    seen = files(train)
+    shared = sorted(name for path, name in files(test).items() if path in seen)
+    if shared:
+        raise ConfigError(
+            f"the real test set shares {len(shared)} image(s) with the real training pool (e.g. {shared[0]}): "
+            "its NME would measure faces the model was trained or validated on. Test on folders you do not train on, "
+            "e.g. data.train_split=[afw,helen/trainset] data.split=[lfpw/trainset] (300-W), or a data.real.test_root "
+            "apart from data.real.root (data/real=folder).")
+
+
 class FaceDataset(Dataset):
     """Items of several sources through one transform; flipped items are mirrored before it."""
 
