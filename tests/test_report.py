@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from landmark_lab.reports.sweep import aggregate, collect, equivalent_budget, equivalent_budget_interval, seed_values
+from landmark_lab.reports.sweep import (
+    aggregate,
+    collect,
+    equivalent_budget,
+    equivalent_budget_interval,
+    plot_budget,
+    seed_values,
+    y_window,
+)
 
 from .conftest import run_cli
 
@@ -89,6 +97,19 @@ def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
     for png in ("nme_vs_budget.png", "ced.png", "regions.png"):
         assert (sweep / png).stat().st_size > 1000
     assert run_cli("report", [str(sweep / "nope")]) == 2
+
+
+def test_budget_plot_fits_the_curves_not_a_far_single_point(tmp_path):
+    """Synthetic only at 9 % beside curves at 4-5.6 % would squeeze them flat: the axis fits the curves (with their
+    error bars) and the far point is drawn at its edge."""
+    agg = {"real_only": {50: (0.056, 0.001, 2), 1000: (0.045, 0.002, 2)},
+           "pretrain_finetune": {50: (0.053, 0.0, 2), 250: (0.0454, 0.0, 2)},
+           "synth_only_adapted": {50: (0.0895, 0.0013, 3)}}
+    lo, hi = y_window(agg)
+    assert 4.0 < lo < 4.3 and 5.7 < hi < 6.1  # the curves and their bars, a margin, not 8.95
+    assert y_window({"synth_only_adapted": {50: (0.09, 0.0, 1)}}) is None  # no curve: matplotlib's own limits
+    plot_budget(agg, tmp_path / "b.png", "t")
+    assert (tmp_path / "b.png").stat().st_size > 1000
 
 
 def test_headline_covers_every_strategy_and_the_table_at_one_budget(sweep):

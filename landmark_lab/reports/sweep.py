@@ -294,24 +294,54 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
     return "\n".join(md)
 
 
+def y_window(agg: dict) -> tuple[float, float] | None:
+    """The NME range (%) that shows the curves (real-only and every strategy measured at two or more budgets) with
+    their error bars; a far-off single point (synthetic only at 9 % beside curves at 4-6 %) would otherwise squeeze
+    them flat. ``None`` when there is no curve."""
+    vals = [(100 * (m - sd), 100 * (m + sd)) for s, pts in agg.items()
+            if s == "real_only" or len([b for b in pts if b > 0]) > 1 for b, (m, sd, _) in pts.items() if b > 0]
+    if not vals:
+        return None
+    lo, hi = min(v[0] for v in vals), max(v[1] for v in vals)
+    pad = max(hi - lo, 0.05 * hi) * 0.12
+    return lo - pad, hi + 2 * pad
+
+
 def plot_budget(agg: dict, path: Path, title: str) -> None:
-    """NME vs real budget (log axis), one line per strategy, seed std as error bars."""
+    """NME vs real budget (log axis), one line per strategy, seed std as error bars. The axis fits the curves
+    (:func:`y_window`); a point above it is drawn at the top edge as a triangle with its value written beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
+    window = y_window(agg)
+    top = window[1] if window else math.inf
+    edge = top - 0.02 * (window[1] - window[0]) if window else top
     for s in ordered(agg):
         pts = agg[s]
         if s == "synth_only" or set(pts) == {0}:
             m, sd, _ = pts[min(pts)]
-            ax.axhline(100 * m, ls="--", color="gray", label=f"{LABELS.get(s, s)}: {100 * m:.2f}%")
+            label = f"{LABELS.get(s, s)}: {100 * m:.2f}%"
+            if 100 * m > top:
+                ax.plot([], [], ls="--", color="gray", label=label + " (above the axis)")
+                continue
+            ax.axhline(100 * m, ls="--", color="gray", label=label)
             ax.axhspan(100 * (m - sd), 100 * (m + sd), color="gray", alpha=0.15)
             continue
         b = sorted(x for x in pts if x > 0)
-        ax.errorbar(b, [100 * pts[x][0] for x in b], yerr=[100 * pts[x][1] for x in b], marker="o", capsize=3,
-                    label=LABELS.get(s, s))
+        y = [100 * pts[x][0] for x in b]
+        shown = [i for i, v in enumerate(y) if v <= top]
+        line = ax.errorbar([b[i] for i in shown], [y[i] for i in shown], yerr=[100 * pts[b[i]][1] for i in shown],
+                           marker="o", capsize=3, label=LABELS.get(s, s) + ("" if shown else " (above the axis)"))
+        color = line.lines[0].get_color()
+        for i in (i for i, v in enumerate(y) if v > top):  # off the axis: a triangle at the edge, its value beside
+            ax.plot(b[i], edge, marker="^", ms=9, color=color, clip_on=False)
+            ax.annotate(f"{y[i]:.2f}% ± {100 * pts[b[i]][1]:.2f}", (b[i], edge), textcoords="offset points",
+                        xytext=(8, -4), fontsize=8, color=color, va="top")
+    if window:
+        ax.set_ylim(*window)
     ax.set_xscale("log")
     ax.set_xlabel("real training images (log scale)")
     ax.set_ylabel("real-test NME, inter-ocular (%)")
