@@ -12,6 +12,7 @@ from landmark_lab.reports.sweep import (
     collect,
     equivalent_budget,
     equivalent_budget_interval,
+    paired_table,
     plot_budget,
     seed_values,
     y_window,
@@ -110,6 +111,20 @@ def test_budget_plot_fits_the_curves_not_a_far_single_point(tmp_path):
     assert y_window({"synth_only_adapted": {50: (0.09, 0.0, 1)}}) is None  # no curve: matplotlib's own limits
     plot_budget(agg, tmp_path / "b.png", "t")
     assert (tmp_path / "b.png").stat().st_size > 1000
+
+
+def test_paired_table_compares_runs_on_the_same_real_images(tmp_path):
+    """Seed 2 drew harder images for both arms: unpaired, its spread hides the gap; paired, every seed shows it.
+    A run whose config sets data.split_seed pairs by that seed."""
+    for seed, (real, pre) in enumerate([(0.0560, 0.0527), (0.0557, 0.0532), (0.0580, 0.0557)]):
+        _run(tmp_path, "real_only", 50, seed, real)
+        _run(tmp_path, "pretrain_finetune", 50, seed, pre)
+    _run(tmp_path, "pretrain_finetune", 100, 5, 0.05, config={"data": {"split_seed": 0}})  # pairs with seed 0
+    _run(tmp_path, "real_only", 100, 0, 0.052)
+    rows, _ = collect(tmp_path)
+    md = "\n".join(paired_table(rows))
+    assert "| pretrain_finetune | -0.27 ± 0.05 (3/3) | -0.20 (1/1) |" in md
+    assert paired_table([r for r in rows if r["strategy"] == "real_only"]) == []
 
 
 def test_headline_covers_every_strategy_and_the_table_at_one_budget(sweep):

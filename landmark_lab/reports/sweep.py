@@ -57,6 +57,15 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _images_seed(d: dict[str, Any]) -> Any:
+    """The seed that drew a run's real images: ``data.split_seed`` where its recorded config sets one, else the run
+    seed. Runs with the same images seed and budget trained on the same real images, whatever the strategy."""
+    config = d.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    split_seed = data.get("split_seed") if isinstance(data, dict) else None
+    return d.get("seed") if split_seed is None else split_seed
+
+
 def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows of every finished run under ``sweep`` and the runs without a usable result: unfinished, failed
     (``failed.json``, e.g. diverged) or with a metrics.json whose numbers are missing or not finite."""
@@ -94,7 +103,7 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
         data = d.get("data") or {}
         budget = data.get("real_train", 0) if strategy != "synth_only" else 0
         row = {"strategy": strategy, "budget": int(budget or 0), "real_budget": d.get("real_budget"),
-               "seed": d.get("seed"), "val_nme_io": d.get("val_nme_io"),
+               "seed": d.get("seed"), "images_seed": _images_seed(d), "val_nme_io": d.get("val_nme_io"),
                "seconds": (d.get("timing") or {}).get("total_seconds"), "resumed": bool(d.get("resumed")), "run": name,
                "ced": d["test"].get("ced")}
         row.update({k: (metrics.get(k) if _finite(metrics.get(k)) else None) for k in COLUMNS if k in metrics})
@@ -252,6 +261,37 @@ def budget_table(rows: list[dict], budget: int) -> list[str]:
     return md
 
 
+def paired_table(rows: list[dict]) -> list[str]:
+    """Each strategy minus real-only at the same budget, paired by the seed that drew the real images: the pairs
+    trained on the same real images, so the difference is free of how hard that draw happened to be (at 50 images
+    it moves both arms by more than they differ). Mean ± std of the differences, and how many pairs favour the
+    strategy. Empty without such pairs."""
+    real = {(r["budget"], r.get("images_seed")): r["nme_io"] for r in rows
+            if r["strategy"] == "real_only" and r.get("nme_io") is not None}
+    diffs: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        key = (r["budget"], r.get("images_seed"))
+        if r["strategy"] != "real_only" and r["budget"] > 0 and r.get("nme_io") is not None and key in real:
+            diffs[r["strategy"]][r["budget"]].append(100 * (r["nme_io"] - real[key]))
+    if not diffs:
+        return []
+    budgets = sorted({b for d in diffs.values() for b in d})
+    md = ["## Paired with real-only on the same real images", "",
+          "NME io of the strategy minus real-only's (points of %), per seed that drew the real images, then mean ± std "
+          "over those pairs; negative = lower error than real-only trained on the same images. (k/n: pairs where the "
+          "strategy was better.) Pairing removes the luck of the draw of real images, which the unpaired table above "
+          "and its interval carry.", "",
+          "| strategy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for s in [s for s in ORDER if s in diffs] + sorted(set(diffs) - set(ORDER)):
+        cells = []
+        for b in budgets:
+            v = diffs[s].get(b, [])
+            spread = f" ± {np.std(v, ddof=1):.2f}" if len(v) > 1 else ""
+            cells.append(f"{np.mean(v):+.2f}{spread} ({sum(x < 0 for x in v)}/{len(v)})" if v else "")
+        md.append(f"| {s} | " + " | ".join(cells) + " |")
+    return md
+
+
 def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
     """Wall minutes per run (mean over seeds) per strategy and budget: what each point of the curve costs."""
     md = ["## Wall time per run (minutes, mean over seeds)", "",
@@ -285,9 +325,10 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
         md += ["", "Intervals: 2000 bootstrap draws over seeds. Each draw resamples, with replacement, the seeds of "
                "the compared point and of every real-only budget, and interpolates the real-only curve on the "
                "log-budget scale; the interval holds the central 95% of the draws. It covers seed-to-seed variation "
-               "(training noise), not the sampling of test faces. A real-only budget with one seed enters every draw "
-               "at its value."]
-    md += ["", *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
+               "(a seed draws the real images and the training noise), not the sampling of test faces. A real-only "
+               "budget with one seed enters every draw at its value."]
+    paired = paired_table(rows)
+    md += ["", *paired, *([""] if paired else []), *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     md += ["", "## Incomplete or failed runs", ""]
     md += [f"- {r}" for r in incomplete] if incomplete else ["none"]
     md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`.", ""]
