@@ -47,9 +47,7 @@ def strategy_of(metrics: dict[str, Any]) -> str:
     below 1 (``data.synth_share``) also trains on the real images, which is the study's mixing, not its data
     adaptation, so it is reported as ``mixing``."""
     strategy = metrics["strategy"]
-    config = metrics.get("config")
-    data = config.get("data") if isinstance(config, dict) else None
-    share = data.get("synth_share") if isinstance(data, dict) else None
+    share = _recorded_data(metrics, "synth_share")
     return "mixing" if strategy == "data_adapt" and _finite(share) and share < 1 else strategy
 
 
@@ -57,12 +55,18 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _recorded_data(metrics: dict[str, Any], key: str) -> Any:
+    """``data.<key>`` of the config a metrics.json recorded; None where it recorded none, or not as tables (older
+    or hand-edited files)."""
+    config = metrics.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    return data.get(key) if isinstance(data, dict) else None
+
+
 def _images_seed(d: dict[str, Any]) -> Any:
     """The seed that drew a run's real images: ``data.split_seed`` where its recorded config sets one, else the run
     seed. Runs with the same images seed and budget trained on the same real images, whatever the strategy."""
-    config = d.get("config")
-    data = config.get("data") if isinstance(config, dict) else None
-    split_seed = data.get("split_seed") if isinstance(data, dict) else None
+    split_seed = _recorded_data(d, "split_seed")
     return d.get("seed") if split_seed is None else split_seed
 
 
@@ -282,7 +286,7 @@ def paired_table(rows: list[dict]) -> list[str]:
           "strategy was better.) Pairing removes the luck of the draw of real images, which the unpaired table above "
           "and its interval carry.", "",
           "| strategy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-    for s in [s for s in ORDER if s in diffs] + sorted(set(diffs) - set(ORDER)):
+    for s in ordered(diffs):
         cells = []
         for b in budgets:
             v = diffs[s].get(b, [])
