@@ -182,3 +182,50 @@ def test_peer_evaluation_is_drawn_as_a_reference_line(sweep, tmp_path):
     md = (sweep / "report.md").read_text()
     assert "| dlib (peer, detector boxes) | 2.89 ± 0.00 (n=1) |" in md
     assert run_cli("report", [str(sweep), "--reference", str(tmp_path / "missing")]) == 2
+
+
+def test_recorded_results_join_the_runs_found(sweep, tmp_path):
+    """Run folders cleaned away (or left on another machine): the rows an earlier report wrote come back with
+    --recorded and give the same tables; a run folder that is here replaces its recorded row."""
+    import shutil
+
+    first = tmp_path / "first"
+    assert run_cli("report", [str(sweep), "--out", str(first)]) == 0
+    before = (first / "report.md").read_text()
+    shutil.rmtree(sweep / "pretrain_finetune")
+    d = json.loads((sweep / "real_only" / "n50" / "seed0" / "metrics.json").read_text())
+    d["test"]["metrics"]["nme_io"] = 0.30  # re-run here since: the folder's figure wins over the recorded one
+    (sweep / "real_only" / "n50" / "seed0" / "metrics.json").write_text(json.dumps(d))
+    assert run_cli("report", [str(sweep), "--out", str(first), "--recorded", str(first / "results.csv")]) == 0
+    md = (first / "report.md").read_text()
+    assert "12 finished runs. 4 of them were read from" in md and "(a previous report's rows" in md
+    table = md[:md.index("## Headline")]
+    assert "| pretrain_finetune | 14.00 ± 0.71 (n=2) |" in table  # from the recorded rows
+    assert "| pretrain_finetune | 14.00 ± 0.71 (n=2) |" in before[:before.index("## Headline")]
+    assert "| real_only | 25.25 ± 6.72 (n=2) |" in table  # 0.30 from the folder (not the old 0.195) and 0.205
+    assert "pretrain + 50 real (NME 14.00%, 2 seeds) ≈ real-only with" in md
+    assert "`ced.png` leaves out 2 of the 4 runs at 50 real images" in md
+    with open(first / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and {r["images_seed"] for r in rows} == {"0", "1"}
+    # the written file reads back the same (a second round trip changes nothing)
+    assert run_cli("report", [str(sweep), "--out", str(first), "--recorded", str(first)]) == 0
+    assert (first / "report.md").read_text() == md
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("strategy,budget,seed\nreal_only,50,0\n", "no column nme_io, run"),
+    ("strategy,budget,seed,nme_io,run\nreal_only,fifty,0,0.1,r\n", "line 2: budget='fifty' is not a number"),
+    ("strategy,budget,seed,nme_io,run\nreal_only,50,0,nan,r\n", "line 2: a row needs a strategy, a budget"),
+])
+def test_recorded_results_that_cannot_be_read_are_refused_with_the_file_and_line(sweep, tmp_path, capsys, content,
+                                                                                   message):
+    path = tmp_path / "results.csv"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "out"
+    assert run_cli("report", [str(sweep), "--out", str(out), "--recorded", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err
+    assert not out.exists()  # nothing written

@@ -1,4 +1,5 @@
-"""``python -m landmark_lab.report SWEEP_DIR [--runs] [--ced-budget 50] [--out DIR] [--reference EVAL_RUN ...]``.
+"""``python -m landmark_lab.report SWEEP_DIR [--runs] [--ced-budget 50] [--out DIR] [--reference EVAL_RUN ...]
+[--recorded RESULTS_CSV ...]``.
 
 Table, plots and headline of a sweep folder (:func:`landmark_lab.reports.sweep.write_report`).
 """
@@ -10,7 +11,8 @@ def main() -> None:
     from landmark_lab.reports.sweep import write_report
 
     run_app("report", write_report, flags={"--runs": "runs=true", "--ced-budget": "ced_budget", "--out": "out",
-                                            "--reference": "references+="},
+                                            "--reference": "references+=",
+                                            "--recorded": "recorded+="},
             positional="sweep")
 
 

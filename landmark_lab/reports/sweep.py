@@ -11,6 +11,7 @@ With ``--runs`` (ablations): ``runs.md`` and ``runs.png``, one row per run folde
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections import defaultdict
@@ -22,10 +23,12 @@ import numpy as np
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.utils.io import write_csv_atomic
 
-COLUMNS = ["strategy", "budget", "real_budget", "seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
+COLUMNS = ["strategy", "budget", "real_budget", "seed", "images_seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
            "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
            "nme_io_inner", "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io",
-           "seconds", "run"]
+           "seconds", "resumed", "run"]
+# Columns a recorded results.csv must have to be read back (recorded_rows); the others may be missing or empty.
+RECORDED_REQUIRED = ["strategy", "budget", "seed", "nme_io", "run"]
 REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
 ORDER = ["real_only", "pretrain_finetune", "combined", "mixing", "data_adapt", "synth_only_adapted", "synth_only"]
 LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
@@ -115,6 +118,74 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
         row.update({f"{k}_no_adapter": raw.get(k) for k in ("nme_io", "nme_io_jaw", "nme_io_inner")})
         rows.append(row)
     return rows, incomplete
+
+
+def _recorded_value(key: str, text: str) -> Any:
+    """One cell of a recorded results.csv as the report's rows hold it (raises ValueError for a bad number)."""
+    if key in ("strategy", "run"):
+        return text
+    if text == "":
+        return None
+    if key == "resumed":
+        return text.strip().lower() in ("true", "1")
+    if key == "real_budget" and not text.lstrip("-").isdigit():
+        return text  # "all"
+    if key in ("budget", "real_budget", "seed", "images_seed"):
+        return int(text)
+    return float(text)
+
+
+def recorded_rows(paths: list[Any]) -> list[dict[str, Any]]:
+    """Rows a previous report wrote to a ``results.csv`` (a path, or the folder holding one), for runs whose folders
+    are not here: a sweep run on another machine, or logs since cleaned. They enter the tables, the headline and its
+    interval like found runs; results.csv keeps no CED curve, so they are missing from ``ced.png`` only. Each row
+    remembers its file (``recorded``)."""
+    rows = []
+    for p in paths:
+        path = Path(str(p)).expanduser()
+        path = path / "results.csv" if path.is_dir() else path
+        if not path.is_file():
+            raise ConfigError(f"recorded: {path} not found (give the results.csv a previous report wrote, or its folder).")
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                missing = [c for c in RECORDED_REQUIRED if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise DataError(f"recorded: {path} is not a report's results.csv: no column {', '.join(missing)} "
+                                    f"(it has: {', '.join(reader.fieldnames or []) or 'no header'}).")
+                for line, raw in enumerate(reader, start=2):
+                    row: dict[str, Any] = {"ced": None, "resumed": False, "recorded": str(path)}
+                    for key in COLUMNS:
+                        text = (raw.get(key) or "").strip()
+                        try:
+                            value = _recorded_value(key, text)
+                        except ValueError:
+                            raise DataError(f"recorded: {path}, line {line}: {key}={text!r} is not a number; fix or "
+                                            "delete that line (or re-run report on the run folders).") from None
+                        if value is not None or key not in row:
+                            row[key] = value
+                    if not row["strategy"] or not row["run"] or row["budget"] is None or not _finite(row["nme_io"]):
+                        raise DataError(f"recorded: {path}, line {line}: a row needs a strategy, a budget, a run and a "
+                                        f"finite nme_io (got {raw.get('strategy')!r}, {raw.get('budget')!r}, "
+                                        f"{raw.get('run')!r}, {raw.get('nme_io')!r}).")
+                    if row.get("images_seed") is None:
+                        row["images_seed"] = row.get("seed")  # written before results.csv recorded it
+                    rows.append(row)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"recorded: {path} could not be read as CSV ({type(exc).__name__}: {exc}).") from None
+    return rows
+
+
+def merge_recorded(rows: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (runs found under the sweep) plus the recorded rows of runs not among them: a run folder that is here
+    replaces its recorded row (same ``run`` name); of two recorded rows of one run, the first file's is kept."""
+    seen = {r["run"] for r in rows}
+    out = list(rows)
+    for r in recorded:
+        if r["run"] not in seen:
+            seen.add(r["run"])
+            out.append(r)
+    return out
 
 
 def aggregate(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, dict[int, tuple[float, float, int]]]:
@@ -317,9 +388,13 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
              budget: int = 50) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = ordered(agg)
+    recorded = sorted({r["recorded"] for r in rows if r.get("recorded")})
+    read_back = (f" {sum(bool(r.get('recorded')) for r in rows)} of them were read from "
+                 f"{', '.join(f'`{p}`' for p in recorded)} (a previous report's rows; their run folders are not here)."
+                 if recorded else "")
     md = [f"# Sweep report: {sweep.name}", "",
-          f"{len(rows)} finished runs. Real-test NME, inter-ocular (%), mean ± std over seeds; budget = real "
-          "training images (synthetic only: 0).", ""]
+          f"{len(rows)} finished runs.{read_back} Real-test NME, inter-ocular (%), mean ± std over seeds; budget = "
+          "real training images (synthetic only: 0).", ""]
     md.append("| strategy | " + " | ".join(str(b) for b in budgets) + " |")
     md.append("|---|" + "---|" * len(budgets))
     for s in strategies:
@@ -335,8 +410,22 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
     md += ["", *paired, *([""] if paired else []), *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     md += ["", "## Incomplete or failed runs", ""]
     md += [f"- {r}" for r in incomplete] if incomplete else ["none"]
-    md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`.", ""]
+    md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`." + ced_note(rows, budget),
+           ""]
     return "\n".join(md)
+
+
+def ced_note(rows: list[dict], budget: int) -> str:
+    """What ``ced.png`` leaves out: runs read back from a results.csv carry no CED curve."""
+    at = [r for r in rows if r["strategy"] in ORDER and (r["strategy"] == "synth_only" or r["budget"] == budget)]
+    without = [r for r in at if not r.get("ced")]
+    if not without:
+        return ""
+    if len(without) == len(at):
+        return (f" `ced.png` is not redrawn: the runs at {budget} real images were read from a results.csv, which "
+                "keeps no CED curve (a `ced.png` already there is from the report that had their folders).")
+    return (f" `ced.png` leaves out {len(without)} of the {len(at)} runs at {budget} real images (read from a results.csv: "
+            "no CED curve).")
 
 
 def y_window(agg: dict) -> tuple[float, float] | None:
@@ -512,6 +601,7 @@ def write_report(cfg: Any) -> Path:
     if not sweep.is_dir() or not any(sweep.iterdir()):
         raise ConfigError(f"sweep={sweep}: not a folder with runs in it (give the folder a sweep or ablation wrote).")
     rows, incomplete = collect(sweep)
+    rows = merge_recorded(rows, recorded_rows(list(cfg.get("recorded") or [])))
     rows += reference_rows(list(cfg.get("references") or []))
     if not rows:
         listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
