@@ -60,7 +60,11 @@ def test_training_from_the_crop_cache(make_cfg, tmp_path):
     cfg = make_cfg(["+experiment=synth_pretrain_ft50", "data.cache=crops", f"data.cache_dir={tmp_path / 'crops'}",
                     "data.real_budget=16", "trainer.fast_dev_run=true"])
     train(cfg)
-    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["test"]["metrics"]["count"] > 0
+    test = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["test"]
+    assert test["metrics"]["count"] > 0
+    # every test face's error, for a report's bootstrap over test faces: they average to the NME
+    assert len(test["per_face_nme_io"]) == test["metrics"]["count"]
+    assert np.mean(test["per_face_nme_io"]) == pytest.approx(test["metrics"]["nme_io"], abs=1e-5)
     assert len(list((tmp_path / "crops").glob("*/meta.json"))) >= 3  # synthetic, real train, real test
     bad = make_cfg(["data.cache=crops", "data.crop_imitation.enabled=true"])
     with pytest.raises(ConfigError, match="crop_imitation"):

@@ -12,6 +12,8 @@ from landmark_lab.reports.sweep import (
     collect,
     equivalent_budget,
     equivalent_budget_interval,
+    face_values,
+    faces_cover,
     paired_table,
     plot_budget,
     seed_values,
@@ -23,7 +25,7 @@ from .conftest import run_cli
 REAL_ONLY = {50: 0.20, 100: 0.16, 250: 0.12, 1000: 0.08}
 
 
-def _run(root, strategy, budget, seed, nme, folder=None, config=None):
+def _run(root, strategy, budget, seed, nme, folder=None, config=None, per_face=None):
     run = root / (folder or strategy) / f"n{budget}" / f"seed{seed}"
     (run / ".hydra").mkdir(parents=True)
     metrics = {k: nme for k in ("nme_io", "nme_ip", "nme_box", "nme_io_jaw", "nme_io_brows", "nme_io_nose",
@@ -31,7 +33,8 @@ def _run(root, strategy, budget, seed, nme, folder=None, config=None):
     metrics.update({"fr_io@0.1": 0.0, "auc_io@0.1": 1 - nme / 0.1})
     (run / "metrics.json").write_text(json.dumps({
         "strategy": strategy, "real_budget": budget, "seed": seed, "data": {"real_train": budget},
-        "test": {"metrics": metrics, "ced": {"nme_io": [0, 0.1], "fraction": [0, 1]}}, "val_nme_io": nme,
+        "test": {"metrics": metrics, "ced": {"nme_io": [0, 0.1], "fraction": [0, 1]},
+                 **({"per_face_nme_io": list(per_face)} if per_face is not None else {})}, "val_nme_io": nme,
         **({"config": config} if config else {})}))
 
 
@@ -229,3 +232,39 @@ def test_recorded_results_that_cannot_be_read_are_refused_with_the_file_and_line
     err = capsys.readouterr().err
     assert str(path) in err and message in err
     assert not out.exists()  # nothing written
+
+
+def test_headline_interval_also_resamples_test_faces_where_every_run_recorded_them(tmp_path):
+    """Runs that kept each test face's error: the bootstrap resamples the faces too (the same faces for every run),
+    so the interval also carries how many and which faces were tested, and is wider than over seeds alone."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    faces = rng.gamma(2.0, 1.0, 40)
+    faces /= faces.mean()  # a hard-tailed test set, mean 1 (how hard each face is, for every model)
+
+    def per_face(nme):  # the face's difficulty times the run's NME, plus the run's own error on each face
+        own = rng.normal(0.0, 0.5 * nme, len(faces))
+        return nme * faces + own - own.mean()
+
+    for seed, jitter in ((0, -0.005), (1, 0.005)):
+        for b, nme in REAL_ONLY.items():
+            _run(tmp_path, "real_only", b, seed, nme + jitter, per_face=per_face(nme + jitter))
+        _run(tmp_path, "pretrain_finetune", 50, seed, 0.14 + jitter, per_face=per_face(0.14 + jitter))
+    rows, _ = collect(tmp_path)
+    values, by_face = seed_values(rows), face_values(rows)
+    assert faces_cover(values, by_face, 50)
+    seeds_only = equivalent_budget_interval(values, 50)
+    both = equivalent_budget_interval(values, 50, faces=by_face)
+    # a face's difficulty shared by every run cancels in the comparison; the runs' own per-face errors do not
+    assert both[0] < 158 < both[1] and both[1] - both[0] > 1.5 * (seeds_only[1] - seeds_only[0])
+    assert run_cli("report", [str(tmp_path)]) == 0
+    assert "(95% bootstrap interval over seeds and test faces: " in (tmp_path / "report.md").read_text()
+    # one run without them (an older metrics.json): the interval falls back to seeds alone, and says so
+    d = json.loads((tmp_path / "real_only" / "n250" / "seed1" / "metrics.json").read_text())
+    del d["test"]["per_face_nme_io"]
+    (tmp_path / "real_only" / "n250" / "seed1" / "metrics.json").write_text(json.dumps(d))
+    rows, _ = collect(tmp_path)
+    assert not faces_cover(seed_values(rows), face_values(rows), 50)
+    assert run_cli("report", [str(tmp_path)]) == 0
+    assert "(95% bootstrap interval over seeds: " in (tmp_path / "report.md").read_text()

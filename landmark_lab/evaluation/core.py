@@ -29,11 +29,15 @@ class EvalResult:
     targets: np.ndarray | None = None
     # The same metrics from the base prediction, without the label adapter (None for baselines).
     without_adapter: dict[str, float] | None = None
+    # Every test face's inter-ocular NME, in loader order: what a report needs to bootstrap over test faces.
+    per_face: list[float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"metrics": self.metrics, "ced": self.ced}
         if self.without_adapter is not None:
             out["metrics_without_adapter"] = self.without_adapter
+        if self.per_face is not None:
+            out["per_face_nme_io"] = [round(x, 6) for x in self.per_face]  # 6 digits: about 8 kB per 1000 faces
         return out
 
 
@@ -55,6 +59,10 @@ def _finish(metric: LandmarkMetrics) -> tuple[dict[str, float], dict[str, list[f
     scalars = {k: float(v) for k, v in metric.compute().items()}
     xs, ys = metric.ced()
     return scalars, {"nme_io": xs.tolist(), "fraction": ys.tolist()}
+
+
+def _per_face(metric: LandmarkMetrics) -> list[float]:
+    return [float(x) for x in metric.per_face("inter_ocular").tolist()]
 
 
 @torch.no_grad()
@@ -85,7 +93,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
     scalars, ced = _finish(metric)
     return EvalResult(scalars, ced, images, np.concatenate(preds) if preds else None,
                       np.concatenate(targets) if targets else None,
-                      without_adapter=_finish(raw)[0] if base_is_meaningful(model) else None)
+                      without_adapter=_finish(raw)[0] if base_is_meaningful(model) else None, per_face=_per_face(metric))
 
 
 def base_is_meaningful(model: torch.nn.Module) -> bool:
@@ -109,7 +117,7 @@ def mean_shape_baseline(mean_shape: torch.Tensor, loader: DataLoader) -> EvalRes
         target = batch["landmarks"]
         metric.update(mean_shape.expand_as(target), target)
     scalars, ced = _finish(metric)
-    return EvalResult(scalars, ced)
+    return EvalResult(scalars, ced, per_face=_per_face(metric))
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

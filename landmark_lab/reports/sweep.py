@@ -112,12 +112,20 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
         row = {"strategy": strategy, "budget": int(budget or 0), "real_budget": d.get("real_budget"),
                "seed": d.get("seed"), "images_seed": _images_seed(d), "val_nme_io": d.get("val_nme_io"),
                "seconds": (d.get("timing") or {}).get("total_seconds"), "resumed": bool(d.get("resumed")), "run": name,
-               "ced": d["test"].get("ced")}
+               "ced": d["test"].get("ced"), "per_face": _per_face(d["test"].get("per_face_nme_io"))}
         row.update({k: (metrics.get(k) if _finite(metrics.get(k)) else None) for k in COLUMNS if k in metrics})
         raw = d["test"].get("metrics_without_adapter") or {}
         row.update({f"{k}_no_adapter": raw.get(k) for k in ("nme_io", "nme_io_jaw", "nme_io_inner")})
         rows.append(row)
     return rows, incomplete
+
+
+def _per_face(values: Any) -> np.ndarray | None:
+    """A metrics.json's per-face NME list as an array; None where it has none (older runs) or it is not a list of
+    finite numbers (then the report bootstraps over seeds only)."""
+    if not isinstance(values, list) or not values or not all(_finite(v) for v in values):
+        return None
+    return np.asarray(values, dtype=float)
 
 
 def _recorded_value(key: str, text: str) -> Any:
@@ -226,26 +234,64 @@ def seed_values(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, di
     return {s: dict(sorted(bs.items())) for s, bs in out.items()}
 
 
+def face_values(rows: list[dict[str, Any]]) -> dict[str, dict[int, list[np.ndarray]]]:
+    """strategy -> budget -> the per-face NME arrays of the runs that recorded them (in :func:`seed_values`' order)."""
+    out: dict[str, dict[int, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get("nme_io") is not None and r.get("per_face") is not None:
+            out[r["strategy"]][r["budget"]].append(r["per_face"])
+    return {s: dict(bs) for s, bs in out.items()}
+
+
+def faces_cover(values: dict[str, dict[int, list[float]]], faces: dict[str, dict[int, list[np.ndarray]]] | None,
+                n: int, strategy: str = "pretrain_finetune") -> bool:
+    """Whether every run behind the headline of ``strategy`` at ``n`` (its runs and every real-only run) recorded
+    its per-face errors on test sets of one size, so the bootstrap can resample test faces too."""
+    if not faces:
+        return False
+    points = [(strategy, n)] + [("real_only", b) for b in values.get("real_only", {})]
+    arrays = []
+    for s, b in points:
+        got = faces.get(s, {}).get(b, [])
+        if len(got) != len(values.get(s, {}).get(b, [])):
+            return False
+        arrays += got
+    return bool(arrays) and len({len(a) for a in arrays}) == 1
+
+
 def equivalent_budget_interval(values: dict[str, dict[int, list[float]]], n: int, draws: int = 2000,
-                               level: float = 0.95, seed: int = 0,
-                               strategy: str = "pretrain_finetune") -> tuple[float, float] | None:
-    """A bootstrap interval over seeds for the real-only budget that ``strategy`` with ``n`` real images is worth.
+                               level: float = 0.95, seed: int = 0, strategy: str = "pretrain_finetune",
+                               faces: dict[str, dict[int, list[np.ndarray]]] | None = None) -> tuple[float, float] | None:
+    """A bootstrap interval for the real-only budget that ``strategy`` with ``n`` real images is worth.
 
     Each draw resamples, with replacement, the seeds of every point (the strategy's run at ``n`` and every
     real-only budget), averages them and interpolates on the log-budget scale as :func:`equivalent_budget` does;
-    the interval is the central ``level`` of the draws. A real-only budget with a single seed enters every draw at
-    its value (it has no spread to resample). A draw better than real-only with its largest budget counts as
-    infinity, one worse than with its smallest as 0, so such bounds read "beyond the curve". ``None`` when the
-    strategy's point or every real-only budget has a single seed.
+    the interval is the central ``level`` of the draws. With ``faces`` covering every run (:func:`faces_cover`),
+    each draw also resamples the test faces, the same faces for every run (they were tested on the same set), and a
+    run's value is its mean NME over them: the interval then carries the test set's sampling too. A real-only
+    budget with a single seed enters every draw at its value (it has no seeds to resample). A draw better than
+    real-only with its largest budget counts as infinity, one worse than with its smallest as 0, so such bounds read
+    "beyond the curve". ``None`` when the strategy's point or every real-only budget has a single seed.
     """
     pre, real = values.get(strategy, {}).get(n), values.get("real_only", {})
     if not pre or len(pre) < 2 or not real or max(len(v) for v in real.values()) < 2:
         return None
     rng = np.random.default_rng(seed)
+    matrices = None
+    if faces is not None and faces_cover(values, faces, n, strategy):
+        matrices = {("real_only", b): np.stack(faces["real_only"][b]) for b in real}
+        matrices[(strategy, n)] = np.stack(faces[strategy][n])
+        n_faces = matrices[(strategy, n)].shape[1]
+
+    def point(key: tuple[str, int], seeds: list[float], idx: np.ndarray | None) -> float:
+        runs = np.asarray(seeds) if idx is None else matrices[key][:, idx].mean(axis=1)  # type: ignore[index]
+        return float(rng.choice(runs, len(runs)).mean())
+
     found = []
     for _ in range(draws):
-        curve = {b: (float(rng.choice(v, len(v)).mean()), 0.0, len(v)) for b, v in real.items()}
-        rel, b = equivalent_budget(float(rng.choice(pre, len(pre)).mean()), curve)
+        idx = rng.integers(0, n_faces, n_faces) if matrices is not None else None
+        curve = {b: (point(("real_only", b), v, idx), 0.0, len(v)) for b, v in real.items()}
+        rel, b = equivalent_budget(point((strategy, n), pre, idx), curve)
         found.append(math.inf if rel == "<" else 0.0 if rel == ">" else float(b))
     big = 1e300  # quantiles interpolate, and inf - inf is nan: a finite stand-in, mapped back after
     lo, hi = np.quantile(np.minimum(found, big), [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
@@ -270,7 +316,7 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[di
     resample. Pre-training + fine-tuning first: it is the study's headline."""
     if "real_only" not in agg or not any(s != "real_only" for s in agg):
         return ["(the headline needs real_only runs and runs of another strategy)"]
-    values = seed_values(rows or [])
+    values, faces = seed_values(rows or []), face_values(rows or [])
     budgets = sorted(b for b in agg["real_only"] if b > 0)
     single = [b for b in budgets if agg["real_only"][b][2] < 2]
     out = []
@@ -285,13 +331,14 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[di
             name = SHORT.get(strategy, strategy + " with {n} real").format(n=n)
             line = f"{name} (NME {100 * mean:.2f}%, {seeds} seed{'s' if seeds > 1 else ''}) {words}"
             if rows is not None:
-                interval = equivalent_budget_interval(values, n, strategy=strategy)
+                interval = equivalent_budget_interval(values, n, strategy=strategy, faces=faces)
                 if interval is None:
                     line += " (no interval: a single seed)"
                 else:
                     lo, hi = (_bound(x, budgets[-1], budgets[0]) for x in interval)
                     span = lo if lo == hi else f"{lo} to {hi}"
-                    line += f" (95% bootstrap interval over seeds: {span} real images"
+                    over = "seeds and test faces" if faces_cover(values, faces, n, strategy) else "seeds"
+                    line += f" (95% bootstrap interval over {over}: {span} real images"
                     line += (f"; real-only at {', '.join(map(str, single))} has one seed and enters unresampled)"
                              if single else ")")
             out.append(line)
@@ -401,11 +448,13 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
         md.append(f"| {s} | " + " | ".join(_fmt(agg[s][b]) if b in agg[s] else "" for b in budgets) + " |")
     md += ["", "## Headline", ""] + [f"- {h}" for h in lines]
     if any("bootstrap" in h for h in lines):
-        md += ["", "Intervals: 2000 bootstrap draws over seeds. Each draw resamples, with replacement, the seeds of "
-               "the compared point and of every real-only budget, and interpolates the real-only curve on the "
-               "log-budget scale; the interval holds the central 95% of the draws. It covers seed-to-seed variation "
-               "(a seed draws the real images and the training noise), not the sampling of test faces. A real-only "
-               "budget with one seed enters every draw at its value."]
+        md += ["", "Intervals: 2000 bootstrap draws. Each draw resamples, with replacement, the seeds of the compared "
+               "point and of every real-only budget, and interpolates the real-only curve on the log-budget scale; "
+               "the interval holds the central 95% of the draws. \"Over seeds\" covers seed-to-seed variation (a seed "
+               "draws the real images and the training noise), not the sampling of test faces; \"over seeds and test "
+               "faces\" (where every run behind the line recorded its per-face errors) also resamples the test faces "
+               "in each draw, the same faces for every run. A real-only budget with one seed enters every draw "
+               "unresampled over seeds."]
     paired = paired_table(rows)
     md += ["", *paired, *([""] if paired else []), *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     md += ["", "## Incomplete or failed runs", ""]
