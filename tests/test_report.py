@@ -185,6 +185,9 @@ def test_peer_evaluation_is_drawn_as_a_reference_line(sweep, tmp_path):
     md = (sweep / "report.md").read_text()
     assert "| dlib (peer, detector boxes) | 2.89 ± 0.00 (n=1) |" in md
     assert run_cli("report", [str(sweep), "--reference", str(tmp_path / "missing")]) == 2
+    # the reference row is in results.csv: reading it back beside the same reference draws it once
+    assert run_cli("report", [str(sweep), "--reference", str(peer), "--recorded", str(sweep / "results.csv")]) == 0
+    assert (sweep / "report.md").read_text().count("| dlib (peer, detector boxes) | 2.89 ± 0.00 (n=1) |") == 1
 
 
 def test_recorded_results_join_the_runs_found(sweep, tmp_path):

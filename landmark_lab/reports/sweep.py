@@ -650,8 +650,9 @@ def write_report(cfg: Any) -> Path:
     if not sweep.is_dir() or not any(sweep.iterdir()):
         raise ConfigError(f"sweep={sweep}: not a folder with runs in it (give the folder a sweep or ablation wrote).")
     rows, incomplete = collect(sweep)
-    rows = merge_recorded(rows, recorded_rows(list(cfg.get("recorded") or [])))
-    rows += reference_rows(list(cfg.get("references") or []))
+    # reference lines first: a recorded results.csv holds the earlier report's reference rows too (same run name)
+    rows = merge_recorded(rows + reference_rows(list(cfg.get("references") or [])),
+                          recorded_rows(list(cfg.get("recorded") or [])))
     if not rows:
         listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
         raise DataError(f"no finished run (metrics.json) under {sweep}" + (f". Failed or unfinished: {listed}" if listed else ""))
