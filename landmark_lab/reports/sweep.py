@@ -162,7 +162,7 @@ def recorded_rows(paths: list[Any]) -> list[dict[str, Any]]:
                     raise DataError(f"recorded: {path} is not a report's results.csv: no column {', '.join(missing)} "
                                     f"(it has: {', '.join(reader.fieldnames or []) or 'no header'}).")
                 for line, raw in enumerate(reader, start=2):
-                    row: dict[str, Any] = {"ced": None, "resumed": False, "recorded": str(path)}
+                    row: dict[str, Any] = {"ced": None, "recorded": str(path)}
                     for key in COLUMNS:
                         text = (raw.get(key) or "").strip()
                         try:
@@ -170,14 +170,15 @@ def recorded_rows(paths: list[Any]) -> list[dict[str, Any]]:
                         except ValueError:
                             raise DataError(f"recorded: {path}, line {line}: {key}={text!r} is not a number; fix or "
                                             "delete that line (or re-run report on the run folders).") from None
-                        if value is not None or key not in row:
-                            row[key] = value
+                        row[key] = value
                     if not row["strategy"] or not row["run"] or row["budget"] is None or not _finite(row["nme_io"]):
                         raise DataError(f"recorded: {path}, line {line}: a row needs a strategy, a budget, a run and a "
                                         f"finite nme_io (got {raw.get('strategy')!r}, {raw.get('budget')!r}, "
                                         f"{raw.get('run')!r}, {raw.get('nme_io')!r}).")
-                    if row.get("images_seed") is None:
-                        row["images_seed"] = row.get("seed")  # written before results.csv recorded it
+                    # files written before results.csv recorded these two: the run seed drew the images; not resumed
+                    if row["images_seed"] is None:
+                        row["images_seed"] = row["seed"]
+                    row["resumed"] = bool(row["resumed"])
                     rows.append(row)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"recorded: {path} could not be read as CSV ({type(exc).__name__}: {exc}).") from None
