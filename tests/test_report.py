@@ -14,6 +14,7 @@ from landmark_lab.reports.sweep import (
     equivalent_budget_interval,
     face_values,
     faces_cover,
+    headlines,
     paired_table,
     plot_budget,
     seed_values,
@@ -88,12 +89,29 @@ def test_headline_interval_bootstraps_over_seeds(sweep):
     assert equivalent_budget_interval(single, 50) is None
 
 
+def test_headline_says_all_only_for_a_whole_pool_run(tmp_path):
+    # A curve whose largest real-only run is a budget of 50 is not "all 50"; a run on the whole pool
+    # (data.real_budget=all) is.
+    for seed in (0, 1):
+        _run(tmp_path, "real_only", 50, seed, 0.20)
+        _run(tmp_path, "pretrain_finetune", 50, seed, 0.15)
+    rows, _ = collect(tmp_path)
+    assert headlines(aggregate(rows), rows)[0].startswith(
+        "pretrain + 50 real (NME 15.00%, 2 seeds) is better than real-only with 50 real images, its largest budget "
+        "measured")
+    for r in rows:
+        r["real_budget"] = "all"
+    assert "is better than real-only with all 50 real images" in headlines(aggregate(rows), rows)[0]
+
+
 def test_report_cli_writes_table_plots_and_consistent_headline(sweep, capsys):
     assert run_cli("report", [str(sweep)]) == 0
     md = (sweep / "report.md").read_text()
     assert "pretrain + 50 real (NME 14.00%, 2 seeds) ≈ real-only with 158 real images (95% bootstrap interval over seeds: " in md
-    assert "1000 real images (95% bootstrap interval over seeds: more than 1000 real images)" in md
-    assert "pretrain + 1000 real (NME 5.00%, 2 seeds) is better than real-only with all 1000 real images" in md
+    assert "measured (95% bootstrap interval over seeds: more than 1000 real images)" in md
+    # the curve's largest run is 1000 of a larger pool, not "all"
+    assert ("pretrain + 1000 real (NME 5.00%, 2 seeds) is better than real-only with 1000 real images, its largest "
+            "budget measured") in md
     assert "real_only/n2000/seed0" in md
     assert "| real_only | 20.00 ± 0.71 (n=2) |" in md
     with open(sweep / "results.csv") as fh:
@@ -112,6 +130,9 @@ def test_budget_plot_fits_the_curves_not_a_far_single_point(tmp_path):
     lo, hi = y_window(agg)
     assert 4.0 < lo < 4.3 and 5.7 < hi < 6.1  # the curves and their bars, a margin, not 8.95
     assert y_window({"synth_only_adapted": {50: (0.09, 0.0, 1)}}) is None  # no curve: matplotlib's own limits
+    # a single point below the curve (pre-trained at one budget beating real-only) is never cut off
+    lo, hi = y_window({"real_only": {50: (0.133, 0.011, 3)}, "pretrain_finetune": {50: (0.085, 0.0065, 3)}})
+    assert lo < 8.5 - 0.65 and 14.4 < hi
     plot_budget(agg, tmp_path / "b.png", "t")
     assert (tmp_path / "b.png").stat().st_size > 1000
 
@@ -217,6 +238,22 @@ def test_recorded_results_join_the_runs_found(sweep, tmp_path):
     # the written file reads back the same (a second round trip changes nothing)
     assert run_cli("report", [str(sweep), "--out", str(first), "--recorded", str(first)]) == 0
     assert (first / "report.md").read_text() == md
+
+
+def test_recorded_results_alone_need_an_out_folder(sweep, tmp_path, capsys):
+    """Every run on another machine: the recorded rows alone make the report, into --out (named after it); without
+    --out it would land in an empty (perhaps mistyped) sweep folder, so it is refused."""
+    first = tmp_path / "first"
+    assert run_cli("report", [str(sweep), "--out", str(first)]) == 0
+    empty, again = tmp_path / "empty", tmp_path / "again"
+    empty.mkdir()
+    assert run_cli("report", [str(empty), "--recorded", str(first / "results.csv")]) == 2
+    assert "give --out DIR" in capsys.readouterr().err and not (empty / "report.md").exists()
+    empty.mkdir(exist_ok=True)  # (a refused command removes an empty run folder, this one included)
+    assert run_cli("report", [str(empty), "--out", str(again), "--recorded", str(first / "results.csv")]) == 0
+    md = (again / "report.md").read_text()
+    assert md.startswith("# Sweep report: again\n") and "12 finished runs. 12 of them were read from" in md
+    assert "pretrain + 50 real (NME 14.00%, 2 seeds) ≈ real-only with" in md
 
 
 @pytest.mark.parametrize("content, message", [

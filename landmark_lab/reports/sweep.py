@@ -320,6 +320,10 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[di
     values, faces = seed_values(rows or []), face_values(rows or [])
     budgets = sorted(b for b in agg["real_only"] if b > 0)
     single = [b for b in budgets if agg["real_only"][b][2] < 2]
+    # "all N" only where the largest real-only run trained on the whole pool: a curve that stops at 50 is not "all"
+    whole = any(r["strategy"] == "real_only" and r["budget"] == budgets[-1] and str(r.get("real_budget")) == "all"
+                for r in rows or []) if budgets else False
+    largest = "all {b:.0f} real images" if whole else "{b:.0f} real images, its largest budget measured"
     out = []
     for strategy in [s for s in ordered(agg) if s != "real_only"]:
         for n, (mean, _, seeds) in agg[strategy].items():
@@ -327,7 +331,7 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[di
             if b is None:
                 continue
             words = {"≈": f"≈ real-only with {b:.0f} real images",
-                     "<": f"is better than real-only with all {b:.0f} real images",
+                     "<": "is better than real-only with " + largest.format(b=b),
                      ">": f"is worse than real-only with {b:.0f} real images"}[rel]
             name = SHORT.get(strategy, strategy + " with {n} real").format(n=n)
             line = f"{name} (NME {100 * mean:.2f}%, {seeds} seed{'s' if seeds > 1 else ''}) {words}"
@@ -432,7 +436,7 @@ def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
     return md
 
 
-def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str],
+def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str],
              budget: int = 50) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = ordered(agg)
@@ -440,7 +444,7 @@ def markdown(sweep: Path, rows: list[dict], agg: dict, lines: list[str], incompl
     read_back = (f" {sum(bool(r.get('recorded')) for r in rows)} of them were read from "
                  f"{', '.join(f'`{p}`' for p in recorded)} (a previous report's rows; their run folders are not here)."
                  if recorded else "")
-    md = [f"# Sweep report: {sweep.name}", "",
+    md = [f"# Sweep report: {title}", "",
           f"{len(rows)} finished runs.{read_back} Real-test NME, inter-ocular (%), mean ± std over seeds; budget = "
           "real training images (synthetic only: 0).", ""]
     md.append("| strategy | " + " | ".join(str(b) for b in budgets) + " |")
@@ -480,13 +484,15 @@ def ced_note(rows: list[dict], budget: int) -> str:
 
 def y_window(agg: dict) -> tuple[float, float] | None:
     """The NME range (%) that shows the curves (real-only and every strategy measured at two or more budgets) with
-    their error bars; a far-off single point (synthetic only at 9 % beside curves at 4-6 %) would otherwise squeeze
-    them flat. ``None`` when there is no curve."""
+    their error bars; a far-off single point above them (synthetic only at 9 % beside curves at 4-6 %) would
+    otherwise squeeze them flat. Every point below the curves stays in the window: a strategy that beats them is
+    the one a reader looks for. ``None`` when there is no curve."""
     vals = [(100 * (m - sd), 100 * (m + sd)) for s, pts in agg.items()
             if s == "real_only" or len([b for b in pts if b > 0]) > 1 for b, (m, sd, _) in pts.items() if b > 0]
     if not vals:
         return None
     lo, hi = min(v[0] for v in vals), max(v[1] for v in vals)
+    lo = min([lo] + [100 * (m - sd) for pts in agg.values() for m, sd, _ in pts.values()])
     pad = max(hi - lo, 0.05 * hi) * 0.12
     return lo - pad, hi + 2 * pad
 
@@ -580,9 +586,9 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.2f}"
 
 
-def runs_table(sweep: Path, rows: list[dict], incomplete: list[str]) -> str:
+def runs_table(title: str, rows: list[dict], incomplete: list[str]) -> str:
     """One row per run folder (an ablation): NME overall, jaw and inner face, with and without the adapter."""
-    md = [f"# Runs: {sweep.name}", "",
+    md = [f"# Runs: {title}", "",
           "Real-test NME, inter-ocular (%). 'without adapter' = the same model's base (synthetic-convention) "
           "output: the label gap in numbers.", "",
           "| run | strategy | real images | NME | jaw | inner | NME without adapter | jaw without adapter | FR@0.1 |",
@@ -648,28 +654,37 @@ def write_report(cfg: Any) -> Path:
     """``report``: ``results.csv``, ``report.md`` and the figures of ``cfg.sweep`` into ``cfg.out`` (default: the
     sweep folder); with ``cfg.runs``, one row per run (``runs.md``, ``runs.png``). Returns the output folder."""
     sweep = Path(str(cfg.sweep)).expanduser()
-    if not sweep.is_dir() or not any(sweep.iterdir()):
-        raise ConfigError(f"sweep={sweep}: not a folder with runs in it (give the folder a sweep or ablation wrote).")
-    rows, incomplete = collect(sweep)
+    recorded = list(cfg.get("recorded") or [])
+    rows, incomplete = [], []
+    found = sweep.is_dir() and any(sweep.iterdir())
+    if found:
+        rows, incomplete = collect(sweep)
+    elif not recorded:
+        raise ConfigError(f"sweep={sweep}: not a folder with runs in it (give the folder a sweep or ablation wrote, "
+                          "or --recorded RESULTS_CSV --out DIR to report the rows an earlier report wrote).")
+    elif not cfg.get("out"):
+        # the report would otherwise be written into an empty (perhaps mistyped) folder
+        raise ConfigError(f"sweep={sweep} has no runs in it: to report only the --recorded rows, give --out DIR.")
     # reference lines first: a recorded results.csv holds the earlier report's reference rows too (same run name)
     rows = merge_recorded(rows + reference_rows(list(cfg.get("references") or [])),
-                          recorded_rows(list(cfg.get("recorded") or [])))
+                          recorded_rows(recorded))
     if not rows:
         listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
         raise DataError(f"no finished run (metrics.json) under {sweep}" + (f". Failed or unfinished: {listed}" if listed else ""))
     out = Path(str(cfg.out)) if cfg.get("out") else sweep
     out.mkdir(parents=True, exist_ok=True)
+    title = sweep.name if found else out.resolve().name  # recorded rows alone: named after where they are reported
     write_csv(rows, out / "results.csv")
     if cfg.get("runs", False):
-        (out / "runs.md").write_text(runs_table(sweep, rows, incomplete))
-        plot_runs(rows, out / "runs.png", f"{sweep.name}: real-test NME per run")
+        (out / "runs.md").write_text(runs_table(title, rows, incomplete))
+        plot_runs(rows, out / "runs.png", f"{title}: real-test NME per run")
         print((out / "runs.md").read_text())
         return out
     agg = aggregate(rows)
     lines = headlines(agg, rows)
     budget = int(cfg.get("ced_budget", 50))
-    (out / "report.md").write_text(markdown(sweep, rows, agg, lines, incomplete, budget))
-    plot_budget(agg, out / "nme_vs_budget.png", f"{sweep.name}: real-test NME vs real images")
+    (out / "report.md").write_text(markdown(title, rows, agg, lines, incomplete, budget))
+    plot_budget(agg, out / "nme_vs_budget.png", f"{title}: real-test NME vs real images")
     plot_ced(rows, budget, out / "ced.png")
     plot_regions(rows, budget, out / "regions.png")
     print((out / "report.md").read_text())
