@@ -137,6 +137,22 @@ def test_budget_plot_fits_the_curves_not_a_far_single_point(tmp_path):
     assert (tmp_path / "b.png").stat().st_size > 1000
 
 
+def test_budget_plot_stacks_the_labels_of_points_above_the_axis_at_one_budget(tmp_path, monkeypatch):
+    # two strategies above the axis at 50 (data adaptation 7.48 %, synthetic only 8.95 %): their values are written
+    # one below the other, not on top of each other
+    from matplotlib.axes import Axes
+
+    written = []
+    original = Axes.annotate
+    monkeypatch.setattr(Axes, "annotate", lambda ax, text, xy, **kw: written.append((text, kw["xytext"]))
+                        or original(ax, text, xy, **kw))
+    agg = {"real_only": {50: (0.056, 0.001, 2), 1000: (0.045, 0.002, 2)},
+           "data_adapt": {50: (0.0748, 0.0, 1)}, "synth_only_adapted": {50: (0.0895, 0.0013, 3)}}
+    plot_budget(agg, tmp_path / "b.png", "t")
+    assert sorted(t for t, _ in written) == ["7.48% ± 0.00", "8.95% ± 0.13"]
+    assert len({offset for _, offset in written}) == 2
+
+
 def test_paired_table_compares_runs_on_the_same_real_images(tmp_path):
     """Seed 2 drew harder images for both arms: unpaired, its spread hides the gap; paired, every seed shows it.
     A run whose config sets data.split_seed pairs by that seed."""

@@ -506,6 +506,7 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
+    stacked: dict[int, int] = defaultdict(int)  # off-axis labels already written at a budget: the next goes below
     window = y_window(agg)
     top = window[1] if window else math.inf
     edge = top - 0.02 * (window[1] - window[0]) if window else top
@@ -529,7 +530,8 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
         for i in (i for i, v in enumerate(y) if v > top):  # off the axis: a triangle at the edge, its value beside
             ax.plot(b[i], edge, marker="^", ms=9, color=color, clip_on=False)
             ax.annotate(f"{y[i]:.2f}% ± {100 * pts[b[i]][1]:.2f}", (b[i], edge), textcoords="offset points",
-                        xytext=(8, -4), fontsize=8, color=color, va="top")
+                        xytext=(8, -4 - 11 * stacked[b[i]]), fontsize=8, color=color, va="top")
+            stacked[b[i]] += 1
     if window:
         ax.set_ylim(*window)
     ax.set_xscale("log")
