@@ -487,12 +487,12 @@ def y_window(agg: dict) -> tuple[float, float] | None:
     their error bars; a far-off single point above them (synthetic only at 9 % beside curves at 4-6 %) would
     otherwise squeeze them flat. Every point below the curves stays in the window: a strategy that beats them is
     the one a reader looks for. ``None`` when there is no curve."""
-    vals = [(100 * (m - sd), 100 * (m + sd)) for s, pts in agg.items()
+    tops = [100 * (m + sd) for s, pts in agg.items()
             if s == "real_only" or len([b for b in pts if b > 0]) > 1 for b, (m, sd, _) in pts.items() if b > 0]
-    if not vals:
+    if not tops:
         return None
-    lo, hi = min(v[0] for v in vals), max(v[1] for v in vals)
-    lo = min([lo] + [100 * (m - sd) for pts in agg.values() for m, sd, _ in pts.values()])
+    hi = max(tops)
+    lo = min(100 * (m - sd) for pts in agg.values() for m, sd, _ in pts.values())  # the curves' bars and below
     pad = max(hi - lo, 0.05 * hi) * 0.12
     return lo - pad, hi + 2 * pad
 
