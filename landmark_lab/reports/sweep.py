@@ -529,7 +529,9 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
         color = line.lines[0].get_color()
         for i in (i for i, v in enumerate(y) if v > top):  # off the axis: a triangle at the edge, its value beside
             ax.plot(b[i], edge, marker="^", ms=9, color=color, clip_on=False)
-            ax.annotate(f"{y[i]:.2f}% ± {100 * pts[b[i]][1]:.2f}", (b[i], edge), textcoords="offset points",
+            _, sd, n = pts[b[i]]  # one seed has no spread to show: say so instead of "± 0.00"
+            text = f"{y[i]:.2f}% ± {100 * sd:.2f}" if n > 1 else f"{y[i]:.2f}% (1 seed)"
+            ax.annotate(text, (b[i], edge), textcoords="offset points",
                         xytext=(8, -4 - 11 * stacked[b[i]]), fontsize=8, color=color, va="top")
             stacked[b[i]] += 1
     if window:
