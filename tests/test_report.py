@@ -324,3 +324,38 @@ def test_headline_interval_also_resamples_test_faces_where_every_run_recorded_th
     assert not faces_cover(seed_values(rows), face_values(rows), 50)
     assert run_cli("report", [str(tmp_path)]) == 0
     assert "(95% bootstrap interval over seeds: " in (tmp_path / "report.md").read_text()
+
+
+def test_a_sweep_without_real_only_runs_takes_its_curve_from_a_baseline(sweep, tmp_path, capsys):
+    """A sweep that varied something else (the synthetic sources) and ran no real-only run: --baseline reads the
+    real_only rows of another report's results.csv as its curve, so its headline and paired table exist; refused
+    where the sweep has real-only runs of its own, or the file has none."""
+    main = tmp_path / "main"
+    assert run_cli("report", [str(sweep), "--out", str(main)]) == 0
+    sources = tmp_path / "sources"
+    _run(sources, "pretrain_finetune", 50, 0, 0.12)
+    assert run_cli("report", [str(sources)]) == 0
+    assert "(the headline needs real_only runs" in (sources / "report.md").read_text()
+    assert run_cli("report", [str(sources), "--baseline", str(main)]) == 0
+    md = (sources / "report.md").read_text()
+    assert md.startswith("# Sweep report: sources\n\n9 finished runs. The 8 real_only runs are the baseline read from")
+    assert "| real_only | 20.00 ± 0.71 (n=2) |" in md  # the baseline's curve, both seeds
+    assert "pretrain + 50 real (NME 12.00%, 1 seed) ≈ real-only with" in md and "(no interval: a single seed)" in md
+    assert "| pretrain_finetune | -7.50 (1/1) |" in md  # paired with the baseline's seed-0 run on the same images
+    with open(sources / "results.csv") as fh:
+        assert sum(r["strategy"] == "real_only" for r in csv.DictReader(fh)) == 8
+    # its own results.csv read back beside the same baseline: the same report
+    assert run_cli("report", [str(sources), "--baseline", str(main), "--recorded", str(sources)]) == 0
+    assert (sources / "report.md").read_text() == md
+    capsys.readouterr()
+    assert run_cli("report", [str(sweep), "--out", str(tmp_path / "x"), "--baseline", str(main)]) == 2
+    assert "baseline: the sweep has real_only runs of its own" in capsys.readouterr().err
+    no_real = tmp_path / "no_real"
+    _run(no_real, "synth_only_adapted", 50, 0, 0.3)
+    assert run_cli("report", [str(no_real), "--out", str(tmp_path / "y")]) == 0
+    assert run_cli("report", [str(sources), "--baseline", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert f"baseline: {tmp_path / 'y' / 'results.csv'} has no real_only rows" in err
+    assert run_cli("report", [str(sources), "--baseline", str(tmp_path / "missing.csv")]) == 2
+    assert "baseline: " in capsys.readouterr().err
+    assert (sources / "report.md").read_text() == md  # the refused commands left the report as it was

@@ -1,5 +1,5 @@
 """``python -m landmark_lab.report SWEEP_DIR [--runs] [--ced-budget 50] [--out DIR] [--reference EVAL_RUN ...]
-[--recorded RESULTS_CSV ...]``.
+[--recorded RESULTS_CSV ...] [--baseline RESULTS_CSV ...]``.
 
 Table, plots and headline of a sweep folder (:func:`landmark_lab.reports.sweep.write_report`).
 """
@@ -12,7 +12,7 @@ def main() -> None:
 
     run_app("report", write_report, flags={"--runs": "runs=true", "--ced-budget": "ced_budget", "--out": "out",
                                             "--reference": "references+=",
-                                            "--recorded": "recorded+="},
+                                            "--recorded": "recorded+=", "--baseline": "baselines+="},
             positional="sweep")
 
 

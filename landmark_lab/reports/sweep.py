@@ -143,23 +143,28 @@ def _recorded_value(key: str, text: str) -> Any:
     return float(text)
 
 
-def recorded_rows(paths: list[Any]) -> list[dict[str, Any]]:
+def _results_csv(p: Any) -> Path:
+    """A report's ``results.csv``: the path given, or the one in the folder given."""
+    path = Path(str(p)).expanduser()
+    return path / "results.csv" if path.is_dir() else path
+
+
+def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, Any]]:
     """Rows a previous report wrote to a ``results.csv`` (a path, or the folder holding one), for runs whose folders
     are not here: a sweep run on another machine, or logs since cleaned. They enter the tables, the headline and its
     interval like found runs; results.csv keeps no CED curve, so they are missing from ``ced.png`` only. Each row
-    remembers its file (``recorded``)."""
+    remembers its file (``recorded``). Errors name ``option``, the setting the files were given in."""
     rows = []
     for p in paths:
-        path = Path(str(p)).expanduser()
-        path = path / "results.csv" if path.is_dir() else path
+        path = _results_csv(p)
         if not path.is_file():
-            raise ConfigError(f"recorded: {path} not found (give the results.csv a previous report wrote, or its folder).")
+            raise ConfigError(f"{option}: {path} not found (give the results.csv a previous report wrote, or its folder).")
         try:
             with path.open(newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 missing = [c for c in RECORDED_REQUIRED if c not in (reader.fieldnames or [])]
                 if missing:
-                    raise DataError(f"recorded: {path} is not a report's results.csv: no column {', '.join(missing)} "
+                    raise DataError(f"{option}: {path} is not a report's results.csv: no column {', '.join(missing)} "
                                     f"(it has: {', '.join(reader.fieldnames or []) or 'no header'}).")
                 for line, raw in enumerate(reader, start=2):
                     row: dict[str, Any] = {"ced": None, "recorded": str(path)}
@@ -168,11 +173,11 @@ def recorded_rows(paths: list[Any]) -> list[dict[str, Any]]:
                         try:
                             value = _recorded_value(key, text)
                         except ValueError:
-                            raise DataError(f"recorded: {path}, line {line}: {key}={text!r} is not a number; fix or "
+                            raise DataError(f"{option}: {path}, line {line}: {key}={text!r} is not a number; fix or "
                                             "delete that line (or re-run report on the run folders).") from None
                         row[key] = value
                     if not row["strategy"] or not row["run"] or row["budget"] is None or not _finite(row["nme_io"]):
-                        raise DataError(f"recorded: {path}, line {line}: a row needs a strategy, a budget, a run and a "
+                        raise DataError(f"{option}: {path}, line {line}: a row needs a strategy, a budget, a run and a "
                                         f"finite nme_io (got {raw.get('strategy')!r}, {raw.get('budget')!r}, "
                                         f"{raw.get('run')!r}, {raw.get('nme_io')!r}).")
                     # files written before results.csv recorded these two: the run seed drew the images; not resumed
@@ -181,7 +186,29 @@ def recorded_rows(paths: list[Any]) -> list[dict[str, Any]]:
                     row["resumed"] = bool(row["resumed"])
                     rows.append(row)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"recorded: {path} could not be read as CSV ({type(exc).__name__}: {exc}).") from None
+            raise DataError(f"{option}: {path} could not be read as CSV ({type(exc).__name__}: {exc}).") from None
+    return rows
+
+
+def baseline_rows(paths: list[Any], found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The real-only rows of other reports' ``results.csv`` files (:func:`recorded_rows`), as the real-only curve of
+    a sweep that varied something else (the synthetic sources, say) and ran no real-only run of its own: its
+    headline, interval and paired table then compare against them. Refused where the sweep found real-only runs,
+    which would be averaged with the baseline's as one curve."""
+    if not paths:
+        return []
+    own = [r["run"] for r in found if r["strategy"] == "real_only"]
+    if own:
+        raise ConfigError(f"baseline: the sweep has real_only runs of its own ({own[0]}{' ...' if len(own) > 1 else ''}); "
+                          "--baseline gives the real-only curve to a sweep that ran none. Drop --baseline, or move "
+                          "those runs out of the sweep folder.")
+    rows = []
+    for p in paths:
+        got = [r for r in recorded_rows([p], "baseline") if r["strategy"] == "real_only"]
+        if not got:
+            raise DataError(f"baseline: {_results_csv(p)} has no real_only rows to compare against (give the "
+                            "results.csv of a report whose sweep ran real_only).")
+        rows += [{**r, "baseline": True} for r in got]
     return rows
 
 
@@ -440,10 +467,15 @@ def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomple
              budget: int = 50) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = ordered(agg)
-    recorded = sorted({r["recorded"] for r in rows if r.get("recorded")})
-    read_back = (f" {sum(bool(r.get('recorded')) for r in rows)} of them were read from "
+    recorded = sorted({r["recorded"] for r in rows if r.get("recorded") and not r.get("baseline")})
+    read_back = (f" {sum(bool(r.get('recorded')) and not r.get('baseline') for r in rows)} of them were read from "
                  f"{', '.join(f'`{p}`' for p in recorded)} (a previous report's rows; their run folders are not here)."
                  if recorded else "")
+    baseline = sorted({r["recorded"] for r in rows if r.get("baseline")})
+    if baseline:
+        read_back += (f" The {sum(bool(r.get('baseline')) for r in rows)} real_only runs are the baseline read from "
+                      f"{', '.join(f'`{p}`' for p in baseline)}: this sweep ran no real-only run, and its headline and "
+                      "paired table compare against those.")
     md = [f"# Sweep report: {title}", "",
           f"{len(rows)} finished runs.{read_back} Real-test NME, inter-ocular (%), mean ± std over seeds; budget = "
           "real training images (synthetic only: 0).", ""]
@@ -670,8 +702,9 @@ def write_report(cfg: Any) -> Path:
         # the report would otherwise be written into an empty (perhaps mistyped) folder
         raise ConfigError(f"sweep={sweep} has no runs in it: to report only the --recorded rows, give --out DIR.")
     # reference lines first: a recorded results.csv holds the earlier report's reference rows too (same run name)
+    # the baseline before the recorded rows: a results.csv this report wrote before holds the baseline's rows too
     rows = merge_recorded(rows + reference_rows(list(cfg.get("references") or [])),
-                          recorded_rows(recorded))
+                          baseline_rows(list(cfg.get("baselines") or []), rows) + recorded_rows(recorded))
     if not rows:
         listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
         raise DataError(f"no finished run (metrics.json) under {sweep}" + (f". Failed or unfinished: {listed}" if listed else ""))
