@@ -467,15 +467,17 @@ def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomple
              budget: int = 50) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = ordered(agg)
-    recorded = sorted({r["recorded"] for r in rows if r.get("recorded") and not r.get("baseline")})
-    read_back = (f" {sum(bool(r.get('recorded')) and not r.get('baseline') for r in rows)} of them were read from "
-                 f"{', '.join(f'`{p}`' for p in recorded)} (a previous report's rows; their run folders are not here)."
-                 if recorded else "")
-    baseline = sorted({r["recorded"] for r in rows if r.get("baseline")})
+    baseline = [r for r in rows if r.get("baseline")]
+    recorded = [r for r in rows if r.get("recorded") and not r.get("baseline")]
+
+    def files(some: list[dict]) -> str:
+        return ", ".join(f"`{p}`" for p in sorted({r["recorded"] for r in some}))
+
+    read_back = (f" {len(recorded)} of them were read from {files(recorded)} (a previous report's rows; their run "
+                 "folders are not here)." if recorded else "")
     if baseline:
-        read_back += (f" The {sum(bool(r.get('baseline')) for r in rows)} real_only runs are the baseline read from "
-                      f"{', '.join(f'`{p}`' for p in baseline)}: this sweep ran no real-only run, and its headline and "
-                      "paired table compare against those.")
+        read_back += (f" The {len(baseline)} real_only runs are the baseline read from {files(baseline)}: this sweep "
+                      "ran no real-only run, and its headline and paired table compare against those.")
     md = [f"# Sweep report: {title}", "",
           f"{len(rows)} finished runs.{read_back} Real-test NME, inter-ocular (%), mean ± std over seeds; budget = "
           "real training images (synthetic only: 0).", ""]
