@@ -11,6 +11,7 @@ import platform
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -40,32 +41,89 @@ def data_throughput(cfg: DictConfig, batches: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def train_throughput(cfg: DictConfig, batches: int) -> float:
-    """Images/s of forward + backward + optimiser step of the configured model and input size, on the GPU
-    (with the trainer's mixed precision and channels_last if set) when there is one, else the CPU."""
+# The parts of one training step that step_parts times, in the order they run.
+STEP_PARTS = ("backbone forward", "head + loss forward", "backbone backward", "head backward", "optimiser step",
+              "weight average (EMA)")
+
+
+def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
+    """Milliseconds per training step of the configured model, input size and batch, by part (:data:`STEP_PARTS`,
+    plus ``"step"``, their sum): the module's own ``training_step`` (its heatmap loss included), the configured
+    optimiser, and the EMA callback when the config has one. On the GPU (with the trainer's mixed precision) when
+    there is one, else the CPU. The backbone's share of the forward and backward passes is timed on a second pass
+    of the backbone alone, so the step itself runs unchanged."""
+    from hydra.utils import instantiate
+
     cuda = torch.cuda.is_available() and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
     device = torch.device("cuda" if cuda else "cpu")
     model = build_model(cfg).train().to(device)
     if cfg.model.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
+    model.start_stage("bench", float(cfg.schedule.lr), batches + 3)
+    opt = model.configure_optimizers()["optimizer"]
+    ema_cfg = (cfg.get("callbacks") or {}).get("ema")
+    ema = instantiate(ema_cfg) if ema_cfg else None
+    if ema is not None:
+        ema.on_fit_start(None, model)
     size, bs = int(cfg.data.transform.crop.size), int(cfg.data.batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x, y = torch.randn(bs, 3, size, size, device=device), torch.rand(bs, 68, 2, device=device) * size
+    x = torch.randn(bs, 3, size, size, device=device)
+    batch = {"image": x, "landmarks": torch.rand(bs, 68, 2, device=device) * size,
+             "is_3d": torch.zeros(bs, dtype=torch.bool, device=device)}  # real faces, 2d labels
     precision = str(cfg.trainer.get("precision", "32-true"))
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
-    for i in range(batches + 3):
-        if i == 3:
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda):
-            loss = model.criterion(model(x)[1].float(), model.to_normalised(y))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    if cuda:
-        torch.cuda.synchronize()
-    return bs * batches / (time.perf_counter() - t0)
+
+    def now() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    totals = dict.fromkeys(STEP_PARTS, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # training_step's self.log outside a Trainer: nothing to log to
+        for i in range(batches + 3):  # 3 warm-up steps
+            t = [now()]
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda):
+                feats = model._features(x)
+                probe = sum(f.float().mean() for f in (feats if isinstance(feats, list) else [feats]))
+            t.append(now())
+            probe.backward()
+            t.append(now())
+            opt.zero_grad(set_to_none=True)
+            t.append(now())
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda):
+                loss = model.training_step(batch, i)
+            t.append(now())
+            loss.backward()
+            t.append(now())
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            t.append(now())
+            if ema is not None:
+                ema.on_train_batch_end(None, model, None, batch, i)
+            t.append(now() if ema is not None else t[-1])
+            if i < 3:
+                continue
+            backbone_fwd, backbone_bwd = t[1] - t[0], t[2] - t[1]
+            for part, sec in zip(STEP_PARTS, (backbone_fwd, t[4] - t[3] - backbone_fwd, backbone_bwd,
+                                              t[5] - t[4] - backbone_bwd, t[6] - t[5], t[7] - t[6]), strict=True):
+                totals[part] += sec
+    parts = {k: 1000 * max(v, 0.0) / batches for k, v in totals.items()}
+    parts["step"] = sum(parts.values())
+    return parts
+
+
+def step_lines(cfg: DictConfig, parts: dict[str, float]) -> list[str]:
+    """The step's parts as printed lines, and what the configured schedule's steps cost at that rate."""
+    step = parts["step"]
+    shares = ", ".join(f"{k} {parts[k]:.0f} ({100 * parts[k] / step:.0f} %)" for k in STEP_PARTS
+                       if k != "weight average (EMA)" or parts[k] > 0)
+    lines = [f"training step: {step:.0f} ms = {shares}"]
+    steps = [s.get("steps") for s in cfg.strategy.stages]
+    if all(isinstance(s, int) for s in steps):
+        total = sum(steps)
+        lines.append(f"the configured {total} steps at that rate: {total * step / 60000:.1f} min of training steps "
+                     "(start-up, validation, test and a loader that cannot keep up come on top)")
+    return lines
 
 
 def loader_per_core(cfg: DictConfig, sources: dict[str, dict], sizes: tuple[int, ...], n: int = 200) -> list[str]:
@@ -224,10 +282,13 @@ def run_bench(cfg: DictConfig) -> list[str]:
         f"{cfg.data.batch_size}, loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
     if not b.deploy_only:
         d = data_throughput(cfg, int(b.batches))
-        t = train_throughput(cfg, max(5, int(b.batches) // 3))
+        parts = step_parts(cfg, max(5, int(b.batches) // 3))
+        t = 1000 * int(cfg.data.batch_size) / parts["step"]
         say(f"data pipeline (read + crop + augment):  {d:8.1f} images/s")
         say(f"training (forward + backward + step):   {t:8.1f} images/s")
         say(f"loader / model ratio:                   {d / t:8.2f}x  (target >= 2x)")
+        for line in step_lines(cfg, parts):
+            say(line)
         say(f"inference latency, batch 1:             {latency_ms(cfg, 1):8.2f} ms/face")
         say(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
     for line in deployment_latencies(cfg, tuple(int(x) for x in b.deploy_sizes)):

@@ -1,0 +1,30 @@
+"""The benchmark's training-step breakdown (figures are printed by ``python -m landmark_lab.bench``, never asserted
+as speeds: these tests check what is timed, not how fast)."""
+
+from __future__ import annotations
+
+import pytest
+
+from landmark_lab.evaluation.speed import STEP_PARTS, step_lines, step_parts
+
+
+def test_the_step_breakdown_times_every_part_of_the_recipe_step_and_projects_the_schedule(make_cfg):
+    cfg = make_cfg(["model.head.name=heatmap", "model.adapter.name=none", "callbacks=ema",
+                    "data.transform.crop.size=32", "data.batch_size=4", "schedule.real_steps=250"])
+    parts = step_parts(cfg, batches=2)
+    assert set(parts) == {*STEP_PARTS, "step"}
+    assert all(v >= 0 for v in parts.values())
+    # the EMA callback is configured, so its update is timed; the forward and backward passes take time
+    assert parts["weight average (EMA)"] > 0 and parts["backbone forward"] > 0 and parts["backbone backward"] > 0
+    assert parts["step"] == pytest.approx(sum(parts[k] for k in STEP_PARTS))
+    lines = step_lines(cfg, parts)
+    assert lines[0].startswith(f"training step: {parts['step']:.0f} ms = backbone forward")
+    assert "weight average (EMA)" in lines[0]
+    assert lines[1].startswith("the configured 250 steps at that rate:")
+
+
+def test_without_an_ema_callback_nothing_is_averaged_and_the_line_leaves_it_out(make_cfg):
+    cfg = make_cfg(["data.transform.crop.size=32", "data.batch_size=4"])
+    parts = step_parts(cfg, batches=1)
+    assert parts["weight average (EMA)"] == 0.0
+    assert "EMA" not in step_lines(cfg, parts)[0]
