@@ -52,7 +52,8 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
     optimiser, and the EMA callback when the config has one. On the GPU (with the trainer's mixed precision) when
     there is one, else the CPU. The backbone's share of the forward and backward passes is timed on a second pass
     of the backbone alone, so the step itself runs unchanged."""
-    from hydra.utils import instantiate
+    from landmark_lab.training.callbacks import EMA
+    from landmark_lab.training.runner import stage_callbacks
 
     cuda = torch.cuda.is_available() and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
     device = torch.device("cuda" if cuda else "cpu")
@@ -61,8 +62,9 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
         model = model.to(memory_format=torch.channels_last)
     model.start_stage("bench", float(cfg.schedule.lr), batches + 3)
     opt = model.configure_optimizers()["optimizer"]
-    ema_cfg = (cfg.get("callbacks") or {}).get("ema")
-    ema = instantiate(ema_cfg) if ema_cfg else None
+    # the callbacks a training stage builds (whatever key the EMA is under); building them writes nothing
+    ema = next((c for c in stage_callbacks(cfg, "bench", Path(tempfile.gettempdir()), with_logger=False)
+                if isinstance(c, EMA)), None)
     if ema is not None:
         ema.on_fit_start(None, model)
     size, bs = int(cfg.data.transform.crop.size), int(cfg.data.batch_size)
@@ -71,6 +73,9 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
              "is_3d": torch.zeros(bs, dtype=torch.bool, device=device)}  # real faces, 2d labels
     precision = str(cfg.trainer.get("precision", "32-true"))
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16 if precision.startswith("16") else None
+
+    def amp() -> torch.autocast:  # the trainer's mixed precision, on the GPU only
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda)
 
     def now() -> float:
         if cuda:
@@ -82,7 +87,7 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
         warnings.simplefilter("ignore")  # training_step's self.log outside a Trainer: nothing to log to
         for i in range(batches + 3):  # 3 warm-up steps
             t = [now()]
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda):
+            with amp():
                 feats = model._features(x)
                 probe = sum(f.float().mean() for f in (feats if isinstance(feats, list) else [feats]))
             t.append(now())
@@ -90,7 +95,7 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
             t.append(now())
             opt.zero_grad(set_to_none=True)
             t.append(now())
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None and cuda):
+            with amp():
                 loss = model.training_step(batch, i)
             t.append(now())
             loss.backward()
@@ -115,8 +120,9 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
 def step_lines(cfg: DictConfig, parts: dict[str, float]) -> list[str]:
     """The step's parts as printed lines, and what the configured schedule's steps cost at that rate."""
     step = parts["step"]
+    ema = STEP_PARTS[-1]  # left out where no EMA callback is configured (its part is then exactly 0)
     shares = ", ".join(f"{k} {parts[k]:.0f} ({100 * parts[k] / step:.0f} %)" for k in STEP_PARTS
-                       if k != "weight average (EMA)" or parts[k] > 0)
+                       if k != ema or parts[k] > 0)
     lines = [f"training step: {step:.0f} ms = {shares}"]
     steps = [s.get("steps") for s in cfg.strategy.stages]
     if all(isinstance(s, int) for s in steps):
