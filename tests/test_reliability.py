@@ -308,6 +308,26 @@ def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path):
     assert not run.exists()
 
 
+
+def test_refused_command_keeps_a_run_folder_the_user_made(tmp_path):
+    """A run folder that existed before the command is the user's: refused, the command removes only what it
+    wrote there (its log), not the folder or what the user had put in it."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.log").write_text("my notes\n")
+    bad = _folder(tmp_path / "bad_test", n=2)
+    (bad / "f1.png").unlink()
+    argv = ["+experiment=real_only", "data/real=folder", f"data.real.root={_folder(tmp_path / 'train', n=12)}",
+            f"data.real.test_root={bad}", "data.val_size=2", f"hydra.run.dir={mine}", "logger=none",
+            "data.num_workers=0"]
+    assert run_cli("train", argv) == 2
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.log"]
+    assert (mine / "notes.log").read_text() == "my notes\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("evaluate", [f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={empty}"]) == 2
+    assert empty.is_dir() and not any(empty.iterdir())
+
 # -- 5. every typo: a clear message, before any work -----------------------------------------------
 
 @pytest.mark.parametrize(("override", "message"), [

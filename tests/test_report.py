@@ -265,7 +265,7 @@ def test_recorded_results_alone_need_an_out_folder(sweep, tmp_path, capsys):
     empty.mkdir()
     assert run_cli("report", [str(empty), "--recorded", str(first / "results.csv")]) == 2
     assert "give --out DIR" in capsys.readouterr().err and not (empty / "report.md").exists()
-    empty.mkdir(exist_ok=True)  # (a refused command removes an empty run folder, this one included)
+    assert empty.is_dir()  # the user's folder: a refused command removes only what it wrote there
     assert run_cli("report", [str(empty), "--out", str(again), "--recorded", str(first / "results.csv")]) == 0
     md = (again / "report.md").read_text()
     assert md.startswith("# Sweep report: again\n") and "12 finished runs. 12 of them were read from" in md
@@ -350,6 +350,13 @@ def test_a_sweep_without_real_only_runs_takes_its_curve_from_a_baseline(sweep, t
     capsys.readouterr()
     assert run_cli("report", [str(sweep), "--out", str(tmp_path / "x"), "--baseline", str(main)]) == 2
     assert "baseline: the sweep has real_only runs of its own" in capsys.readouterr().err
+    # real-only rows of its own that only a --recorded file holds would be averaged in too
+    other = tmp_path / "other"
+    _run(other, "real_only", 50, 5, 0.2)
+    assert run_cli("report", [str(other)]) == 0
+    assert run_cli("report", [str(sources), "--baseline", str(main), "--recorded", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"--recorded file {other / 'results.csv'} holds real_only rows the baseline does not" in err
     no_real = tmp_path / "no_real"
     _run(no_real, "synth_only_adapted", 50, 0, 0.3)
     assert run_cli("report", [str(no_real), "--out", str(tmp_path / "y")]) == 0

@@ -190,18 +190,16 @@ def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, 
     return rows
 
 
-def baseline_rows(paths: list[Any], found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def baseline_rows(paths: list[Any], found: list[dict[str, Any]],
+                  recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The real-only rows of other reports' ``results.csv`` files (:func:`recorded_rows`), as the real-only curve of
     a sweep that varied something else (the synthetic sources, say) and ran no real-only run of its own: its
-    headline, interval and paired table then compare against them. Refused where the sweep found real-only runs,
-    which would be averaged with the baseline's as one curve."""
+    headline, interval and paired table then compare against them. Refused where the sweep has real-only runs of
+    its own, found (``found``) or among the ``recorded`` rows (a recorded real-only row of a run the baseline also
+    holds is the baseline's own, copied by an earlier report): they would be averaged with the baseline's as one
+    curve."""
     if not paths:
         return []
-    own = [r["run"] for r in found if r["strategy"] == "real_only"]
-    if own:
-        raise ConfigError(f"baseline: the sweep has real_only runs of its own ({own[0]}{' ...' if len(own) > 1 else ''}); "
-                          "--baseline gives the real-only curve to a sweep that ran none. Drop --baseline, or move "
-                          "those runs out of the sweep folder.")
     rows = []
     for p in paths:
         got = [r for r in recorded_rows([p], "baseline") if r["strategy"] == "real_only"]
@@ -209,6 +207,17 @@ def baseline_rows(paths: list[Any], found: list[dict[str, Any]]) -> list[dict[st
             raise DataError(f"baseline: {_results_csv(p)} has no real_only rows to compare against (give the "
                             "results.csv of a report whose sweep ran real_only).")
         rows += [{**r, "baseline": True} for r in got]
+    theirs = {r["run"] for r in rows}
+    own = [r["run"] for r in found if r["strategy"] == "real_only"]
+    if own:
+        raise ConfigError(f"baseline: the sweep has real_only runs of its own ({own[0]}{' ...' if len(own) > 1 else ''}); "
+                          "--baseline gives the real-only curve to a sweep that ran none. Drop --baseline, or move "
+                          "those runs out of the sweep folder.")
+    own = [r for r in recorded or [] if r["strategy"] == "real_only" and r["run"] not in theirs]
+    if own:
+        raise ConfigError(f"baseline: the --recorded file {own[0]['recorded']} holds real_only rows the baseline does "
+                          f"not ({own[0]['run']}{' ...' if len(own) > 1 else ''}); --baseline gives the real-only curve "
+                          "to a sweep that ran none. Drop --baseline, or delete those rows from the recorded file.")
     return rows
 
 
@@ -705,8 +714,9 @@ def write_report(cfg: Any) -> Path:
         raise ConfigError(f"sweep={sweep} has no runs in it: to report only the --recorded rows, give --out DIR.")
     # reference lines first: a recorded results.csv holds the earlier report's reference rows too (same run name)
     # the baseline before the recorded rows: a results.csv this report wrote before holds the baseline's rows too
+    past = recorded_rows(recorded)
     rows = merge_recorded(rows + reference_rows(list(cfg.get("references") or [])),
-                          baseline_rows(list(cfg.get("baselines") or []), rows) + recorded_rows(recorded))
+                          baseline_rows(list(cfg.get("baselines") or []), rows, past) + past)
     if not rows:
         listed = "; ".join(incomplete[:10]) + (f" (and {len(incomplete) - 10} more)" if len(incomplete) > 10 else "")
         raise DataError(f"no finished run (metrics.json) under {sweep}" + (f". Failed or unfinished: {listed}" if listed else ""))

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from landmark_lab.errors import LandmarkLabError
@@ -15,6 +17,9 @@ from landmark_lab.errors import LandmarkLabError
 T = TypeVar("T")
 USER_ERROR = 2
 _task_started = False
+# The run folder, if it existed before Hydra made it (NoteUserRunDir), with the names it held: a refused
+# command removes only what it wrote there, never the user's folder.
+_user_run_dirs: dict[Path, set[str]] = {}
 
 
 def hydra_entry(main: Callable[[], Any]) -> None:
@@ -26,6 +31,7 @@ def hydra_entry(main: Callable[[], Any]) -> None:
     """
     global _task_started
     _task_started = False
+    _user_run_dirs.clear()
     try:
         main()
     except SystemExit as exc:
@@ -65,10 +71,26 @@ def disk_full_message(exc: OSError) -> str:
             "are kept, and the run continues from its last checkpoint.")
 
 
+class NoteUserRunDir(Callback):
+    """Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``): before Hydra makes the run folder,
+    note whether it exists already (the user made it, or named an existing folder) and what it holds, so that a
+    refused command removes only what it wrote there."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _user_run_dirs.clear()
+        try:
+            path = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        except Exception:  # an interpolation that does not resolve: Hydra reports it itself
+            return
+        if path.is_dir():
+            _user_run_dirs[path.resolve()] = {p.name for p in path.iterdir()}
+
+
 def _remove_empty_run_dir() -> None:
     """Hydra makes the run folder before the command starts; a command refused before any result must not
     leave it behind: an empty folder is removed, and so is one this run created that holds only its own
-    config record (``.hydra/``) and log."""
+    config record (``.hydra/``) and log. A folder the user made before the command keeps existing: only the
+    record and log this run wrote in it are removed."""
     import shutil
 
     from hydra.core.hydra_config import HydraConfig
@@ -78,10 +100,20 @@ def _remove_empty_run_dir() -> None:
     fresh = run.FRESH_RUN_DIR
     run.FRESH_RUN_DIR = None
     if fresh is not None and fresh.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in fresh.iterdir()):
-        shutil.rmtree(fresh, ignore_errors=True)
+        held = _user_run_dirs.get(fresh.resolve())
+        if held is None:
+            shutil.rmtree(fresh, ignore_errors=True)
+            return
+        for p in fresh.iterdir():
+            if p.name in held:
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
         return
     if not HydraConfig.initialized():
         return
     out = HydraConfig.get().runtime.get("output_dir")
-    if out and Path(out).is_dir() and not any(Path(out).iterdir()):
+    if out and Path(out).is_dir() and not any(Path(out).iterdir()) and Path(out).resolve() not in _user_run_dirs:
         Path(out).rmdir()
