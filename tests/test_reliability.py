@@ -308,7 +308,6 @@ def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path):
     assert not run.exists()
 
 
-
 def test_refused_command_keeps_a_run_folder_the_user_made(tmp_path):
     """A run folder that existed before the command is the user's: refused, the command removes only what it
     wrote there (its log), not the folder or what the user had put in it."""
@@ -327,6 +326,7 @@ def test_refused_command_keeps_a_run_folder_the_user_made(tmp_path):
     empty.mkdir()
     assert run_cli("evaluate", [f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={empty}"]) == 2
     assert empty.is_dir() and not any(empty.iterdir())
+
 
 # -- 5. every typo: a clear message, before any work -----------------------------------------------
 

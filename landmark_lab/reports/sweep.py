@@ -200,6 +200,11 @@ def baseline_rows(paths: list[Any], found: list[dict[str, Any]],
     curve."""
     if not paths:
         return []
+    own = [r["run"] for r in found if r["strategy"] == "real_only"]
+    if own:
+        raise ConfigError(f"baseline: the sweep has real_only runs of its own ({own[0]}{' ...' if len(own) > 1 else ''}); "
+                          "--baseline gives the real-only curve to a sweep that ran none. Drop --baseline, or move "
+                          "those runs out of the sweep folder.")
     rows = []
     for p in paths:
         got = [r for r in recorded_rows([p], "baseline") if r["strategy"] == "real_only"]
@@ -208,11 +213,6 @@ def baseline_rows(paths: list[Any], found: list[dict[str, Any]],
                             "results.csv of a report whose sweep ran real_only).")
         rows += [{**r, "baseline": True} for r in got]
     theirs = {r["run"] for r in rows}
-    own = [r["run"] for r in found if r["strategy"] == "real_only"]
-    if own:
-        raise ConfigError(f"baseline: the sweep has real_only runs of its own ({own[0]}{' ...' if len(own) > 1 else ''}); "
-                          "--baseline gives the real-only curve to a sweep that ran none. Drop --baseline, or move "
-                          "those runs out of the sweep folder.")
     own = [r for r in recorded or [] if r["strategy"] == "real_only" and r["run"] not in theirs]
     if own:
         raise ConfigError(f"baseline: the --recorded file {own[0]['recorded']} holds real_only rows the baseline does "

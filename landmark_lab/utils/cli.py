@@ -77,8 +77,7 @@ class NoteUserRunDir(Callback):
     refused command removes only what it wrote there."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _user_run_dirs.clear()
-        try:
+        try:  # (hydra_entry cleared the note of any earlier command in this process)
             path = Path(str(OmegaConf.select(config, "hydra.run.dir")))
         except Exception:  # an interpolation that does not resolve: Hydra reports it itself
             return
