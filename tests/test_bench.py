@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from landmark_lab.evaluation.speed import STEP_PARTS, step_lines, step_parts
+from landmark_lab.evaluation.speed import STEP_PARTS, machine_line, step_lines, step_parts
 
 
 def test_the_step_breakdown_times_every_part_of_the_recipe_step_and_projects_the_schedule(make_cfg):
@@ -28,3 +28,18 @@ def test_without_an_ema_callback_nothing_is_averaged_and_the_line_leaves_it_out(
     parts = step_parts(cfg, batches=1)
     assert parts["weight average (EMA)"] == 0.0
     assert "EMA" not in step_lines(cfg, parts)[0]
+
+
+def test_the_machine_line_says_where_the_training_step_was_timed(make_cfg, monkeypatch):
+    import torch
+
+    cfg = make_cfg(["trainer.accelerator=auto", "trainer.precision=bf16-mixed"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = machine_line(cfg)
+    assert line.endswith(f"on CPU with {torch.get_num_threads()} threads") and "training step on" not in line
+    # on a GPU machine the step is timed on the GPU, the rest on the CPU: the line says both (it said "on CPU")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
+    line = machine_line(cfg)
+    assert "training step on NVIDIA H200 (bf16-mixed), loader and latencies on the CPU with" in line
+    assert not machine_line(make_cfg(["trainer.accelerator=cpu"])).count("training step on")

@@ -22,6 +22,16 @@ def test_gpu_check_tiny_mode_runs_every_step(tmp_path):
         assert f"| {step} | ok |" in summary
     assert summary.count("| cpu |") >= 9  # 6 strategies + 3 budgets, tested where they trained
     assert "loader per core" in summary and "training (forward + backward + step)" in summary
+    assert "partial" not in summary
+
+
+def test_gpu_check_summary_is_written_after_each_step_and_says_when_it_is_partial(tmp_path):
+    gc = load_script(ROOT / "experiments" / "gpu" / "gpu_check.py")
+    text = gc.write_summary(tmp_path, [("train real_only", "ok", 3.0)], True, gc.N_STEPS).read_text()
+    assert f"partial: 1 of {gc.N_STEPS} steps done" in text and "| train real_only | ok | 3 |" in text
+    assert "torch" in text.splitlines()[2]  # the line naming the machine it ran on
+    full = gc.write_summary(tmp_path, [("train real_only", "ok", 3.0)] * gc.N_STEPS, True, gc.N_STEPS).read_text()
+    assert "partial" not in full
 
 
 PACK_300W = ROOT / "experiments" / "recipe" / "gpu" / "pack_300w.py"
@@ -77,7 +87,9 @@ def test_recipe_gpu_driver_runs_probe_plan_and_runs_on_cpu(tmp_path):
     shutil.copytree(tiny / "afw", tiny / "helen" / "trainset", dirs_exist_ok=True)  # 300-W needs both folders
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "recipe" / "gpu" / "run_recipe_gpu.py"), "--cpu-smoke",
-                        "--data", str(tiny), "--out", str(out), "--probe", "2", "--deadline", "600", "--workers", "1"],
+                        "--data", str(tiny), "--out", str(out), "--probe", "2", "--workers", "1",
+                        # 4 steps whatever this machine's speed; the deadline only a guard inside the timeout below
+                        "--max-steps", "4", "--deadline", "850"],
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert '"steps": 4' in r.stdout and '"exit_codes": [\n  0,\n  0\n ]' in (out / "summary.md").read_text()

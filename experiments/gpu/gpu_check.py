@@ -18,7 +18,45 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # landmark_lab from this tree, installed or not (the GPU machine runs it uninstalled)
 STRATEGIES = ["real_only", "synth_only_adapted", "combined", "synth_pretrain_ft50", "data_adapt", "mixing"]
+
+N_STEPS = len(STRATEGIES) + 2  # the trainings, the sweep, the bench
+
+
+def _machine() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+        return f"CPU, torch {torch.__version__}"
+    except Exception as e:  # the summary still names what it could not read
+        return f"unknown ({e})"
+
+
+def write_summary(out: Path, rows: list[tuple[str, str, float]], tiny: bool, n_steps: int) -> Path:
+    """Write ``out/summary.md`` (atomically) from the steps done so far and the run folders under ``out/runs``."""
+    from landmark_lab.utils.io import write_text_atomic
+
+    runs = out / "runs"
+    done = "" if len(rows) == n_steps else f" — **partial: {len(rows)} of {n_steps} steps done**"
+    md = [f"# GPU check ({'CPU smoke mode' if tiny else 'GPU'}){done}", "",
+          f"`python experiments/gpu/gpu_check.py{' --tiny' if tiny else ''}`, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"on {_machine()}.", "",
+          "| step | result | seconds |", "|---|---|---|"]
+    md += [f"| {n} | {s} | {secs:.0f} |" for n, s, secs in rows]
+    md += ["", "| run | device | real-test NME io | seconds |", "|---|---|---|---|"]
+    for m in sorted(runs.rglob("metrics.json")):
+        d = json.loads(m.read_text())
+        dev = (d.get("config") or {}).get("trainer", {}).get("accelerator")
+        md.append(f"| {m.parent.relative_to(runs)} | {dev} | {100 * d['test']['metrics']['nme_io']:.2f} % | "
+                  f"{d['timing']['total_seconds']} |")
+    bench_txt = runs / "bench" / "bench.txt"
+    if bench_txt.is_file():
+        md += ["", "```", bench_txt.read_text().strip(), "```"]
+    write_text_atomic(out / "summary.md", "\n".join(md) + "\n")
+    return out / "summary.md"
 
 
 def main() -> int:
@@ -51,6 +89,7 @@ def main() -> int:
         status = "ok" if r.returncode == 0 else f"FAILED (exit {r.returncode}): {last}"
         print(f"{name}: {status} in {secs:.0f} s", flush=True)
         rows.append((name, status, secs))
+        write_summary(out, rows, a.tiny, N_STEPS)  # after every step: a run cut off by a time limit keeps what finished
         return secs
 
     for strategy in STRATEGIES:
@@ -68,21 +107,7 @@ def main() -> int:
         bench += ["bench.loader_sizes=[64]", "bench.loader_images=20", "bench.deploy_sizes=[64]"]
     run("bench (loader vs model)", bench)
 
-    md = [f"# GPU check ({'CPU smoke mode' if a.tiny else 'GPU'})", "",
-          f"`python experiments/gpu/gpu_check.py{' --tiny' if a.tiny else ''}`, {time.strftime('%Y-%m-%d %H:%M')}.", "",
-          "| step | result | seconds |", "|---|---|---|"]
-    md += [f"| {n} | {s} | {secs:.0f} |" for n, s, secs in rows]
-    md += ["", "| run | device | real-test NME io | seconds |", "|---|---|---|---|"]
-    for m in sorted(runs.rglob("metrics.json")):
-        d = json.loads(m.read_text())
-        dev = (d.get("config") or {}).get("trainer", {}).get("accelerator")
-        md.append(f"| {m.parent.relative_to(runs)} | {dev} | {100 * d['test']['metrics']['nme_io']:.2f} % | "
-                  f"{d['timing']['total_seconds']} |")
-    bench_txt = runs / "bench" / "bench.txt"
-    if bench_txt.is_file():
-        md += ["", "```", bench_txt.read_text().strip(), "```"]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {out / 'summary.md'}")
+    print(f"wrote {write_summary(out, rows, a.tiny, N_STEPS)}")
     return 0 if all(s == "ok" for _, s, _ in rows) else 1
 
 

@@ -46,6 +46,20 @@ STEP_PARTS = ("backbone forward", "head + loss forward", "backbone backward", "h
               "weight average (EMA)")
 
 
+def steps_on_gpu(cfg: DictConfig) -> bool:
+    """Whether :func:`step_parts` times the training step on the GPU (there is one and the trainer may use it)."""
+    return torch.cuda.is_available() and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
+
+
+def machine_line(cfg: DictConfig) -> str:
+    """The ``machine:`` line: the CPU and torch, and where the training step is timed (the loader, the inference
+    latencies and the deployment figures are always CPU figures)."""
+    cpu = f"CPU with {torch.get_num_threads()} threads"
+    step = (f"; training step on {torch.cuda.get_device_name(0)} ({cfg.trainer.get('precision', '32-true')}), "
+            f"loader and latencies on the {cpu}") if steps_on_gpu(cfg) else f" on {cpu}"
+    return f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}{step}"
+
+
 def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
     """Milliseconds per training step of the configured model, input size and batch, by part (:data:`STEP_PARTS`,
     plus ``"step"``, their sum): the module's own ``training_step`` (its heatmap loss included), the configured
@@ -55,7 +69,7 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
     from landmark_lab.training.callbacks import EMA
     from landmark_lab.training.runner import stage_callbacks
 
-    cuda = torch.cuda.is_available() and str(cfg.trainer.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
+    cuda = steps_on_gpu(cfg)
     device = torch.device("cuda" if cuda else "cpu")
     model = build_model(cfg).train().to(device)
     if cfg.model.get("channels_last"):
@@ -282,8 +296,7 @@ def run_bench(cfg: DictConfig) -> list[str]:
         print(line, flush=True)
         lines.append(line)
 
-    say(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__} on CPU with {torch.get_num_threads()} threads")
+    say(machine_line(cfg))
     say(f"model: {cfg.model.backbone.name} {cfg.model.head.name}, input {cfg.data.transform.crop.size} px, batch "
         f"{cfg.data.batch_size}, loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
     if not b.deploy_only:
