@@ -10,6 +10,7 @@ CI never needs a GPU: the tiny mode runs the same commands on the CPU at 64 px w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ STRATEGIES = ["real_only", "synth_only_adapted", "combined", "synth_pretrain_ft5
 N_STEPS = len(STRATEGIES) + 2  # the trainings, the sweep, the bench
 
 
+@functools.cache  # once: the summary is rewritten after every step
 def _machine() -> str:
     try:
         import torch
