@@ -27,10 +27,10 @@ def test_gpu_check_tiny_mode_runs_every_step(tmp_path):
 
 def test_gpu_check_summary_is_written_after_each_step_and_says_when_it_is_partial(tmp_path):
     gc = load_script(ROOT / "experiments" / "gpu" / "gpu_check.py")
-    text = gc.write_summary(tmp_path, [("train real_only", "ok", 3.0)], True, gc.N_STEPS).read_text()
+    text = gc.write_summary(tmp_path, [("train real_only", "ok", 3.0)], True).read_text()
     assert f"partial: 1 of {gc.N_STEPS} steps done" in text and "| train real_only | ok | 3 |" in text
     assert "torch" in text.splitlines()[2]  # the line naming the machine it ran on
-    full = gc.write_summary(tmp_path, [("train real_only", "ok", 3.0)] * gc.N_STEPS, True, gc.N_STEPS).read_text()
+    full = gc.write_summary(tmp_path, [("train real_only", "ok", 3.0)] * gc.N_STEPS, True).read_text()
     assert "partial" not in full
 
 

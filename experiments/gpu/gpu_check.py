@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from landmark_lab.utils.io import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # landmark_lab from this tree, installed or not (the GPU machine runs it uninstalled)
 STRATEGIES = ["real_only", "synth_only_adapted", "combined", "synth_pretrain_ft50", "data_adapt", "mixing"]
 
 N_STEPS = len(STRATEGIES) + 2  # the trainings, the sweep, the bench
@@ -37,12 +38,10 @@ def _machine() -> str:
         return f"unknown ({e})"
 
 
-def write_summary(out: Path, rows: list[tuple[str, str, float]], tiny: bool, n_steps: int) -> Path:
+def write_summary(out: Path, rows: list[tuple[str, str, float]], tiny: bool) -> Path:
     """Write ``out/summary.md`` (atomically) from the steps done so far and the run folders under ``out/runs``."""
-    from landmark_lab.utils.io import write_text_atomic
-
     runs = out / "runs"
-    done = "" if len(rows) == n_steps else f" — **partial: {len(rows)} of {n_steps} steps done**"
+    done = "" if len(rows) == N_STEPS else f" — **partial: {len(rows)} of {N_STEPS} steps done**"
     md = [f"# GPU check ({'CPU smoke mode' if tiny else 'GPU'}){done}", "",
           f"`python experiments/gpu/gpu_check.py{' --tiny' if tiny else ''}`, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"on {_machine()}.", "",
@@ -91,7 +90,7 @@ def main() -> int:
         status = "ok" if r.returncode == 0 else f"FAILED (exit {r.returncode}): {last}"
         print(f"{name}: {status} in {secs:.0f} s", flush=True)
         rows.append((name, status, secs))
-        write_summary(out, rows, a.tiny, N_STEPS)  # after every step: a run cut off by a time limit keeps what finished
+        write_summary(out, rows, a.tiny)  # after every step: a run cut off by a time limit keeps what finished
         return secs
 
     for strategy in STRATEGIES:
@@ -109,7 +108,7 @@ def main() -> int:
         bench += ["bench.loader_sizes=[64]", "bench.loader_images=20", "bench.deploy_sizes=[64]"]
     run("bench (loader vs model)", bench)
 
-    print(f"wrote {write_summary(out, rows, a.tiny, N_STEPS)}")
+    print(f"wrote {write_summary(out, rows, a.tiny)}")
     return 0 if all(s == "ok" for _, s, _ in rows) else 1
 
 
