@@ -235,6 +235,7 @@ def test_recorded_results_join_the_runs_found(sweep, tmp_path):
     first = tmp_path / "first"
     assert run_cli("report", [str(sweep), "--out", str(first)]) == 0
     before = (first / "report.md").read_text()
+    ced_before = (first / "ced.png").read_bytes()
     shutil.rmtree(sweep / "pretrain_finetune")
     d = json.loads((sweep / "real_only" / "n50" / "seed0" / "metrics.json").read_text())
     d["test"]["metrics"]["nme_io"] = 0.30  # re-run here since: the folder's figure wins over the recorded one
@@ -247,13 +248,19 @@ def test_recorded_results_join_the_runs_found(sweep, tmp_path):
     assert "| pretrain_finetune | 14.00 ± 0.71 (n=2) |" in before[:before.index("## Headline")]
     assert "| real_only | 25.25 ± 6.72 (n=2) |" in table  # 0.30 from the folder (not the old 0.195) and 0.205
     assert "pretrain + 50 real (NME 14.00%, 2 seeds) ≈ real-only with" in md
-    assert "`ced.png` leaves out 2 of the 4 runs at 50 real images" in md
+    # the first report's ced.png had all 4 runs at 50; the 2 read back carry no curve, so it is kept, not redrawn
+    assert "`ced.png` is not redrawn: 2 of the 4 runs at 50 real images were read from a results.csv" in md
+    assert (first / "ced.png").read_bytes() == ced_before
     with open(first / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 12 and {r["images_seed"] for r in rows} == {"0", "1"}
     # the written file reads back the same (a second round trip changes nothing)
     assert run_cli("report", [str(sweep), "--out", str(first), "--recorded", str(first)]) == 0
     assert (first / "report.md").read_text() == md
+    (first / "ced.png").unlink()  # none there: drawn from the runs that have curves, and the note says what it lacks
+    assert run_cli("report", [str(sweep), "--out", str(first), "--recorded", str(first / "results.csv")]) == 0
+    assert "`ced.png` leaves out 2 of the 4 runs at 50 real images" in (first / "report.md").read_text()
+    assert (first / "ced.png").read_bytes() != ced_before
 
 
 def test_recorded_results_alone_need_an_out_folder(sweep, tmp_path, capsys):

@@ -152,7 +152,8 @@ def _results_csv(p: Any) -> Path:
 def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, Any]]:
     """Rows a previous report wrote to a ``results.csv`` (a path, or the folder holding one), for runs whose folders
     are not here: a sweep run on another machine, or logs since cleaned. They enter the tables, the headline and its
-    interval like found runs; results.csv keeps no CED curve, so they are missing from ``ced.png`` only. Each row
+    interval like found runs; results.csv keeps no CED curve, so they are missing from ``ced.png`` only (an existing
+    ``ced.png`` is then kept: :func:`keep_ced`). Each row
     remembers its file (``recorded``). Errors name ``option``, the setting the files were given in."""
     rows = []
     for p in paths:
@@ -473,7 +474,7 @@ def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
 
 
 def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str],
-             budget: int = 50) -> str:
+             budget: int = 50, ced_kept: bool = False) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = ordered(agg)
     baseline = [r for r in rows if r.get("baseline")]
@@ -507,17 +508,27 @@ def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomple
     md += ["", *paired, *([""] if paired else []), *budget_table(rows, budget), "", *minutes_table(rows, budgets)]
     md += ["", "## Incomplete or failed runs", ""]
     md += [f"- {r}" for r in incomplete] if incomplete else ["none"]
-    md += ["", "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`." + ced_note(rows, budget),
-           ""]
+    figures = "Figures: `nme_vs_budget.png`, `ced.png`, `regions.png`; every run: `results.csv`."
+    md += ["", figures + ced_note(rows, budget, ced_kept), ""]
     return "\n".join(md)
 
 
-def ced_note(rows: list[dict], budget: int) -> str:
-    """What ``ced.png`` leaves out: runs read back from a results.csv carry no CED curve."""
+def ced_runs(rows: list[dict], budget: int) -> tuple[list[dict], list[dict]]:
+    """The runs ``ced.png`` shows at ``budget``, and those of them without a CED curve (read from a results.csv)."""
     at = [r for r in rows if r["strategy"] in ORDER and (r["strategy"] == "synth_only" or r["budget"] == budget)]
-    without = [r for r in at if not r.get("ced")]
+    return at, [r for r in at if not r.get("ced")]
+
+
+def ced_note(rows: list[dict], budget: int, kept: bool = False) -> str:
+    """What ``ced.png`` leaves out: runs read back from a results.csv carry no CED curve; ``kept``: the figure an
+    earlier report drew was left in place (see :func:`keep_ced`)."""
+    at, without = ced_runs(rows, budget)
     if not without:
         return ""
+    if kept and len(without) < len(at):
+        return (f" `ced.png` is not redrawn: {len(without)} of the {len(at)} runs at {budget} real images were read "
+                "from a results.csv, which keeps no CED curve, so the `ced.png` already here (an earlier report's, "
+                "which may have had their folders) is kept; delete it to draw the runs found here only.")
     if len(without) == len(at):
         return (f" `ced.png` is not redrawn: the runs at {budget} real images were read from a results.csv, which "
                 "keeps no CED curve (a `ced.png` already there is from the report that had their folders).")
@@ -613,6 +624,12 @@ def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def keep_ced(rows: list[dict], budget: int, path: Path) -> bool:
+    """Whether to leave an existing ``ced.png`` in place: some runs at ``budget`` were read back from a results.csv
+    (no CED curve), so redrawing would replace the curves of the report that had their folders with fewer."""
+    return path.exists() and bool(ced_runs(rows, budget)[1])
 
 
 def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
@@ -732,9 +749,11 @@ def write_report(cfg: Any) -> Path:
     agg = aggregate(rows)
     lines = headlines(agg, rows)
     budget = int(cfg.get("ced_budget", 50))
-    (out / "report.md").write_text(markdown(title, rows, agg, lines, incomplete, budget))
+    kept = keep_ced(rows, budget, out / "ced.png")
+    (out / "report.md").write_text(markdown(title, rows, agg, lines, incomplete, budget, kept))
     plot_budget(agg, out / "nme_vs_budget.png", f"{title}: real-test NME vs real images")
-    plot_ced(rows, budget, out / "ced.png")
+    if not kept:
+        plot_ced(rows, budget, out / "ced.png")
     plot_regions(rows, budget, out / "regions.png")
     print((out / "report.md").read_text())
     return out
