@@ -525,13 +525,13 @@ def ced_note(rows: list[dict], budget: int, kept: bool = False) -> str:
     at, without = ced_runs(rows, budget)
     if not without:
         return ""
-    if kept and len(without) < len(at):
-        return (f" `ced.png` is not redrawn: {len(without)} of the {len(at)} runs at {budget} real images were read "
-                "from a results.csv, which keeps no CED curve, so the `ced.png` already here (an earlier report's, "
-                "which may have had their folders) is kept; delete it to draw the runs found here only.")
     if len(without) == len(at):
         return (f" `ced.png` is not redrawn: the runs at {budget} real images were read from a results.csv, which "
                 "keeps no CED curve (a `ced.png` already there is from the report that had their folders).")
+    if kept:
+        return (f" `ced.png` is not redrawn: {len(without)} of the {len(at)} runs at {budget} real images were read "
+                "from a results.csv, which keeps no CED curve, so the `ced.png` already here (an earlier report's, "
+                "which may have had their folders) is kept; delete it to draw the runs found here only.")
     return (f" `ced.png` leaves out {len(without)} of the {len(at)} runs at {budget} real images (read from a results.csv: "
             "no CED curve).")
 
