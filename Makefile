@@ -1,14 +1,14 @@
 # landmark_lab developer shortcuts. `make help` lists them.
 PY ?= python
 
-.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation recipe recipe-ablation study-check study-300w bench test test-fast lint format clean
+.PHONY: help install install-predict bad-inputs install-dev train sweep report analyze ablation recipe recipe-ablation study-check study-300w bench test test-slow ci lint format clean
 
 SWEEP_DIR ?= logs/sweeps/budget_sweep_procedural
 
 help:  ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install:  ## install the package and its pinned dependencies
+install:  ## install the package (editable) and its pinned dependencies
 	$(PY) -m pip install -e .
 
 install-predict:  ## also dlib (detector and peer), onnx and onnxruntime
@@ -56,17 +56,20 @@ study-300w:  ## the study on 300-W with the recipe's model (budget curve, 50-ima
 bench:  ## throughput, latency (eager, ONNX Runtime, dlib) and pre-training-cache figures on this machine
 	$(PY) -m landmark_lab.bench
 
-test:  ## the whole test suite (what CI runs)
+test:  ## the fast tier (about 3 minutes on 2 cores): run it before every commit
 	$(PY) -m pytest -q
 
-test-fast:  ## unit tests only, no end-to-end training
-	$(PY) -m pytest -q -m "not slow"
+test-slow:  ## the slow tier (long trainings, DDP, GPU-check tiny mode, pinned resnet18 figures)
+	$(PY) -m pytest -q -m slow
+
+ci:  ## what CI runs: install, ruff, both tiers
+	bash .ci/run
 
 lint:  ## ruff checks
-	$(PY) -m ruff check landmark_lab tests
+	$(PY) -m ruff check landmark_lab tests experiments
 
 format:  ## ruff formatting fixes
-	$(PY) -m ruff check --fix landmark_lab tests
+	$(PY) -m ruff check --fix landmark_lab tests experiments
 
 clean:  ## remove caches and run folders (generated faces are regenerated on next use)
 	rm -rf .cache logs .pytest_cache .ruff_cache

@@ -82,6 +82,9 @@ def tiny_overrides(cache: Path) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.accelerator=cpu",
         "logger=none",
+        # timm's 0.4 M-parameter test network (stride-4 feature_info, so every head works) instead of resnet18's
+        # 11 M: a training test checks the pipeline, not the backbone. Tests whose figures belong to resnet18 set it.
+        "model.backbone.name=test_resnet",
     ]
 
 
@@ -112,8 +115,8 @@ def make_cfg(tmp_path: Path, cache_dir: Path):
     def _make(overrides: list[str] | None = None, name: str = "train", tiny: bool = True,
               run_dir: Path | None = None) -> DictConfig:
         ov = [*(tiny_overrides(cache_dir) if tiny else []), *(overrides or [])]
-        if name in ("evaluate", "adapt"):  # no trainer there
-            ov = [o for o in ov if not o.startswith("trainer.")]
+        if name in ("evaluate", "adapt"):  # no trainer or model there (the checkpoint brings its model)
+            ov = [o for o in ov if not o.startswith(("trainer.", "model."))]
         return compose_config(name, ov, run_dir=run_dir or tmp_path / "run", root_dir=ROOT)
 
     yield _make
@@ -138,4 +141,17 @@ def run_cli(command: str, argv: list[str]) -> int:
         GlobalHydra.instance().clear()
 
 
-needs_300w = pytest.mark.skipif(not W300.is_dir(), reason="../shared/data/300w is not present")
+def needs_shared(*folders: str, also: bool = True, why: str = ""):
+    """Mark a test that reads ``../shared/data/<folder>`` for each of ``folders``: marker ``data``, and a clean skip
+    naming what is missing when a folder is absent (or ``also`` is false: another need, said in ``why``)."""
+    missing = [f for f in folders if not (SHARED / f).is_dir()]
+    skip = pytest.mark.skipif(bool(missing) or not also,
+                              reason=f"needs ../shared/data/{', '.join(missing or folders)}{why}")
+
+    def mark(fn):
+        return pytest.mark.data(skip(fn))
+
+    return mark
+
+
+needs_300w = needs_shared("300w")

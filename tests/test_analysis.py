@@ -9,7 +9,7 @@ import pytest
 
 from landmark_lab.analysis.label_ambiguity import point_std, shape_residual_std
 
-from .conftest import W300, run_cli
+from .conftest import needs_shared, run_cli
 
 
 def _rotate(pts, angle, scale, shift):
@@ -73,7 +73,7 @@ def test_analyze_bad_input_is_one_clear_line(tmp_path, capsys, monkeypatch):
     assert run_cli("analyze", ["--help"]) == 0 and "crops" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not W300.is_dir(), reason="../shared/data is not present")
+@needs_shared("300w", "dgfaces", "facesynthetics")
 def test_label_ambiguity_on_300w_vs_synthetic_datasets(tmp_path):
     assert run_cli("analyze", ["labels", f"out_dir={tmp_path}", "data=300w", "data/synthetic=dgfaces_facesynthetics",
                  "max_faces=400"]) == 0

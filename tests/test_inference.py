@@ -21,7 +21,7 @@ from landmark_lab.landmarks import FLIP_68, flip_landmarks
 from landmark_lab.models.checkpoint import save_model
 from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
 
-from .conftest import ROOT, W300
+from .conftest import ROOT, W300, needs_shared
 
 
 @pytest.fixture
@@ -163,8 +163,8 @@ def test_predict_cli_folder_with_a_bad_image(model_and_data, make_cfg, tmp_path)
         run_predict(cfg)
 
 
-needs_dlib = pytest.mark.skipif(not (W300.is_dir() and __import__("importlib").util.find_spec("dlib")),
-                                reason="needs ../shared/data/300w and dlib (pip install -e '.[predict]')")
+needs_dlib = needs_shared("300w", also=__import__("importlib").util.find_spec("dlib") is not None,
+                          why=" and dlib (pip install -e '.[predict]')")
 
 
 @needs_dlib

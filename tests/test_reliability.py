@@ -286,26 +286,21 @@ def test_resumed_csv_curve_keeps_rows_from_before(tmp_path):
     assert float(rows[0]["train/loss"]) == 1.0 and float(rows[1]["val/nme_io"]) == 0.1
 
 
-def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path):
+def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path, capsys):
+    # In-process (a real process's exit status and stderr: test_train_cli's one-clear-line test): same entry points.
     run = tmp_path / "ev"
-    r = subprocess.run([sys.executable, "-m", "landmark_lab.evaluate", f"ckpt_path={tmp_path / 'none.ckpt'}",
-                        f"hydra.run.dir={run}"], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 2 and "none.ckpt" in r.stderr and "file not found" in r.stderr
-    assert "Traceback" not in r.stderr and not run.exists()
-    r = subprocess.run([sys.executable, "-m", "landmark_lab.adapt", f"hydra.run.dir={run}"], cwd=ROOT,
-                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 2 and "ckpt_path is required" in r.stderr and "Traceback" not in r.stderr
-    assert not run.exists()
+    assert run_cli("evaluate", [f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={run}"]) == 2
+    err = capsys.readouterr().err
+    assert "none.ckpt" in err and "file not found" in err and not run.exists()
+    assert run_cli("adapt", [f"hydra.run.dir={run}"]) == 2
+    assert "ckpt_path is required" in capsys.readouterr().err and not run.exists()
     # bad data found while the data is read (after the folder check): the new run folder is removed again
     bad = _folder(tmp_path / "bad_test", n=2)
     (bad / "f1.png").unlink()
-    r = subprocess.run([sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "data/real=folder",
-                        f"data.real.root={_folder(tmp_path / 'train', n=12)}", f"data.real.test_root={bad}",
-                        "data.val_size=2", f"hydra.run.dir={run}", "logger=none"], cwd=ROOT, capture_output=True,
-                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 2 and "f1.pts: has no image beside it" in r.stderr and "Traceback" not in r.stderr
-    assert not run.exists()
+    assert run_cli("train", ["+experiment=real_only", "data/real=folder", f"data.real.root={_folder(tmp_path / 'train', n=12)}",
+                             f"data.real.test_root={bad}", "data.val_size=2", f"hydra.run.dir={run}", "logger=none",
+                             "data.num_workers=0"]) == 2
+    assert "f1.pts: has no image beside it" in capsys.readouterr().err and not run.exists()
 
 
 def test_refused_command_keeps_a_run_folder_the_user_made(tmp_path):

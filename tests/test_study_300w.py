@@ -9,7 +9,7 @@ import pytest
 
 from landmark_lab.errors import ConfigError
 
-from .conftest import ROOT, SHARED
+from .conftest import ROOT, needs_shared
 
 STUDY_RUN = ROOT / "experiments" / "study_300w" / "run.sh"
 
@@ -60,12 +60,11 @@ def test_study_grid_lists_each_run_once_and_puts_the_50_image_arms_first(tmp_pat
     assert all("strategy=data_adapt" in overrides for name, _, _, overrides in grid if name == "mixing")
 
 
+@needs_shared("300w", "dgfaces")
 def test_every_study_strategy_composes_and_passes_the_checks(tmp_path, make_cfg):
     # A typo in the grid would otherwise show only when its run starts, hours into the sweep.
     from landmark_lab.utils.checks import check_train_config
 
-    if not (SHARED / "300w").is_dir() or not (SHARED / "dgfaces").is_dir():
-        pytest.skip("needs ../shared/data (300w, dgfaces)")
     seen = set()
     for strategy, budget, _, overrides in _grid(tmp_path):
         if (strategy, budget) in seen:

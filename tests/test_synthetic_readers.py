@@ -7,9 +7,9 @@ import pytest
 from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsReader
 from landmark_lab.errors import DataError
 
-from .conftest import SHARED
+from .conftest import SHARED, needs_shared
 
-needs = pytest.mark.skipif(not (SHARED / "dgfaces").is_dir(), reason="../shared/data is not present")
+needs = needs_shared("dgfaces", "facesynthetics")
 
 
 def _anatomy(lm: np.ndarray, between_share: float = 0.95) -> None:

@@ -14,7 +14,7 @@ from landmark_lab.errors import ConfigError
 from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
 from landmark_lab.training.runner import train
 
-from .conftest import CONF, ROOT, W300, needs_300w, tiny_overrides
+from .conftest import CONF, ROOT, W300, needs_300w, needs_shared, tiny_overrides
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
@@ -44,7 +44,8 @@ def test_experiment_fast_dev_run(make_cfg, experiment):
 @pytest.mark.slow
 def test_short_training_beats_mean_shape_and_evaluate_reloads(make_cfg, tmp_path):
     cfg = make_cfg(["+experiment=synth_pretrain_ft50", "data.real_budget=16", "strategy.stages.0.steps=150",
-                    "strategy.stages.1.steps=40", "schedule.val_every=20"])
+                    "strategy.stages.1.steps=40", "schedule.val_every=20",
+                    "model.backbone.name=resnet18"])  # that 190 steps learn something is resnet18's figure
     val = train(cfg)
     run = Path(cfg.paths.output_dir)
     out = json.loads((run / "metrics.json").read_text())
@@ -75,8 +76,8 @@ def test_missing_300w_root_is_a_clear_error(make_cfg, tmp_path):
 
 
 def test_cli_prints_one_clear_line_not_a_traceback(tmp_path, cache_dir):
-    cmd = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "model.backbone.name=resnet181",
-           f"hydra.run.dir={tmp_path / 'run'}", *tiny_overrides(cache_dir)]
+    cmd = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", f"hydra.run.dir={tmp_path / 'run'}",
+           *tiny_overrides(cache_dir), "model.backbone.name=resnet181"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "error: model.backbone.name='resnet181' is not a timm model" in proc.stderr
@@ -100,7 +101,7 @@ def test_real_only_on_shared_300w_then_evaluate_on_unseen_folder(make_cfg, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (W300.parent / "dgfaces").is_dir(), reason="../shared/data is not present")
+@needs_shared("dgfaces", "facesynthetics")
 @pytest.mark.parametrize("source,limit,n_train", [("dgfaces", "data.synthetic.limit=40", 32),
                                                    ("facesynthetics", "data.synthetic.limit=40", 32),
                                                    ("dgfaces_facesynthetics", "data.synthetic.sources.dgfaces.limit=30", 122)])

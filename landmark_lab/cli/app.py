@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from landmark_lab.utils.cli import guarded, hydra_entry
-from landmark_lab.utils.compose import CONF
+from landmark_lab.utils.compose import config_dir
 
 
 def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str, str] | None = None,
@@ -25,11 +25,12 @@ def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str
     from landmark_lab.utils.resolvers import register
 
     register()
+    conf = guarded(config_dir)  # a broken install is one line too, not a traceback
     sys.argv[1:] = translate(sys.argv[1:], flags or {}, positional)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
 
-    @hydra.main(version_base="1.3", config_path=str(CONF), config_name=config_name)
+    @hydra.main(version_base="1.3", config_path=str(conf), config_name=config_name)
     def _main(cfg: DictConfig) -> Any:
         return guarded(task, cfg)
 

@@ -10,7 +10,20 @@ from omegaconf import DictConfig, open_dict
 
 from landmark_lab.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+
+def config_dir() -> Path:
+    """The folder of the packaged configs: ``landmark_lab/conf`` in an installed wheel, else the source tree's ``conf/``.
+
+    The package's own copy comes first: next to an installed package, ``parents[2]`` is site-packages, where an
+    unrelated ``conf/`` may lie.
+    """
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise ConfigError(f"landmark_lab's configs are missing: neither {package / 'conf'} (an installed wheel) nor "
+                      f"{package.parent / 'conf'} (a source checkout) holds train.yaml. Reinstall the package "
+                      "(pip install landmark_lab, or pip install -e . in the source tree).")
 
 
 def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: str | Path | None = None,
@@ -32,7 +45,7 @@ def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: 
     run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"landmark_lab_{name}_"))
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name=name, overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"bad override: {exc}") from None
