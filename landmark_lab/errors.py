@@ -21,3 +21,14 @@ class TrainingDiverged(LandmarkLabError):
     def __init__(self, message: str, stage: str | None = None) -> None:
         super().__init__(message)
         self.stage = stage
+
+
+class Interrupted(Exception):
+    """A signal (SIGTERM from a scheduler, say) ended the run: it exits with 128 + the signal's number, not 0.
+
+    Not a :class:`LandmarkLabError`: nothing about the input was wrong, and the exit status says which signal.
+    """
+
+    def __init__(self, message: str, signum: int, stage: str | None = None, step: int | None = None) -> None:
+        super().__init__(message)
+        self.signum, self.stage, self.step = signum, stage, step

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,48 @@ def _folder(path: Path, n: int = 3, size: int = 40) -> Path:
     return path
 
 
+def test_a_label_file_linking_outside_its_folder_is_never_read(tmp_path):
+    """A NAME.pts that is a symbolic link to another file on the disk: refused before it is opened, so nothing of
+    that file reaches a message; a bad line of a file inside the folder is quoted only in part."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("version: 1\nn_points: 68\n{\n" + "TOPSECRET_API_KEY=abcdefghijklmnopqrstuvwxyz0123\n" * 68 + "}\n")
+    folder = _folder(tmp_path / "data", n=2)
+    (folder / "f1.pts").unlink()
+    (folder / "f1.pts").symlink_to(outside)
+    with pytest.raises(DataError, match=r"f1\.pts: links to a file outside the data folder") as exc:
+        LandmarkFolder(folder, "real", "2d")
+    assert "TOPSECRET" not in str(exc.value)
+    assert len(LandmarkFolder(folder, "real", "2d", skip_bad=True)) == 1
+    (folder / "f1.pts").unlink()
+    (folder / "f1.pts").write_text(outside.read_text())  # inside the folder now: read, its bad line cut short
+    with pytest.raises(DataError, match=r"point 1 is 'TOPSECRET_API_KEY=abcdef…'") as exc:
+        LandmarkFolder(folder, "real", "2d")
+    assert "xyz0123" not in str(exc.value)
+
+
+def test_tables_with_a_byte_order_mark_read_and_repeated_entries_are_refused(tmp_path):
+    folder = _folder(tmp_path / "data", n=3)
+    rows = [[f"f{i}.png", *np.random.default_rng(i).uniform(2, 38, 136).round(2)] for i in range(3)]
+    header = ["image", *[f"{a}{k}" for k in range(68) for a in "xy"]]
+
+    def table(name: str, body: list, encoding: str = "utf-8") -> str:
+        with (folder / name).open("w", newline="", encoding=encoding) as f:
+            csv.writer(f).writerows([header, *body])
+        return name
+
+    assert len(LandmarkFolder(folder, "real", "2d", labels=table("bom.csv", rows, "utf-8-sig"))) == 3
+    with pytest.raises(DataError, match=r"line 5: lists 'f1\.png' again \(first at line 3\)"):
+        LandmarkFolder(folder, "real", "2d", labels=table("twice.csv", [*rows, rows[1]]))
+    assert len(LandmarkFolder(folder, "real", "2d", labels="twice.csv", skip_bad=True)) == 3
+    pts = np.random.default_rng(0).uniform(2, 38, (68, 2)).round(2).tolist()
+    (folder / "keys.json").write_text(f'{{"f0.png": {json.dumps(pts)}, "f0.png": {json.dumps(pts[::-1])}}}')
+    with pytest.raises(DataError, match=r"entry 'f0\.png': lists 'f0\.png' again"):
+        LandmarkFolder(folder, "real", "2d", labels="keys.json")
+    (folder / "list.json").write_text(json.dumps([{"image": "f2.png", "landmarks": pts}] * 2))
+    with pytest.raises(DataError, match=r"lists 'f2\.png' again"):
+        LandmarkFolder(folder, "real", "2d", labels="list.json")
+
+
 def test_unpaired_files_stop_or_are_skipped_and_counted(tmp_path):
     folder = _folder(tmp_path / "a")
     (folder / "f1.pts").unlink()
@@ -219,8 +262,17 @@ def test_a_test_set_that_shares_training_images_is_refused_before_training(make_
     # a separate folder is fine, even with the same file names
     from landmark_lab.datamodules.sources import check_held_out, open_sources
 
-    spec = {"kind": "folder", "root": str(train_dir), "test_root": str(_folder(tmp_path / "test", n=4))}
+    test_dir = _folder(tmp_path / "test", n=4, size=44)  # other faces (other pixels), the same names
+    spec = {"kind": "folder", "root": str(train_dir), "test_root": str(test_dir)}
     check_held_out(open_sources(spec, "real", "train", False), open_sources(spec, "real", "test", False))
+    # a hard link to a training image, and a copy under another name, are the same face
+    for how, name in ((os.link, "linked"), (lambda a, b: Path(b).write_bytes(Path(a).read_bytes()), "copied")):
+        how(train_dir / "f3.png", test_dir / f"{name}.png")
+        (test_dir / f"{name}.pts").write_bytes((train_dir / "f3.pts").read_bytes())
+        with pytest.raises(ConfigError, match=r"shares 1 image\(s\) .*test/(linked|copied)\.png\) as the same file"):
+            check_held_out(open_sources(spec, "real", "train", False), open_sources(spec, "real", "test", False))
+        for suffix in (".png", ".pts"):
+            (test_dir / f"{name}{suffix}").unlink()
 
 
 # -- 4. run folders keep their record --------------------------------------------------------------
@@ -354,6 +406,30 @@ def test_typos_are_named_before_any_work(make_cfg, tmp_path, override, message):
     with pytest.raises(ConfigError):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / ".hydra").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("++schedule.lrr=0.1", r"schedule\.lrr is not a setting of train.*Did you mean schedule\.lr"),
+    ("+data.real_budgett=10", r"data\.real_budgett is not a setting of train.*Did you mean data\.real_budget"),
+    ("+data.transform.crop.szie=128", r"data\.transform\.crop\.szie .*Did you mean data\.transform\.crop\.size"),
+    ("eval.flip=maybe", r"eval\.flip='maybe' must be true or false"),
+    ("overwrite=1", r"overwrite=1 must be true or false"),
+    ("trainer.val_every=5", r"trainer\.val_every is now schedule\.val_every: write schedule\.val_every=5"),
+])
+def test_forced_keys_must_exist_and_booleans_be_booleans(make_cfg, tmp_path, capsys, override, message):
+    """Hydra's + and ++ add any key: a misspelt one changed nothing and the run went on with exit status 0."""
+    with pytest.raises(ConfigError, match=message):
+        make_cfg([override])
+    run = tmp_path / "cli_run"
+    assert run_cli("train", [override, f"hydra.run.dir={run}", "logger=none"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err and not run.exists()
+
+
+def test_component_options_and_known_keys_still_pass(make_cfg):
+    cfg = make_cfg(["++data.synthetic.n=40", "+callbacks.extra._target_=lightning.pytorch.callbacks.Timer",
+                    "eval.flip=true", "model.head.name=heatmap", "+model.head.decode=argmax"])
+    assert cfg.data.synthetic.n == 40 and cfg.eval.flip is True and cfg.model.head.decode == "argmax"
 
 
 def test_pretrained_without_hub_fails_fast(make_cfg, monkeypatch):

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from landmark_lab.utils.cli import guarded, hydra_entry
 from landmark_lab.utils.compose import config_dir
+from landmark_lab.utils.keys import check_override_keys, check_renamed
 
 
 def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str, str] | None = None,
@@ -30,9 +31,18 @@ def run_app(config_name: str, task: Callable[[DictConfig], Any], flags: dict[str
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
 
+    guarded(check_renamed, sys.argv[1:])  # before Hydra's own "not in struct" message, which names no new key
+
+    def checked(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        check_override_keys(cfg, str(hc.job.config_name), list(hc.overrides.task))
+        return task(cfg)
+
     @hydra.main(version_base="1.3", config_path=str(conf), config_name=config_name)
     def _main(cfg: DictConfig) -> Any:
-        return guarded(task, cfg)
+        return guarded(checked, cfg)
 
     hydra_entry(_main)
 

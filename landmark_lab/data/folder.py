@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from landmark_lab.data.indexing import check_image, index_entries
+from landmark_lab.data.indexing import check_image, index_entries, within
 from landmark_lab.data.pts import read_pts
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
@@ -44,24 +44,30 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
+class _Pairs(list):
+    """A JSON object as the list of its (key, value) pairs, duplicates kept."""
+
+
 def _table_rows(path: Path) -> list[tuple[str, str, Any]]:
     """``(where, image name, coordinates)`` per face of a CSV (136 strings) or JSON (68 pairs) landmark table."""
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
+        # utf-8-sig: spreadsheet programs save CSV with a byte-order mark, which would hide the 'image' header
+        with path.open(newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
         if not rows or rows[0][0].strip().lower() not in ("image", "file", "filename", "path"):
             raise DataError(f"{path}: a landmark CSV needs a header row whose first column is 'image' "
                             "(then x0,y0,x1,y1,...,x67,y67).")
         return [(f"{path}, line {i + 2}", r[0].strip(), r[1:]) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+        try:  # objects kept as their (key, value) pairs: a name given twice must not silently keep the last
+            data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_Pairs)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: cannot read landmark JSON ({exc}).") from None
-        if isinstance(data, dict):
-            entries = list(data.items())
-        elif isinstance(data, list) and all(isinstance(e, dict) and "image" in e and "landmarks" in e for e in data):
-            entries = [(e["image"], e["landmarks"]) for e in data]
+        if isinstance(data, _Pairs):
+            entries = list(data)
+        elif isinstance(data, list) and all(isinstance(e, _Pairs) and {"image", "landmarks"} <= dict(e).keys()
+                                            for e in data):
+            entries = [(dict(e)["image"], dict(e)["landmarks"]) for e in data]
         else:
             raise DataError(f"{path}: expected {{\"NAME.jpg\": [[x, y], ... 68]}} or "
                             "[{\"image\": \"NAME.jpg\", \"landmarks\": [[x, y], ... 68]}, ...].")
@@ -88,8 +94,10 @@ def _parse_row(where: str, values: Any) -> np.ndarray:
     return pts
 
 
-def _parse_pair(group: list[Path]) -> np.ndarray:
-    """Landmarks of one ``NAME.<image>`` + ``NAME.pts`` pair, checked against the image's size."""
+def _parse_pair(group: list[Path], folder: Path) -> np.ndarray:
+    """Landmarks of one ``NAME.<image>`` + ``NAME.pts`` pair in ``folder``, checked against the image's size."""
+    for p in group:
+        within(folder, p)
     images = [p for p in group if p.suffix.lower() != ".pts"]
     pts = [p for p in group if p.suffix.lower() == ".pts"]
     if not pts:
@@ -129,10 +137,16 @@ class LandmarkFolder:
             if not table.is_file():
                 raise DataError(f"{table}: landmark table not found (labels={labels!r} is read inside {self.folder}).")
 
+            first: dict[Path, str] = {}
+
             def parse(row: tuple[str, str, Any]) -> tuple[Path, np.ndarray]:
                 where, image, values = row
                 # A table names files inside its folder: '../other/x.jpg' would pull in a foreign image.
                 path = inside(self.folder, image, where)
+                if path in first:  # a repeated row would count one face twice (or label it twice, differently)
+                    raise DataError(f"{where}: lists {image!r} again (first at {first[path].split(', ', 1)[-1]}); "
+                                    "each image once. Remove one of the two")
+                first[path] = where
                 pts = _parse_row(where, values) - shift
                 check_image(path, pts, where)
                 return path, pts
@@ -148,7 +162,8 @@ class LandmarkFolder:
             for p in files:
                 stems.setdefault(p.stem, []).append(p)
             entries = [sorted(group, key=lambda p: p.suffix.lower() == ".pts") for _, group in sorted(stems.items())]
-            kept, lms, self.skipped = index_entries(entries, _parse_pair, self.name, skip_bad, limit)
+            kept, lms, self.skipped = index_entries(entries, lambda group: _parse_pair(group, self.folder), self.name,
+                                                    skip_bad, limit)
             self.images = [group[0] for group in kept]
         if not self.images:
             raise DataError(

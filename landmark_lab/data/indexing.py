@@ -46,6 +46,19 @@ def index_entries(entries: Iterable[E], parse: Callable[[E], R], name: str, skip
     return kept, parsed, skipped
 
 
+def within(folder: Path, path: Path) -> Path:
+    """``path``, a file a reader found in ``folder``, resolved; a link leading outside the folder is refused.
+
+    A reader opens only what lies inside its data folder (as a label table's entries must): a ``NAME.pts`` that
+    links to another file on the disk would be read, and its lines shown in error messages.
+    """
+    real = path.resolve()
+    if not real.is_relative_to(folder.resolve()):
+        raise DataError(f"{path}: links to a file outside the data folder {folder}; a reader opens only files inside "
+                        "its folder. Copy the file in, or point the source's root at a folder that holds it.")
+    return real
+
+
 # A label may leave its image by this fraction of the image side (faces cut by the border are normal);
 # beyond it the file's coordinates are wrong (another scale, swapped axes, a typo).
 OUTSIDE_MARGIN = 0.5

@@ -8,7 +8,7 @@ import numpy as np
 
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import NUM_LANDMARKS
-from landmark_lab.utils.io import write_text_atomic
+from landmark_lab.utils.io import snippet, write_text_atomic
 
 
 def read_pts(path: str | Path, expected: int = NUM_LANDMARKS) -> np.ndarray:
@@ -32,7 +32,7 @@ def read_pts(path: str | Path, expected: int = NUM_LANDMARKS) -> np.ndarray:
             try:
                 declared = int(ln.split(":", 1)[1])
             except (IndexError, ValueError):
-                raise DataError(f"{path}: unparsable header line {ln!r}.") from None
+                raise DataError(f"{path}: unparsable header line {snippet(ln)!r}.") from None
     rows = lines[start + 1 : end]
     if declared is not None and declared != len(rows):
         raise DataError(f"{path}: header says n_points: {declared} but the file lists {len(rows)} points.")
@@ -49,7 +49,7 @@ def read_pts(path: str | Path, expected: int = NUM_LANDMARKS) -> np.ndarray:
                 raise ValueError
             pts[i] = float(parts[0]), float(parts[1])
         except ValueError:
-            raise DataError(f"{path}: point {i + 1} is {row!r}; expected two numbers 'x y'.") from None
+            raise DataError(f"{path}: point {i + 1} is {snippet(row)!r}; expected two numbers 'x y'.") from None
     if not np.isfinite(pts).all():
         raise DataError(f"{path}: contains non-finite coordinates (nan/inf).")
     return pts - 1.0

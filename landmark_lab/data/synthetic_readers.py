@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from landmark_lab.data.folder import read_image
-from landmark_lab.data.indexing import check_image, index_entries
+from landmark_lab.data.indexing import check_image, index_entries, within
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import NUM_LANDMARKS
@@ -96,13 +96,14 @@ class DGFacesReader:
         self.visibility = np.stack([vis for _, vis in labels])
         self.ids = [f"dgfaces/{p.parent.parent.name}" for p in self.images]
 
-    @staticmethod
-    def _read(entry: tuple[Path, Path, Path]) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, entry: tuple[Path, Path, Path]) -> tuple[np.ndarray, np.ndarray]:
         dp, cam, kp = entry
         if not kp.is_file():
             raise DataError(f"{dp}: missing its key-point file {kp.relative_to(dp)}.")
         if not (cam / "visible_spectrum_01.png").is_file():
             raise DataError(f"{dp}: missing its image {cam.name}/visible_spectrum_01.png.")
+        within(self.folder, kp)
+        within(self.folder, cam / "visible_spectrum_01.png")
         lm, vis = read_dgfaces_keypoints(kp)
         check_image(cam / "visible_spectrum_01.png", lm, str(kp))
         return lm, vis
@@ -171,17 +172,18 @@ class FaceSyntheticsReader:
         self.pupils = np.stack([pts[68:70] for pts in labels])
         self.ids = [f"facesynthetics/{p.stem}" for p in self.images]
 
-    @staticmethod
-    def _read(path: Path) -> np.ndarray:
+    def _read(self, path: Path) -> np.ndarray:
         if path.suffix == ".png":
             raise DataError(f"{path}: has no landmark file {path.stem}_ldmks.txt beside it.")
         image = path.with_name(path.name.replace("_ldmks.txt", ".png"))
         if not image.is_file():
             raise DataError(f"{path}: its image {image.name} is missing.")
+        within(self.folder, path)
+        within(self.folder, image)
         try:
             pts = np.loadtxt(path, dtype=np.float32, ndmin=2)
-        except ValueError as exc:
-            raise DataError(f"{path}: unparsable landmark file ({exc}).") from None
+        except ValueError:  # numpy's message quotes the offending text: not echoed (it may be another file's)
+            raise DataError(f"{path}: unparsable landmark file; expected 70 rows of two numbers 'x y'.") from None
         if pts.shape != (70, 2):
             raise DataError(f"{path}: has {pts.shape[0]} rows of {pts.shape[1]} values; expected 70 rows 'x y' "
                             "(68 iBUG points + 2 pupils).")

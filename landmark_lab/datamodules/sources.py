@@ -121,19 +121,40 @@ def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool 
 
 def check_held_out(train: list[Any], test: list[Any]) -> None:
     """Refuse a real test set that shares image files with the real training pool (validation included): its NME
-    would measure faces the model was trained or selected on. Compared by resolved path, so the same folder
-    reached two ways (a 300-W split and a listed folder, a link) is caught; copies under other names are not."""
-    def files(sources: list[Any]) -> dict[str, str]:
-        return {str(Path(p).resolve()): f"{s.name}/{Path(p).name}" for s in sources for p in getattr(s, "images", [])}
+    would measure faces the model was trained or selected on. The same file is caught however it is reached (a
+    300-W split and a listed folder, a symbolic or a hard link: device and inode), and so is a copy under another
+    name (same size, then same content digest: only files of equal size are read)."""
+    import hashlib
 
-    seen = files(train)
-    shared = sorted(name for path, name in files(test).items() if path in seen)
+    def files(sources: list[Any]) -> list[tuple[Path, str]]:
+        return [(Path(p), f"{s.name}/{Path(p).name}") for s in sources for p in getattr(s, "images", [])]
+
+    digests: dict[Path, str] = {}
+
+    def digest(path: Path) -> str:
+        if path not in digests:
+            digests[path] = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        return digests[path]
+
+    by_inode: dict[tuple[int, int], str] = {}
+    by_size: dict[int, list[Path]] = {}
+    for path, name in files(train):
+        st = path.stat()
+        by_inode[(st.st_dev, st.st_ino)] = name
+        by_size.setdefault(st.st_size, []).append(path)
+    shared = []
+    for path, name in files(test):
+        st = path.stat()
+        same_file = (st.st_dev, st.st_ino) in by_inode
+        if same_file or any(digest(other) == digest(path) for other in by_size.get(st.st_size, [])):
+            shared.append(name)
+    shared.sort()
     if shared:
         raise ConfigError(
-            f"the real test set shares {len(shared)} image(s) with the real training pool (e.g. {shared[0]}): "
-            "its NME would measure faces the model was trained or validated on. Test on folders you do not train on, "
-            "e.g. data.train_split=[afw,helen/trainset] data.split=[lfpw/trainset] (300-W), or a data.real.test_root "
-            "apart from data.real.root (data/real=folder).")
+            f"the real test set shares {len(shared)} image(s) with the real training pool (e.g. {shared[0]}) as the "
+            "same file, a link to it or a copy: its NME would measure faces the model was trained or validated on. Test "
+            "on folders you do not train on, e.g. data.train_split=[afw,helen/trainset] data.split=[lfpw/trainset] "
+            "(300-W), or a data.real.test_root apart from data.real.root (data/real=folder).")
 
 
 class FaceDataset(Dataset):

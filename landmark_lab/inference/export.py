@@ -31,6 +31,29 @@ def export_info(model: Any) -> dict[str, Any]:
     }
 
 
+SUFFIXES = {"onnx": ".onnx", "torch_export": ".pt2"}
+
+
+def export_target(out: str | Path | None, fmt: str, run_dir: Path | None, overwrite: bool = False) -> Path:
+    """Where ``export`` writes: ``out`` (a file with the format's suffix, or an existing folder to write
+    ``model<suffix>`` in), else the run folder. An existing file (or its ``.json`` side file) is refused unless
+    ``overwrite``: export never replaces what a user already has."""
+    suffix = SUFFIXES[fmt]
+    target = Path(str(out)).expanduser() if out else run_dir / f"model{suffix}"
+    if target.is_dir():
+        target = target / f"model{suffix}"
+    if target.suffix != suffix:
+        raise ConfigError(f"out={str(out)!r}: format={fmt} writes a {suffix} file; name it so (out=model{suffix}) or "
+                          f"choose the format that writes {target.suffix or 'files without a suffix'}.")
+    existing = [p for p in (target, target.with_name(target.name + ".json")) if p.exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"out={str(out or target)!r}: {existing[0]} exists; refusing to replace it. Choose another "
+                          "name, or pass overwrite=true to replace it (and its .json side file).")
+    if not target.parent.is_dir():
+        raise ConfigError(f"out={str(out)!r}: the folder {target.parent} does not exist; create it first.")
+    return target
+
+
 def export_model(model: Any, out: str | Path, fmt: str = "onnx", opset: int = 17) -> tuple[Path, Path]:
     """Export ``model`` (a LandmarkModule) to ``out``; returns (model file, JSON side file). Written atomically."""
     if fmt not in FORMATS:
@@ -83,14 +106,15 @@ def export_checkpoint(cfg: Any) -> Path:
     """``export``: write ``cfg.ckpt_path`` as ``cfg.format`` to ``cfg.out`` (default: the run folder) and print
     the largest difference from the eager model on random crops; returns the written file."""
     from landmark_lab.models.checkpoint import load_checkpoint
-    from landmark_lab.utils.checks import check_checkpoint_path, choice
+    from landmark_lab.utils.checks import check_checkpoint_path, choice, integer
     from landmark_lab.utils.run import run_dir_of
 
     check_checkpoint_path(cfg)
     fmt = choice(cfg, "format", FORMATS)
+    opset = integer(cfg, "opset", low=7)
+    out = export_target(cfg.get("out"), fmt, None if cfg.get("out") else run_dir_of(cfg), bool(cfg.get("overwrite", False)))
     model = load_checkpoint(cfg.ckpt_path)
-    out = Path(cfg.out) if cfg.get("out") else run_dir_of(cfg) / ("model.onnx" if fmt == "onnx" else "model.pt2")
-    path, side = export_model(model, out, fmt, int(cfg.get("opset", 17)))
+    path, side = export_model(model, out, fmt, opset)
     line = f"[landmark_lab] exported {cfg.ckpt_path} -> {path} ({fmt}); crop settings in {side}"
     if cfg.get("check", True):
         size = int(model.input_size)

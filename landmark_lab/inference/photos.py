@@ -7,6 +7,7 @@ listed under ``skipped`` and the rest of the folder goes on.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,39 @@ def list_images(path: Path) -> list[Path]:
     raise ConfigError(f"input={str(path)!r}: no such file or folder.")
 
 
+# What a command's own run folder holds before it writes anything: its config record, its log, its lock.
+_RUN_RECORD = (".hydra", "run.lock")
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> Path:
+    """The folder ``predict`` writes into, made if missing. One that already holds files (earlier predictions,
+    photos) is refused unless ``overwrite``; then its contents move to ``backup_<time>/`` inside it first."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir={str(out)!r} is a file, not a folder; choose a folder for the predictions.")
+    held = [p for p in out.iterdir() if p.name not in _RUN_RECORD and p.suffix != ".log"] if out.is_dir() else []
+    if held and not overwrite:
+        raise ConfigError(f"out_dir={str(out)!r} already holds {len(held)} file(s) or folder(s) (e.g. {held[0].name}); "
+                          "refusing to write over them. Choose an empty or new folder, or pass overwrite=true to move "
+                          "them to a backup_<time>/ folder inside it first.")
+    if held:
+        backup = out / time.strftime("backup_%Y%m%d-%H%M%S")
+        backup.mkdir()
+        for p in held:
+            if not p.name.startswith("backup_"):
+                shutil.move(str(p), backup / p.name)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def output_stems(images: list[Path]) -> dict[Path, str]:
+    """The name each image's outputs take: its stem, or its whole name where two inputs share a stem
+    (``face.jpg`` and ``face.png`` write ``face.jpg.jpg`` and ``face.png.jpg``, never one file)."""
+    counts: dict[str, int] = {}
+    for p in images:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return {p: p.stem if counts[p.stem] == 1 else p.name for p in images}
+
+
 def draw_faces(image: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
     """The photo (BGR, for cv2.imwrite) with each face's box and 68 points."""
     out = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -63,9 +97,10 @@ def predict_photos(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError("detector=boxes needs boxes=PATH (a CSV image,x0,y0,x1,y1 or a JSON of boxes per image).")
         table = read_box_table(cfg.boxes)
     detector = build_detector(detector_name, int(cfg.get("upsample", 1)))
+    out = prepare_out_dir(Path(str(cfg.out_dir)).expanduser() if cfg.get("out_dir") else run_dir_of(cfg),
+                          bool(cfg.get("overwrite", False)))
     predictor = Predictor.load(cfg.ckpt_path, str(cfg.get("device", "auto")), detector, int(cfg.refine))
-    out = Path(cfg.out_dir) if cfg.get("out_dir") else run_dir_of(cfg)
-    out.mkdir(parents=True, exist_ok=True)
+    stems = output_stems(images)
     results: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
     for path in tqdm(images, desc="predicting", unit="image", disable=len(images) < 2):
@@ -81,11 +116,11 @@ def predict_photos(cfg: DictConfig) -> dict[str, Any]:
         results[path.name] = {"size": [int(image.shape[1]), int(image.shape[0])], "faces": [f.as_json() for f in faces]}
         if cfg.get("draw", True):
             (out / "drawn").mkdir(exist_ok=True)
-            cv2.imwrite(str(out / "drawn" / f"{path.stem}.jpg"), draw_faces(image, faces))
+            cv2.imwrite(str(out / "drawn" / f"{stems[path]}.jpg"), draw_faces(image, faces))
         if cfg.get("write_pts", False):
             (out / "pts").mkdir(exist_ok=True)
             for k, f in enumerate(faces):
-                write_pts(out / "pts" / f"{path.stem}_{k}.pts", f.landmarks)
+                write_pts(out / "pts" / f"{stems[path]}_{k}.pts", f.landmarks)
     payload = {
         "model": str(cfg.ckpt_path), "detector": detector_name, "flip": bool(cfg.flip), "refine": int(cfg.refine),
         "coordinates": "image pixels, 0-based pixel centres (the .pts files are 1-based, as 300-W)",

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.adaptation.posthoc import fit_posthoc_adapter
 from landmark_lab.datamodules.sources import FaceDataset
-from landmark_lab.errors import ConfigError, DataError, TrainingDiverged
+from landmark_lab.errors import ConfigError, DataError, Interrupted, TrainingDiverged
 from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
 from landmark_lab.models.checkpoint import load_weights, read_checkpoint, save_model
 from landmark_lab.reports.plots import evaluation_figures
@@ -31,6 +32,7 @@ from landmark_lab.training.builders import build_datamodule, build_model, mean_s
 from landmark_lab.training.callbacks import StepRecorder
 from landmark_lab.training.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
+from landmark_lab.training.signals import fit_interrupted, sigterm_interrupts
 from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import inside, relative_to_run
 from landmark_lab.utils.run import (
@@ -38,6 +40,7 @@ from landmark_lab.utils.run import (
     is_rank_zero,
     record_failure,
     run_dir_of,
+    run_folder_lock,
     start_run_dir,
     write_json,
 )
@@ -118,7 +121,8 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
              f" (resuming from {resume_from})" if resume_from else "")
     t0 = time.perf_counter()
     # weights_only: a last.ckpt is read back without unpickling anything but tensors and plain containers.
-    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+    fit_interrupted(lambda: trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None,
+                                        weights_only=True), stage.name, lambda: int(trainer.global_step))
     seconds = time.perf_counter() - t0
     best = ckpt.best_model_path
     if best:
@@ -220,11 +224,21 @@ def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train and test one configuration; returns the final stage's best validation NME (for sweepers)."""
+    """Train and test one configuration; returns the final stage's best validation NME (for sweepers).
+
+    The run holds its folder's lock throughout (a second run into the same folder is refused), and SIGTERM ends it
+    as :class:`Interrupted` with ``failed.json`` written (reason ``interrupted``), never as a success.
+    """
     t_start = time.perf_counter()
     # Every name, number, path and device is checked before anything is read, built or written.
     check_train_config(cfg)
     run_dir = run_dir_of(cfg)
+    # DDP ranks re-launched by Lightning share rank 0's folder (and its lock).
+    with sigterm_interrupts(), (run_folder_lock(run_dir) if is_rank_zero() else nullcontext()):
+        return _train(cfg, run_dir, t_start)
+
+
+def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
     resume = bool(cfg.get("resume", False))
     if resume and (run_dir / "metrics.json").is_file():
         try:
@@ -302,6 +316,12 @@ def train(cfg: DictConfig) -> float | None:
     except TrainingDiverged as exc:
         if is_rank_zero():
             path = record_failure(run_dir, str(exc), stage=exc.stage, finished_stages=stages, config=resolved)
+            log.error("%s (recorded in %s)", exc, path)
+        raise
+    except Interrupted as exc:
+        if is_rank_zero():
+            path = record_failure(run_dir, "interrupted", stage=exc.stage, diverged=False, signal=exc.signum,
+                                  last_step=exc.step, finished_stages=stages, config=resolved)
             log.error("%s (recorded in %s)", exc, path)
         raise
     finally:

@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from landmark_lab.errors import LandmarkLabError
+from landmark_lab.errors import Interrupted, LandmarkLabError
 
 T = TypeVar("T")
 USER_ERROR = 2
@@ -47,6 +47,9 @@ def guarded(fn: Callable[..., T], *args: Any) -> T:
     _task_started = True
     try:
         return fn(*args)
+    except Interrupted as exc:  # not a user error: the conventional 128 + signal; the folder keeps its record
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(128 + exc.signum)
     except LandmarkLabError as exc:
         message = str(exc)
     except OmegaConfBaseException as exc:  # an unset ??? value, an interpolation that does not resolve ...
@@ -54,12 +57,33 @@ def guarded(fn: Callable[..., T], *args: Any) -> T:
         text = str(exc).splitlines()[0]
         message = f"config{f' key {key}' if key else ''}: {text}"
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            message = disk_full_message(exc)
+        elif exc.errno in PATH_ERRORS and exc.filename:
+            message = path_message(exc)
+        else:
             raise
-        message = disk_full_message(exc)
     _remove_empty_run_dir()
     print(f"error: {message}", file=sys.stderr)
     sys.exit(USER_ERROR)
+
+
+# A path the command was given (or derived from paths.*, out, out_dir, LANDMARK_LAB_CACHE) that it cannot use.
+PATH_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "not permitted", errno.EROFS: "read-only file system",
+               errno.ENOTDIR: "a file stands where a folder is needed", errno.EEXIST: "a file stands where a folder is needed",
+               errno.EISDIR: "a folder stands where a file is needed"}
+
+
+def path_message(exc: OSError) -> str:
+    """One line for a path a command cannot write or read: which path, what stands in the way, what to do."""
+    where = Path(exc.filename)
+    blocker = next((p for p in (where, *where.parents) if p.exists() and not p.is_dir()), None)
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and blocker is not None:
+        what = f"{blocker} is a file, not a folder"
+    else:
+        what = PATH_ERRORS[exc.errno]
+    return (f"cannot use {where}: {what}. Point the setting that names it (out, out_dir, hydra.run.dir, "
+            "paths.cache_dir / LANDMARK_LAB_CACHE, paths.log_dir) at a folder you can write, or fix its permissions.")
 
 
 def disk_full_message(exc: OSError) -> str:

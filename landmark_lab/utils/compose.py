@@ -39,14 +39,17 @@ def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: 
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from landmark_lab.utils.keys import check_override_keys, check_renamed
     from landmark_lab.utils.resolvers import register
 
     register()
     run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"landmark_lab_{name}_"))
     GlobalHydra.instance().clear()
+    check_renamed(overrides)
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name=name, overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
+            check_override_keys(cfg, name, overrides)  # as the CLI does: no forced key that changes nothing
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"bad override: {exc}") from None
     HydraConfig().set_config(cfg)

@@ -97,3 +97,10 @@ def inside(base: str | Path, relative: str | Path, what: str) -> Path:
     if not target.is_relative_to(base_r):
         raise DataError(f"{what}: {str(relative)!r} points outside {base}; paths in it must stay inside that folder.")
     return target
+
+
+def snippet(text: str, limit: int = 24) -> str:
+    """At most ``limit`` printable characters of a bad line, for an error message: enough to find the line, never a
+    whole line of a file that may hold something else (a mislinked file's secrets, a binary blob)."""
+    clean = "".join(c if c.isprintable() else "?" for c in str(text))
+    return clean if len(clean) <= limit else clean[:limit] + "…"

@@ -7,6 +7,8 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,32 @@ FRESH_RUN_DIR: Path | None = None
 # Written instead of metrics.json when a run stops without a result (e.g. it diverged): the report lists
 # it under "failed", and resume=true retries it.
 FAILED_FILE = "failed.json"
+# Held by the run that uses the folder, for its whole length: a second run started into it is refused.
+LOCK_FILE = "run.lock"
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the block runs; another process holding it is a :class:`ConfigError`.
+
+    Two runs writing one folder interleave their checkpoints (``best.ckpt`` beside ``best-v1.ckpt``) and their
+    records (one run's seed in ``metrics.json``, the other's in ``.hydra/``): the second is refused instead.
+    """
+    from filelock import FileLock, Timeout
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"{run_dir} is in use by another run (it holds {path}). Wait for that run to end, or give "
+                          "this one its own folder (hydra.run.dir=...).") from None
+    try:
+        yield
+    finally:
+        lock.release()
+        path.unlink(missing_ok=True)  # the folder holds only the run's own files afterwards
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -190,7 +218,7 @@ def start_run_dir(run_dir: Path, cfg: DictConfig | None = None, overwrite: bool 
     guard_run_dir(run_dir, overwrite, allow_partial=resume, cfg=cfg)  # before the record below is rewritten
     # A folder that held nothing but this job's log is this run's own: a user error before any result may
     # remove it again (utils.cli.guarded), so a refused command leaves nothing behind.
-    FRESH_RUN_DIR = run_dir if all(p.suffix == ".log" for p in run_dir.iterdir()) else None
+    FRESH_RUN_DIR = run_dir if all(p.suffix == ".log" or p.name == LOCK_FILE for p in run_dir.iterdir()) else None
     failed = run_dir / FAILED_FILE
     if failed.is_file():
         failed.rename(run_dir / time.strftime("failed_%Y%m%d-%H%M%S.json"))
@@ -212,15 +240,16 @@ def save_config_record(run_dir: Path, task_cfg: DictConfig | None = None) -> Non
     write_text_atomic(out / "overrides.yaml", OmegaConf.to_yaml(hc.overrides.task))
 
 
-def record_failure(run_dir: Path, reason: str, stage: str | None = None, **info: Any) -> Path:
+def record_failure(run_dir: Path, reason: str, stage: str | None = None, diverged: bool = True, **info: Any) -> Path:
     """Write ``failed.json`` (never ``metrics.json``) for a run that ended without a result.
 
-    The failed ``stage``'s checkpoints move to ``diverged/<stage>_<time>/`` (kept for inspection): a retry
-    (``resume=true``) then trains that stage afresh instead of continuing from weights on the way to NaN.
+    A ``diverged`` stage's checkpoints move to ``diverged/<stage>_<time>/`` (kept for inspection): a retry
+    (``resume=true``) then trains that stage afresh instead of continuing from weights on the way to NaN. An
+    interrupted stage keeps them, so ``resume=true`` continues from its last checkpoint.
     """
     moved = None
     stage_dir = run_dir / "checkpoints" / stage if stage else None
-    if stage_dir is not None and stage_dir.is_dir():
+    if diverged and stage_dir is not None and stage_dir.is_dir():
         moved = run_dir / "diverged" / time.strftime(f"{stage}_%Y%m%d-%H%M%S")
         moved.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(stage_dir), moved)

@@ -1,0 +1,104 @@
+"""Keys a user adds with ``+key=`` or ``++key=`` must exist, and booleans must be booleans.
+
+Hydra refuses an unknown ``key=value``, but ``+key=value`` and ``++key=value`` add any key: ``++schedule.lrr=0.1``
+trained with the old learning rate and ``+data.real_budgett=10`` on every image, both with exit status 0. And a
+YAML value ``maybe`` for a boolean was read as true. Here each override is held against the same config groups composed
+with no key set: an added key that is not there is an error with a did-you-mean, and a key whose default is
+a boolean accepts only true or false.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from landmark_lab.errors import ConfigError
+
+# Sections whose keys depend on the component chosen (a head's, a reader's, a Lightning Trainer's or an
+# optimiser's own arguments): each component checks its own options when it is built, with its own message.
+OPEN = ("hydra", "callbacks", "trainer", "optimizer", "scheduler", "logger", "model.backbone", "model.head",
+        "model.adapter", "model.loss", "data.synthetic", "data.real")
+# Keys that moved: the old spelling gets a message naming the new one.
+RENAMED = {"trainer.val_every": "schedule.val_every", "trainer.val_check_interval": "schedule.val_every"}
+_ABSENT = object()
+# Default configs by (config name, groups chosen, search path): composed once per process (tests compose hundreds).
+_BASES: dict[tuple[str, tuple[str, ...], str], DictConfig] = {}
+
+
+def check_renamed(overrides: Sequence[str]) -> None:
+    """Refuse a key that was renamed, naming its new spelling (before Hydra's own 'not in struct' message)."""
+    for line in overrides:
+        key = line.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+        if key in RENAMED:
+            raise ConfigError(f"{key} is now {RENAMED[key]}: write {line.replace(key, RENAMED[key], 1).lstrip('+')}.")
+
+
+def _leaves(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, DictConfig):
+        out = []
+        for k in node.keys():
+            key = f"{prefix}{k}"
+            try:
+                child = node._get_node(k)
+            except Exception:
+                child = None
+            out += [key, *_leaves(child, f"{key}.")] if isinstance(child, DictConfig) else [key]
+        return out
+    return []
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    try:
+        node = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False, throw_on_resolution_failure=False)
+    except Exception:
+        return _ABSENT
+    return node
+
+
+def _is_open(key: str) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in OPEN)
+
+
+def check_override_keys(cfg: DictConfig, config_name: str, overrides: Sequence[str]) -> None:
+    """Every ``+``/``++`` key of ``overrides`` exists in ``config_name`` composed without them (outside the
+    :data:`OPEN` sections), and every key whose default is a boolean holds a boolean. Needs an initialised
+    Hydra (inside a command, or :func:`landmark_lab.utils.compose.compose_config`)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    check_renamed(overrides)
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    repository = GlobalHydra.instance().config_loader().repository
+
+    def is_group(o: Any) -> bool:
+        return repository.group_exists(o.key_or_group)
+
+    keys = [o for o in parsed if not o.is_delete() and not is_group(o) and not o.key_or_group.startswith("hydra")]
+    forced = [o for o in keys if o.is_add() or o.is_force_add()]
+    groups = tuple(o.input_line for o in parsed if o not in keys)
+    cache_key = (config_name, groups, repr(GlobalHydra.instance().config_loader().get_sources()))
+    if cache_key not in _BASES:
+        try:  # the groups chosen, no key set: what each key is by default
+            _BASES[cache_key] = compose(config_name, overrides=list(groups))
+        except Exception:  # the overrides themselves are refused elsewhere, with Hydra's message
+            return
+    base = _BASES[cache_key]
+    known = [k for k in _leaves(base) if not k.startswith("hydra")]
+    for o in forced:
+        key = o.key_or_group
+        if _is_open(key) or _select(base, key) is not _ABSENT:
+            continue
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(f"{o.input_line.split('=', 1)[0]}: {key} is not a setting of {config_name}, so it would change "
+                          f"nothing.{hint} `python -m landmark_lab.{config_name} --cfg job` lists every key.")
+    for o in keys:
+        default = _select(base, o.key_or_group)
+        if isinstance(default, bool):
+            value = _select(cfg, o.key_or_group)
+            if not isinstance(value, bool) and not isinstance(value, ListConfig):
+                raise ConfigError(f"{o.key_or_group}={value!r} must be true or false.")

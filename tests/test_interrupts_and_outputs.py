@@ -1,0 +1,160 @@
+"""Reliability, round 2: a killed run says so, two runs never share a folder, and outputs never replace what a
+user already has (export, predict, unwritable paths)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from landmark_lab.errors import ConfigError
+from landmark_lab.utils.run import LOCK_FILE, run_folder_lock
+
+from .conftest import ROOT, run_cli, tiny_overrides
+
+
+def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended first (status {proc.returncode}): {proc.stderr.read()[-3000:]}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_run_non_zero_with_failed_json_and_resume_continues(tmp_path, cache_dir):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "strategy.stages.0.steps=5000",
+           "schedule.val_every=5", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (run / "checkpoints" / "train" / "last.ckpt").is_file(), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "interrupted by SIGTERM in stage train" in err and "Traceback" not in err
+    failed = json.loads((run / "failed.json").read_text())
+    assert failed["reason"] == "interrupted" and failed["stage"] == "train" and failed["last_step"] >= 5
+    assert (run / "checkpoints" / "train" / "last.ckpt").is_file() and not (run / "metrics.json").exists()
+    assert not (run / LOCK_FILE).exists()
+    # the same command with resume=true continues from the last checkpoint (stopped again once it says so)
+    proc = subprocess.Popen([*cmd, "resume=true"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    log = run / "train.log"
+    _wait_for(lambda: log.is_file() and "resuming from" in log.read_text(), proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert list(run.glob("failed_*.json"))  # the first interruption's record is kept beside the new one
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, cache_dir, capsys):
+    run = tmp_path / "run"
+    with run_folder_lock(run):
+        with pytest.raises(ConfigError, match="in use by another run"), run_folder_lock(run):
+            pass
+        argv = ["+experiment=real_only", "strategy.stages.0.steps=2", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
+        assert run_cli("train", argv) == 2
+        assert "is in use by another run" in capsys.readouterr().err
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]  # the refused run wrote nothing
+    assert not run.exists() or not any(run.iterdir())
+
+
+@pytest.fixture
+def checkpoint(make_cfg, tmp_path) -> Path:
+    """An untrained (mean-shape start) tiny model saved as a checkpoint the project writes."""
+    import torch
+
+    from landmark_lab.datamodules.sources import FaceDataset
+    from landmark_lab.models.checkpoint import save_model
+    from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
+
+    cfg = make_cfg(["+experiment=real_only"])
+    dm = build_datamodule(cfg, progress=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.init_mean_shape(mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf)))
+    return save_model(model.eval(), tmp_path / "model.ckpt")
+
+
+def test_export_never_replaces_a_users_file_and_checks_the_suffix(checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for argv, says in (([f"out={notes}"], "writes a .onnx file"),
+                       ([f"out={tmp_path / 'x.onnx'}", "format=torch_export"], "writes a .pt2 file"),
+                       ([f"out={tmp_path / 'nowhere' / 'm.onnx'}"], "does not exist"),
+                       (["opset=abc"], "opset='abc' must be a whole number")):
+        assert run_cli("export", [f"ckpt_path={checkpoint}", *argv, f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert notes.read_text() == "mine\n"
+    # a folder: the model is written inside it; a second export there is refused unless overwrite=true
+    folder = tmp_path / "models"
+    folder.mkdir()
+    argv = [f"ckpt_path={checkpoint}", f"out={folder}", "check=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert run_cli("export", argv) == 0 and (folder / "model.onnx").is_file() and (folder / "model.onnx.json").is_file()
+    before = (folder / "model.onnx").read_bytes()
+    assert run_cli("export", argv) == 2 and "exists; refusing to replace it" in capsys.readouterr().err
+    assert (folder / "model.onnx").read_bytes() == before
+    assert run_cli("export", [*argv, "overwrite=true"]) == 0
+
+
+def test_predict_refuses_a_folder_with_files_backs_up_on_overwrite_and_never_mixes_two_inputs(checkpoint, tmp_path,
+                                                                                               capsys):
+    import cv2
+    import numpy as np
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("face.jpg", "face.png", "other.png"):
+        cv2.imwrite(str(photos / name), rng.integers(0, 255, (80, 80, 3), dtype=np.uint8))
+    out = tmp_path / "preds"
+    argv = [f"ckpt_path={checkpoint}", f"input={photos}", f"out_dir={out}", "detector=none", "write_pts=true",
+            f"hydra.run.dir={tmp_path / 'run'}"]
+    assert run_cli("predict", argv) == 0
+    drawn = sorted(p.name for p in (out / "drawn").iterdir())
+    assert drawn == ["face.jpg.jpg", "face.png.jpg", "other.jpg"]
+    assert sorted(p.name for p in (out / "pts").iterdir()) == ["face.jpg_0.pts", "face.png_0.pts", "other_0.pts"]
+    first = (out / "predictions.json").read_text()
+    # again into the same folder: refused, nothing touched
+    assert run_cli("predict", argv) == 2
+    assert "already holds" in capsys.readouterr().err and (out / "predictions.json").read_text() == first
+    # the input folder itself is a folder with files too
+    assert run_cli("predict", [*argv[:2], f"out_dir={photos}", *argv[3:]]) == 2
+    assert sorted(p.name for p in photos.iterdir()) == ["face.jpg", "face.png", "other.png"]
+    # overwrite=true: the earlier predictions move to a backup first
+    assert run_cli("predict", [*argv, "overwrite=true"]) == 0
+    (backup,) = out.glob("backup_*")
+    assert (backup / "predictions.json").read_text() == first and (out / "predictions.json").is_file()
+    # out_dir naming a file: one line
+    assert run_cli("predict", [*argv[:2], f"out_dir={photos / 'face.jpg'}", *argv[3:]]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_paths_that_cannot_be_used_are_one_line(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    empty = tmp_path / "sweep"
+    empty.mkdir()
+    recorded = ROOT / "experiments" / "budget_sweep" / "results.csv"
+    assert run_cli("report", [str(empty), "--recorded", str(recorded), "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(a_file) in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("LANDMARK_LAB_CACHE", str(a_file))
+    assert run_cli("train", ["+experiment=real_only", f"hydra.run.dir={tmp_path / 'run'}", "logger=none"]) == 2
+    err = capsys.readouterr().err
+    assert f"{a_file} is a file, not a folder" in err and "Traceback" not in err
+    assert a_file.read_text() == "x"
