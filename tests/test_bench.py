@@ -43,3 +43,19 @@ def test_the_machine_line_says_where_the_training_step_was_timed(make_cfg, monke
     line = machine_line(cfg)
     assert "training step on NVIDIA H200 (bf16-mixed), loader and latencies on the CPU with" in line
     assert not machine_line(make_cfg(["trainer.accelerator=cpu"])).count("training step on")
+
+
+def test_flops_are_counted_per_step_and_set_against_a_known_cards_peak(make_cfg, monkeypatch):
+    import torch
+
+    from landmark_lab.evaluation import speed
+
+    cfg = make_cfg(["data.batch_size=4"], name="bench")
+    four = speed.step_flops(cfg)
+    cfg = make_cfg(["data.batch_size=8"], name="bench")
+    assert speed.step_flops(cfg) == pytest.approx(2 * four, rel=0.02)  # the convolutions scale with the batch
+    line = speed.flops_line(cfg, 8e12, 1000.0)
+    assert "achieved 8.000 TFLOP/s" in line and "peak" not in line  # a CPU: no peak to compare with
+    monkeypatch.setattr(speed, "steps_on_gpu", lambda cfg: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
+    assert "= 0.8 % of the NVIDIA H200's dense bf16 peak (989 TFLOP/s)" in speed.flops_line(cfg, 8e12, 1000.0)

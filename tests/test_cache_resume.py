@@ -124,3 +124,41 @@ def test_run_folder_behind_a_symbolic_link_finishes_and_resumes(make_cfg, tmp_pa
     (real / "run" / "metrics.json").unlink()  # killed before its results: the re-run reuses both finished stages
     train(make_cfg([*FAST, "data.real_budget=16", f"pretrain_cache.dir={tmp_path / 'cache'}", "resume=true"], run_dir=run))
     assert all(s.get("reused") for s in _metrics(cfg)["stages"])
+
+
+def test_a_cache_entry_from_another_setup_or_with_other_weights_is_a_miss(tmp_path):
+    import torch
+
+    from landmark_lab.training.pretrain_cache import PretrainCache
+
+    cache = PretrainCache(tmp_path)
+    model = torch.nn.Linear(3, 2)
+    path = cache.save("k", model.state_dict(), {"best_val_nme_io": 0.05}, {"seed": 0})
+    assert cache.load("k", model, {"seed": 0}) is not None
+    # the same entry read by a run with other key material (copied from another setup): a miss, moved aside
+    assert cache.load("k", model, {"seed": 1}) is None and path.with_name("k.pt.corrupt").is_file()
+    # forged weights under a valid entry's material: the checksum no longer matches
+    cache.save("k", model.state_dict(), {"best_val_nme_io": 0.05}, {"seed": 0})
+    entry = torch.load(path, weights_only=True)
+    entry["state_dict"]["weight"] += 1.0
+    entry["info"]["best_val_nme_io"] = 0.001
+    torch.save(entry, path)
+    assert cache.load("k", model, {"seed": 0}) is None
+
+
+def test_a_stage_record_without_its_checkpoint_is_retrained(make_cfg, tmp_path, caplog):
+    cfg = make_cfg(["+experiment=real_only", "strategy.stages.0.steps=4", "schedule.val_every=2", "resume=true"])
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    done = run / "checkpoints" / "train" / "done.json"
+    record = json.loads(done.read_text())
+    for forged in ({**record, "best_checkpoint": None, "best_val_nme_io": 0.0001},
+                   {**record, "best_checkpoint": "checkpoints/train/gone.ckpt", "best_val_nme_io": 0.0001}):
+        (run / "metrics.json").unlink()
+        done.write_text(json.dumps(forged))
+        with caplog.at_level("WARNING"):
+            train(cfg)
+        assert "the stage is trained again" in caplog.text
+        m = json.loads((run / "metrics.json").read_text())
+        assert "reused" not in m["stages"][0] and m["val_nme_io"] != 0.0001
+        caplog.clear()

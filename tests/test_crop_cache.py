@@ -69,3 +69,55 @@ def test_training_from_the_crop_cache(make_cfg, tmp_path):
     bad = make_cfg(["data.cache=crops", "data.crop_imitation.enabled=true"])
     with pytest.raises(ConfigError, match="crop_imitation"):
         check_train_config(bad)
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "truncated", "deleted", "object array", "short"])
+def test_a_damaged_entry_is_found_when_opened_and_rebuilt(source, tmp_path, damage, caplog):
+    first = cached(source, CROP, tmp_path / "crops", progress=False)
+    good = np.array(first.pixels)
+    del first
+    folder = next(p for p in (tmp_path / "crops").iterdir() if p.is_dir())
+    images = folder / "images.npy"
+    if damage == "zeroed":
+        arr = np.load(images, mmap_mode="r+")
+        arr[:] = 0
+        arr.flush()
+        del arr
+    elif damage == "truncated":
+        images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
+    elif damage == "deleted":
+        images.unlink()
+    elif damage == "object array":
+        np.save(folder / "landmarks.npy", np.array([object()] * len(source)), allow_pickle=True)
+    else:
+        np.save(folder / "landmarks.npy", np.load(folder / "landmarks.npy")[:-1])
+    with caplog.at_level("WARNING"):
+        again = cached(source, CROP, tmp_path / "crops", progress=False)
+    assert "rebuilding it" in caplog.text
+    assert np.array_equal(np.array(again.pixels), good)
+
+
+def test_an_interrupted_build_resumes_from_the_chunks_it_finished(source, tmp_path, monkeypatch):
+    import landmark_lab.datamodules.crop_cache as cc
+
+    monkeypatch.setattr(cc, "_BUILD_CHUNK", 4)  # several chunks from the tiny test set
+    real, calls = cc._crop_chunk, []
+
+    def dies_on_the_third(job):
+        calls.append(job[1][0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a kill in the middle of the build
+        return real(job)
+
+    monkeypatch.setattr(cc, "_crop_chunk", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        cached(source, CROP, tmp_path / "crops", progress=False)
+    (partial,) = (tmp_path / "crops").glob("*.partial")
+    assert json.loads((partial / "done.json").read_text())["chunks"] == [0, 1]
+    calls.clear()
+    monkeypatch.setattr(cc, "_crop_chunk", lambda job: calls.append(job[1][0]) or real(job))
+    resumed = cached(source, CROP, tmp_path / "crops", progress=False)
+    assert calls[0] == 8 and 0 not in calls and 4 not in calls  # the two finished chunks were not cropped again
+    fresh = cached(source, CROP, tmp_path / "fresh", progress=False)
+    assert np.array_equal(np.array(resumed.pixels), np.array(fresh.pixels))
+    assert not list((tmp_path / "crops").glob("*.partial"))

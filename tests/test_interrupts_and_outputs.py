@@ -158,3 +158,133 @@ def test_paths_that_cannot_be_used_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert f"{a_file} is a file, not a folder" in err and "Traceback" not in err
     assert a_file.read_text() == "x"
+
+
+def _edited_checkpoint(checkpoint: Path, tmp_path: Path, edit) -> Path:
+    import torch
+
+    ckpt = torch.load(checkpoint, weights_only=True)
+    edit(ckpt)
+    out = tmp_path / "edited.ckpt"
+    torch.save(ckpt, out)
+    return out
+
+
+def test_nan_weights_are_refused_by_every_command_before_anything_is_written(checkpoint, tmp_path, capsys):
+    def poison(ckpt):
+        name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+        ckpt["state_dict"][name][...] = float("nan")
+
+    bad = _edited_checkpoint(checkpoint, tmp_path, poison)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(photos / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    for command, argv in (("evaluate", []), ("predict", [f"input={photos}", "detector=none", f"out_dir={tmp_path / 'p'}"]),
+                          ("export", [f"out={tmp_path / 'm.onnx'}"])):
+        run = tmp_path / f"run_{command}"
+        assert run_cli(command, [f"ckpt_path={bad}", *argv, f"hydra.run.dir={run}"]) == 2
+        err = capsys.readouterr().err
+        assert "hold NaN or inf" in err and "Traceback" not in err, err
+        assert not run.exists()
+    assert not (tmp_path / "p").exists() and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(("crop", "says"), [
+    ({"size": -64}, r"crop size -64 is not a side in pixels"),
+    ({"size": 256}, r"crop size 256 does not fit the network's 64-px input"),
+    ({"size": "abc"}, r"crop size 'abc' is not a side in pixels"),
+    ({"size": 64, "scale": 0}, r"crop scale 0 must be a positive number"),
+])
+def test_checkpoint_crop_settings_that_make_no_sense_are_refused(checkpoint, tmp_path, crop, says):
+    from landmark_lab.errors import DataError
+    from landmark_lab.models.checkpoint import load_landmark_model
+
+    bad = _edited_checkpoint(checkpoint, tmp_path, lambda c: c["hyper_parameters"]["crop"].update(crop))
+    with pytest.raises(DataError, match=says):
+        load_landmark_model(bad)
+
+
+def test_onnx_metadata_that_is_not_json_or_lacks_the_crop_is_refused(checkpoint, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from landmark_lab.errors import DataError
+    from landmark_lab.inference.predictor import Predictor
+
+    assert run_cli("export", [f"ckpt_path={checkpoint}", f"out={tmp_path / 'm.onnx'}", "check=false",
+                              f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    for value, says in (("{not json", "metadata is not JSON"), ('{"head": "regression"}', "crop settings are missing")):
+        proto = onnx.load(str(tmp_path / "m.onnx"))
+        next(p for p in proto.metadata_props if p.key == "landmark_lab").value = value
+        onnx.save(proto, str(tmp_path / "bad.onnx"))
+        with pytest.raises(DataError, match=says):
+            Predictor.from_onnx(tmp_path / "bad.onnx")
+
+
+def test_predict_validates_boxes_and_photos_and_fails_when_nothing_was_predicted(checkpoint, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((80, 80, 3), 90, np.uint8))
+    base = [f"ckpt_path={checkpoint}", f"input={photos}", f"hydra.run.dir={tmp_path / 'run'}"]
+    # rows naming the image by a path are matched by its file name
+    (tmp_path / "boxes.csv").write_text("image,x0,y0,x1,y1\nsome/where/a.png,10,10,70,70\n")
+    assert run_cli("predict", [*base, "detector=boxes", f"boxes={tmp_path / 'boxes.csv'}", f"out_dir={tmp_path / 'o1'}"]) == 0
+    assert len(json.loads((tmp_path / "o1" / "predictions.json").read_text())["images"]["a.png"]["faces"]) == 1
+    # a box far outside the image: skipped and listed, and nothing predicted is a failure
+    (tmp_path / "far.csv").write_text("image,x0,y0,x1,y1\na.png,90000,90000,90100,90100\n")
+    assert run_cli("predict", [*base, "detector=boxes", f"boxes={tmp_path / 'far.csv'}", f"out_dir={tmp_path / 'o2'}"]) == 2
+    assert "no face was predicted" in capsys.readouterr().err
+    assert "lies outside" in json.loads((tmp_path / "o2" / "predictions.json").read_text())["skipped"][0]["reason"]
+    for table, says in (("image,x0,y0,x1,y1\na.png,inf,0,10,10\n", "is not finite"),
+                        ("image,x0,y0,x1,y1\nb.png,1,1,10,10\n", "no row names any of the 1 input image")):
+        (tmp_path / "t.csv").write_text(table)
+        assert run_cli("predict", [*base, "detector=boxes", f"boxes={tmp_path / 't.csv'}", f"out_dir={tmp_path / 'o3'}"]) == 2
+        assert says in capsys.readouterr().err
+    # a 0-byte image and a 1x1 image as the only inputs: listed under skipped, exit status 2
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "empty.jpg").write_bytes(b"")
+    cv2.imwrite(str(odd / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    assert run_cli("predict", [f"ckpt_path={checkpoint}", f"input={odd}", "detector=none", f"out_dir={tmp_path / 'o4'}",
+                               f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    skipped = json.loads((tmp_path / "o4" / "predictions.json").read_text())["skipped"]
+    assert sorted(Path(s["image"]).name for s in skipped) == ["dot.png", "empty.jpg"]
+    assert "too small" in " ".join(s["reason"] for s in skipped)
+
+
+def test_evaluate_refuses_a_peer_with_a_checkpoint(checkpoint, tmp_path, capsys):
+    assert run_cli("evaluate", ["peer=dlib", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    assert "takes no checkpoint" in capsys.readouterr().err
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header says ``width`` x ``height`` (a valid IHDR, one empty IDAT): the size a decoder sees
+    before it allocates anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+def test_a_huge_photo_is_skipped_not_decoded(checkpoint, tmp_path):
+    import cv2
+    import numpy as np
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _png_header_only(photos / "huge.png", 50000, 50000)
+    cv2.imwrite(str(photos / "ok.png"), np.full((80, 80, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    assert run_cli("predict", [f"ckpt_path={checkpoint}", f"input={photos}", "detector=none", f"out_dir={out}",
+                               f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    saved = json.loads((out / "predictions.json").read_text())
+    assert list(saved["images"]) == ["ok.png"] and "megapixels" in saved["skipped"][0]["reason"]

@@ -426,6 +426,17 @@ def test_forced_keys_must_exist_and_booleans_be_booleans(make_cfg, tmp_path, cap
     assert re.search(message, err) and "Traceback" not in err and not run.exists()
 
 
+def test_a_misspelt_key_in_a_users_experiment_file_is_named(tmp_path, capsys):
+    mine = tmp_path / "my_conf" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - synth_pretrain_ft50\nschedule:\n  lrr: 0.1\n")
+    run = tmp_path / "run"
+    assert run_cli("train", ["--config-dir", str(tmp_path / "my_conf"), "+experiment=mine", f"hydra.run.dir={run}"]) == 2
+    err = capsys.readouterr().err
+    assert "experiment/mine.yaml: schedule.lrr is not a setting of train" in err and "Did you mean schedule.lr" in err
+    assert not run.exists()
+
+
 def test_component_options_and_known_keys_still_pass(make_cfg):
     cfg = make_cfg(["++data.synthetic.n=40", "+callbacks.extra._target_=lightning.pytorch.callbacks.Timer",
                     "eval.flip=true", "model.head.name=heatmap", "+model.head.decode=argmax"])

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -87,3 +88,42 @@ def test_dgfaces_metadata_is_in_image_axes(folder):
         right, left = lm[36:42].mean(0), lm[42:48].mean(0)
         assert np.linalg.norm(s.meta["pupils"][0] - right) < 5 and np.linalg.norm(s.meta["pupils"][1] - left) < 5
         assert set(s.meta["head_rotation"]) == {"yaw", "pitch", "roll"}
+
+
+def _renders(folder: Path, n: int = 3) -> Path:
+    """A tiny Face Synthetics-layout folder: NNNNNN.png + NNNNNN_ldmks.txt (68 points + 2 pupils)."""
+    import cv2
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:06d}.png"), np.full((64, 64, 3), 40 * i, np.uint8))
+        np.savetxt(folder / f"{i:06d}_ldmks.txt", rng.uniform(4, 60, (70, 2)), fmt="%.3f")
+    return folder
+
+
+def test_a_large_folder_is_indexed_in_parallel_once_and_again_when_a_file_changes(tmp_path, caplog):
+    from landmark_lab.data.indexing import PARALLEL_FROM
+    from landmark_lab.data.scale import link_farm
+
+    n = PARALLEL_FROM + 500
+    big = link_farm(_renders(tmp_path / "src"), tmp_path / "big", n, progress=False)
+    serial = FaceSyntheticsReader(big, workers=1)
+    parallel = FaceSyntheticsReader(big, workers=2, cache_dir=tmp_path / "index")
+    assert len(serial) == len(parallel) == n and serial.images == parallel.images
+    assert np.array_equal(serial.landmarks, parallel.landmarks) and np.array_equal(serial.pupils, parallel.pupils)
+    (entry,) = (tmp_path / "index").iterdir()
+    warm = FaceSyntheticsReader(big, workers=2, cache_dir=tmp_path / "index")
+    assert warm.images == serial.images and np.array_equal(warm.landmarks, serial.landmarks)
+    assert list((tmp_path / "index").iterdir()) == [entry]  # read back, not rebuilt
+    # a changed file is a new key: indexed again, and its bad line is found by the workers and named
+    bad = big / f"{n - 7:06d}_ldmks.txt"
+    bad.unlink()
+    bad.write_text("1 2\n" * 69)
+    with pytest.raises(DataError, match=rf"{bad.name}: has 69 rows of 2 values"):
+        FaceSyntheticsReader(big, workers=2, cache_dir=tmp_path / "index")
+    skipping = FaceSyntheticsReader(big, workers=2, cache_dir=tmp_path / "index", skip_bad=True)
+    assert len(skipping) == n - 1 and len(skipping.skipped) == 1
+    again = FaceSyntheticsReader(big, workers=2, cache_dir=tmp_path / "index", skip_bad=True)
+    assert again.skipped == skipping.skipped and again.images == skipping.images
+    assert len(FaceSyntheticsReader(big, workers=2, limit=1000)) == 1000

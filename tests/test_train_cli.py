@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,23 @@ def test_synthetic_datasets_from_config(make_cfg, source, limit, n_train):
     assert out["data"]["synthetic_train"] == n_train
 
 
+@pytest.mark.slow
+def test_packed_runs_share_the_machine_each_in_its_own_folder(tmp_path, cache_dir):
+    """Two runs of a multirun at once (hydra/launcher=pack), one thread each: both finish, each in its own folder,
+    and the one pre-training both need is trained once (the cache's lock makes the other wait, then load it)."""
+    cmd = [sys.executable, "-m", "landmark_lab.train", "-m", "+experiment=synth_pretrain_ft50", "data.real_budget=16,24",
+           "hydra/launcher=pack", "hydra.launcher.n_jobs=2", "threads=1", "strategy.stages.0.steps=4",
+           "strategy.stages.1.steps=4", "schedule.val_every=2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+           *tiny_overrides(cache_dir)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))]
+    assert sorted(m["real_budget"] for m in runs) == [16, 24]
+    assert sorted(m["stages"][0]["cache_hit"] for m in runs) == [False, True]
+    assert all(m["config"]["threads"] == 1 for m in runs)
+
+
 DDP_EXPERIMENTS = ["real_only", "synth_only_adapted", "combined", "synth_pretrain_ft50", "mixing"]
 
 
@@ -136,6 +154,7 @@ def test_cpu_ddp_every_strategy_two_processes_one_run_folder(make_cfg, tmp_path,
 @pytest.mark.parametrize("overrides", [
     ["+experiment=synth_pretrain_ft50", "+hparams_search=optuna_lr_augment"],
     ["+experiment=budget_sweep", "hydra/launcher=joblib"],
+    ["+experiment=budget_sweep", "hydra/launcher=pack", "threads=1"],
     ["+experiment=budget_sweep", "hydra/launcher=slurm_example"],
 ])
 def test_sweeper_and_launcher_configs_compose(make_cfg, overrides):

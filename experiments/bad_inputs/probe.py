@@ -149,6 +149,115 @@ def cases(tmp: Path) -> list[tuple[str, str, list[str], Path | None]]:
                 f"hydra.run.dir={tmp / 'pr'}"], marker))
     out.append(("typo", "export format=tflite", ["landmark_lab.export", f"ckpt_path={evil}", "format=tflite",
                 f"hydra.run.dir={tmp / 'ex'}"], marker))
+    out += round_two(tmp, base, train)
+    return out
+
+
+def tiny_checkpoint(tmp: Path, name: str, poison: bool = False, crop_size: int | None = None) -> Path:
+    """An untrained tiny model saved as the project saves one (NaN weights or an edited crop size on request)."""
+    from landmark_lab.models.checkpoint import save_model
+    from landmark_lab.training.builders import build_model
+    from landmark_lab.utils.compose import compose_config
+
+    cfg = compose_config("train", ["model.backbone.name=test_resnet", f"paths.cache_dir={tmp / 'cache'}"])
+    model = build_model(cfg)
+    if poison:
+        next(p for p in model.parameters()).data[...] = float("nan")
+    if crop_size is not None:
+        model.hparams.crop = {**dict(model.hparams.crop), "size": crop_size}
+    return save_model(model.eval(), tmp / name)
+
+
+# Rows run while the probe holds this run folder's lock, as a run in progress would.
+HOLD: dict[str, Path] = {}
+
+
+def round_two(tmp: Path, base: list[str], train) -> list[tuple[str, str, list[str], Path | None]]:
+    """The surfaces of reliability round 2: links out of the data folder, outputs over a user's files, records
+    and tables read back, garbage into predict/export/evaluate, forced keys."""
+    out: list[tuple[str, str, list[str], Path | None]] = []
+    good, nan, crop = (tiny_checkpoint(tmp, "good.ckpt"), tiny_checkpoint(tmp, "nan.ckpt", poison=True),
+                       tiny_checkpoint(tmp, "crop.ckpt", crop_size=-64))
+    secret = tmp / "secret.txt"
+    secret.write_text("version: 1\nn_points: 68\n{\n" + "TOPSECRET_API_KEY=0123456789abcdef\n" * 68 + "}\n")
+    link = face_folder(tmp / "linked")
+    (link / "f1.pts").unlink()
+    (link / "f1.pts").symlink_to(secret)
+    train("a NAME.pts that links to a file outside the data folder", "data/real=folder", f"data.real.root={link}",
+          f"data.real.test_root={link}", cls="security")
+    notes = tmp / "notes.txt"
+    notes.write_text("my notes\n")
+    out.append(("data loss", "export out=notes.txt (a file of the user's)",
+                ["landmark_lab.export", f"ckpt_path={good}", f"out={notes}", f"hydra.run.dir={tmp / 'ex1'}"], None))
+    (tmp / "model.onnx").write_text("the user's model\n")
+    out.append(("data loss", "export onto an existing model.onnx",
+                ["landmark_lab.export", f"ckpt_path={good}", f"out={tmp / 'model.onnx'}", f"hydra.run.dir={tmp / 'ex2'}"],
+                None))
+    photos = tmp / "photos"
+    photos.mkdir()
+    for n in ("face.jpg", "face.png"):
+        cv2.imwrite(str(photos / n), np.full((80, 80, 3), 90, np.uint8))
+    out.append(("data loss", "predict with out_dir= the folder of the photos",
+                ["landmark_lab.predict", f"ckpt_path={good}", f"input={photos}", "detector=none", f"out_dir={photos}",
+                 f"hydra.run.dir={tmp / 'pr1'}"], None))
+    HOLD["a second run into a folder another run is using"] = tmp / "busy"
+    train("a second run into a folder another run is using", "strategy.stages.0.steps=4", cls="data loss", run="busy")
+    a_file = tmp / "a_file"
+    a_file.write_text("x")
+    train("paths.cache_dir= an existing file", f"paths.cache_dir={a_file}", cls="unclear")
+    (tmp / "empty_sweep").mkdir()
+    out.append(("unclear", "report --out an existing file", ["landmark_lab.report", str(tmp / "empty_sweep"), "--recorded",
+                str(ROOT / "experiments" / "budget_sweep" / "results.csv"), "--out", str(a_file)], None))
+    for what, over in [("++schedule.lrr=0.1", "++schedule.lrr=0.1"), ("+data.real_budgett=10", "+data.real_budgett=10"),
+                       ("+data.transform.crop.szie=128", "+data.transform.crop.szie=128"),
+                       ("eval.flip=maybe", "eval.flip=maybe"), ("trainer.val_every=5 (renamed)", "trainer.val_every=5")]:
+        train(what, over, cls="silent")
+    tab = face_folder(tmp / "bom", n=12)
+    rows = ["image," + ",".join(f"{a}{k}" for k in range(68) for a in "xy")]
+    rows += [f"f{i}.png," + ",".join(f"{v:.2f}" for v in np.random.default_rng(i).uniform(4, 60, 136)) for i in range(12)]
+    (tab / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8-sig")
+    bom_test = face_folder(tmp / "bom_test", n=4, size=60)
+    test_rows = [rows[0], *(f"f{i}.png," + ",".join(f"{v:.2f}" for v in np.random.default_rng(50 + i).uniform(4, 56, 136))
+                            for i in range(4))]
+    (bom_test / "labels.csv").write_text("\n".join(test_rows) + "\n", encoding="utf-8-sig")
+    train("a CSV table saved with a byte-order mark (reads)", "data/real=folder", f"data.real.root={tab}",
+          f"data.real.test_root={bom_test}", "data.real.labels=labels.csv",
+          "data.val_size=2", "strategy.stages.0.steps=4", "schedule.val_every=2", cls="silent")
+    (tab / "twice.csv").write_text("\n".join([*rows, rows[3]]) + "\n")
+    train("a CSV table listing one image twice", "data/real=folder", f"data.real.root={tab}",
+          f"data.real.test_root={tmp / 'bom_test'}", "data.real.labels=twice.csv", "data.val_size=2", cls="silent")
+    trainf, testf = face_folder(tmp / "hl_train", n=12), face_folder(tmp / "hl_test", n=4, size=60)
+    os.link(trainf / "f3.png", testf / "x.png")
+    (testf / "x.pts").write_bytes((trainf / "f3.pts").read_bytes())
+    train("a test image that is a hard link to a training image", "data/real=folder", f"data.real.root={trainf}",
+          f"data.real.test_root={testf}", "data.val_size=2", cls="silent")
+    for command, extra in (("evaluate", []), ("predict", [f"input={photos}", "detector=none", f"out_dir={tmp / 'pr2'}"]),
+                           ("export", [f"out={tmp / 'nan.onnx'}"])):
+        out.append(("silent", f"{command} a checkpoint with NaN weights",
+                    [f"landmark_lab.{command}", f"ckpt_path={nan}", *extra, f"hydra.run.dir={tmp / ('nan_' + command)}"],
+                    None))
+    out.append(("unclear", "evaluate a checkpoint whose crop size is -64",
+                ["landmark_lab.evaluate", f"ckpt_path={crop}", f"hydra.run.dir={tmp / 'crop_ev'}"], None))
+    boxes = {"keyed by a path (matched by name)": "image,x0,y0,x1,y1\nsome/dir/face.jpg,10,10,70,70\n",
+             "a box at (90000, 90000)": "image,x0,y0,x1,y1\nface.jpg,90000,90000,90100,90100\n",
+             "an inf box": "image,x0,y0,x1,y1\nface.jpg,inf,0,10,10\n"}
+    for k, (what, table) in enumerate(boxes.items()):
+        (tmp / f"boxes{k}.csv").write_text(table)
+        out.append(("silent", f"predict with boxes {what}",
+                    ["landmark_lab.predict", f"ckpt_path={good}", f"input={photos / 'face.jpg'}", "detector=boxes",
+                     f"boxes={tmp / f'boxes{k}.csv'}", f"out_dir={tmp / f'pr_boxes{k}'}", f"hydra.run.dir={tmp / 'prb'}"],
+                    None))
+    odd = tmp / "odd"
+    odd.mkdir()
+    (odd / "empty.jpg").write_bytes(b"")
+    cv2.imwrite(str(odd / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    out.append(("silent", "predict a 0-byte and a 1x1 image (nothing else)",
+                ["landmark_lab.predict", f"ckpt_path={good}", f"input={odd}", "detector=none", f"out_dir={tmp / 'pr3'}",
+                 f"hydra.run.dir={tmp / 'pr3run'}"], None))
+    out.append(("silent", "evaluate peer=dlib ckpt_path=X", ["landmark_lab.evaluate", "peer=dlib", f"ckpt_path={good}",
+                f"hydra.run.dir={tmp / 'peer'}"], None))
+    out.append(("unclear", "export opset=abc", ["landmark_lab.export", f"ckpt_path={good}", "opset=abc",
+                f"hydra.run.dir={tmp / 'ex3'}"], None))
     return out
 
 
@@ -162,7 +271,16 @@ def main() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "0"}
         for cls, what, argv, marker in cases(tmp):
             t0 = time.perf_counter()
+            hold = None
+            if what in HOLD:  # another run holds the folder while this one starts
+                from filelock import FileLock
+
+                HOLD[what].mkdir(parents=True, exist_ok=True)
+                hold = FileLock(str(HOLD[what] / "run.lock"))
+                hold.acquire()
             r = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+            if hold is not None:
+                hold.release()
             secs = time.perf_counter() - t0
             err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
             out_lines = [ln for ln in r.stdout.splitlines() if "[landmark_lab]" in ln]

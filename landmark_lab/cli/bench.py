@@ -1,4 +1,4 @@
-"""``python -m landmark_lab.bench [--skip-sweep] [--deploy-only] [--batches 30] [training overrides]``.
+"""``python -m landmark_lab.bench [--skip-sweep] [--deploy-only] [--index-only] [--batches 30] [training overrides]``.
 
 Throughput, latency and pre-training-cache figures on this machine, printed and saved as ``bench.txt`` in the
 run folder (:func:`landmark_lab.evaluation.speed.run_bench`). Asserts nothing.
@@ -11,6 +11,7 @@ def main() -> None:
     from landmark_lab.evaluation.speed import run_bench
 
     run_app("bench", run_bench, flags={"--skip-sweep": "bench.skip_sweep=true", "--deploy-only": "bench.deploy_only=true",
+                                       "--index-only": "bench.index_only=true",
                                        "--batches": "bench.batches", "--workers": "data.num_workers",
                                        "--sweep-budgets": "bench.sweep_budgets"})
 

@@ -26,7 +26,10 @@ def read_image(path: str | Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
     if data is None:
         raise DataError(f"{path}: image file not found.")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:  # OpenCV refuses images beyond its size limits with an exception, not None
+        raise DataError(f"{path}: cannot decode image (too large for OpenCV, or damaged). Scale it down or replace it.") from None
     if img is None:
         raise DataError(f"{path}: cannot decode image (corrupt or not an image). Replace or remove it.")
     if img.dtype == np.uint16:

@@ -9,7 +9,10 @@ original ones, so the two compose to the uncached crop (labels equal to float pr
 interpolated twice instead of once).
 
 Entries are keyed by the source's files (path, size, modification time) and the crop settings, built in
-parallel with a progress bar, written to a temporary folder and renamed (atomic), and rebuilt on mismatch.
+parallel with a progress bar, written to a ``.partial`` folder and renamed (atomic), and rebuilt on mismatch; an
+interrupted build resumes from the chunks it finished. An
+entry is verified when it is opened (shapes, dtypes, row count, a digest of its labels and of sampled crops): a
+damaged one is rebuilt, with a log line saying why.
 """
 
 from __future__ import annotations
@@ -98,36 +101,98 @@ def cached(source: Any, crop: dict[str, Any], cache_dir: str | Path, margin: flo
     final = root / f"{source.name.replace('/', '_')}_{side}px_{key}"
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final) + ".lock"):
-        if not (final / "meta.json").is_file():
+        problem = verify(final, len(source.ids), side) if (final / "meta.json").is_file() else "absent"
+        if problem != "absent" and problem is not None:
+            log.warning("crop cache %s: %s; rebuilding it", final, problem)
+        if problem is not None:
             _build(source, final, side, scale, key_material, workers, progress)
     return CachedSource(source, final)
 
 
-def _build(source: Any, final: Path, side: int, scale: float, material: dict, workers: int, progress: bool) -> None:
-    n = len(source.ids)
-    tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+# What each array of an entry must be: (shape after the face count, dtype).
+_ARRAYS = {"images": (None, np.uint8), "landmarks": ((68, 2), np.float32), "matrices": ((2, 3), np.float64)}
+_DIGEST_ROWS = 64  # image rows read for the digest: a cheap check that still catches zeroed or swapped crops
+_BUILD_CHUNK = 64  # faces per task; a resumed build redoes at most the chunks that were running
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(arrays["landmarks"]).tobytes())
+    h.update(np.ascontiguousarray(arrays["matrices"]).tobytes())
+    images = arrays["images"]
+    rows = np.unique(np.linspace(0, len(images) - 1, min(len(images), _DIGEST_ROWS)).astype(int))
+    h.update(np.ascontiguousarray(images[rows]).tobytes())
+    return h.hexdigest()
+
+
+def verify(folder: Path, n: int, side: int) -> str | None:
+    """What is wrong with the entry in ``folder`` (None: nothing): every array must load without pickles, have
+    ``n`` rows of the right shape and dtype, and match the digest recorded when it was built."""
     try:
+        meta = json.loads((folder / "meta.json").read_text())
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    except (OSError, ValueError, json.JSONDecodeError) as exc:  # truncated, deleted, object arrays, not JSON
+        return f"unreadable ({type(exc).__name__}: {str(exc)[:80]})"
+    for name, (tail, dtype) in _ARRAYS.items():
+        shape = (n, *(tail or (side, side, 3)))
+        if arrays[name].shape != shape or arrays[name].dtype != dtype:
+            return f"{name}.npy holds {arrays[name].dtype} {arrays[name].shape}, expected {np.dtype(dtype)} {shape}"
+    if not isinstance(meta, dict) or meta.get("digest") != _digest(arrays):
+        return "its contents do not match the digest recorded when it was built"
+    return None
+
+
+def _build(source: Any, final: Path, side: int, scale: float, material: dict, workers: int, progress: bool) -> None:
+    """Crop every face into ``final`` (via ``final.partial``, renamed when complete). A build that was interrupted
+    (killed, preempted) resumes: the chunks it finished are recorded in ``final.partial/done.json`` and skipped."""
+    n = len(source.ids)
+    tmp = final.with_name(f"{final.name}.partial")  # one builder at a time: cached() holds the entry's lock
+    record = tmp / "done.json"
+    done: set[int] = set()
+    if record.is_file():
+        try:
+            state = json.loads(record.read_text())
+            if state.get("material") == material and (tmp / "images.npy").is_file():
+                done = {int(c) for c in state.get("chunks", [])}
+        except (OSError, ValueError):
+            done = set()
+    if not done:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, side, side, 3)).flush()
         mats = np.stack([crop_matrix(landmark_box(lm), side, scale) for lm in source.landmarks.astype(np.float64)])
         lms = np.einsum("nij,nkj->nki", mats[:, :, :2], source.landmarks.astype(np.float64)) + mats[:, None, :, 2]
         np.save(tmp / "landmarks.npy", lms.astype(np.float32))
         np.save(tmp / "matrices.npy", mats)
-        chunks = [list(range(a, min(a + 64, n))) for a in range(0, n, 64)]
-        bar = tqdm(total=n, desc=f"caching crops of {source.name}", unit="face", disable=not progress, leave=False)
-        jobs = [(source, c, str(tmp / "images.npy"), side, scale, 0) for c in chunks]
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for done in pool.map(_crop_chunk, jobs):
-                    bar.update(done)
-        else:
-            for job in jobs:
-                bar.update(_crop_chunk(job))
-        bar.close()
-        (tmp / "meta.json").write_text(json.dumps({**material, "source": source.name}, indent=2))
-        shutil.rmtree(final, ignore_errors=True)  # a stale or half-built entry of the same key
-        os.replace(tmp, final)
-        log.info("crop cache for %s: %d faces at %d px in %s", source.name, n, side, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        log.info("crop cache for %s: resuming an interrupted build (%d of %d chunks done)", source.name, len(done),
+                 math.ceil(n / _BUILD_CHUNK))
+    chunks = [(k, list(range(a, min(a + _BUILD_CHUNK, n)))) for k, a in enumerate(range(0, n, _BUILD_CHUNK))]
+    todo = [(k, c) for k, c in chunks if k not in done]
+    bar = tqdm(total=n, initial=n - sum(len(c) for _, c in todo), desc=f"caching crops of {source.name}", unit="face",
+               disable=not progress, leave=False)
+
+    def finished(k: int, count: int) -> None:
+        done.add(k)
+        bar.update(count)
+        tmp_record = record.with_name("done.json.tmp")
+        tmp_record.write_text(json.dumps({"material": material, "chunks": sorted(done)}))
+        os.replace(tmp_record, record)
+
+    jobs = [(source, c, str(tmp / "images.npy"), side, scale, 0) for _, c in todo]
+    if workers > 1 and jobs:
+        with ProcessPoolExecutor(workers) as pool:
+            for (k, _), count in zip(todo, pool.map(_crop_chunk, jobs), strict=True):
+                finished(k, count)
+    else:
+        for (k, _), job in zip(todo, jobs, strict=True):
+            finished(k, _crop_chunk(job))
+    bar.close()
+    arrays = {name: np.load(tmp / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    meta = {**material, "source": source.name, "digest": _digest(arrays)}
+    del arrays  # the memory maps close before the folder is renamed
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    record.unlink()
+    shutil.rmtree(final, ignore_errors=True)  # a stale or damaged entry of the same key
+    os.replace(tmp, final)
+    log.info("crop cache for %s: %d faces at %d px in %s", source.name, n, side, final)

@@ -97,7 +97,8 @@ def _open_dgfaces(spec: Mapping[str, Any], side: str, split: str, progress: bool
 @SOURCES.register("facesynthetics")
 def _open_facesynthetics(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[Any]:
     _synthetic_only("facesynthetics", side)
-    return [FaceSyntheticsReader(_root(spec, side), spec.get("limit"), bool(spec.get("skip_bad", False)))]
+    return [FaceSyntheticsReader(_root(spec, side), spec.get("limit"), bool(spec.get("skip_bad", False)),
+                                 cache_dir=spec.get("cache_dir"), workers=spec.get("workers"))]
 
 
 @SOURCES.register("300w")

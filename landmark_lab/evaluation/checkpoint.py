@@ -10,6 +10,7 @@ The crop settings are read from the checkpoint, so evaluation crops faces as tra
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
 from landmark_lab.datamodules.splits import expand, groups_of
+from landmark_lab.errors import DataError
 from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, evaluate_images, summary_line
 from landmark_lab.models.checkpoint import load_checkpoint
 from landmark_lab.reports.plots import evaluation_figures
@@ -67,6 +69,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict:
     else:
         result, info = evaluate_images(predictor, ds, box=box, flip=flip)
         protocol.update(info)
+    if not math.isfinite(result.metrics["nme_io"]):  # (an ONNX or peer model; checkpoints are checked on load)
+        raise DataError(f"{cfg.get('ckpt_path') or cfg.get('peer')}: the predictions on the test faces are not finite "
+                        "(NaN or inf); nothing was written. The model diverged or the file is damaged.")
     notes = []
     if cfg.get("peer") == "dlib":
         from landmark_lab.inference.dlib_peer import NOTE, TRAINED_ON

@@ -131,6 +131,44 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
     return parts
 
 
+# Dense bf16 tensor-core peaks (TFLOP/s, from the vendors' data sheets) of cards this project has met, by a part of
+# their torch.cuda.get_device_name(); the achieved fraction is printed only for a card listed here.
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+
+
+def step_flops(cfg: DictConfig) -> float:
+    """Floating-point operations of one training step (the module's ``training_step`` forward and its backward) at
+    the configured batch and input size, counted by ``torch.utils.flop_counter`` on the CPU (the count does not
+    depend on the device). The optimiser's element-wise update is not counted (a rounding error beside the
+    convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(cfg).train()
+    model.start_stage("bench", float(cfg.schedule.lr), 1)
+    size, bs = int(cfg.data.transform.crop.size), int(cfg.data.batch_size)
+    batch = {"image": torch.randn(bs, 3, size, size), "landmarks": torch.rand(bs, 68, 2) * size,
+             "is_3d": torch.zeros(bs, dtype=torch.bool)}
+    counter = FlopCounterMode(display=False)
+    with warnings.catch_warnings(), counter:
+        warnings.simplefilter("ignore")
+        model.training_step(batch, 0).backward()
+    return float(counter.get_total_flops())
+
+
+def flops_line(cfg: DictConfig, flops: float, step_ms: float) -> str:
+    """FLOPs per step and per image, the rate achieved at the measured step time, and on a known GPU the share of
+    its dense bf16 peak."""
+    rate = flops / (step_ms / 1000)
+    line = (f"training step FLOPs: {flops / 1e9:.1f} GFLOP ({flops / int(cfg.data.batch_size) / 1e9:.2f} per image); "
+            f"achieved {rate / 1e12:.3f} TFLOP/s")
+    if steps_on_gpu(cfg):
+        name = torch.cuda.get_device_name(0)
+        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+        line += (f" = {100 * rate / 1e12 / peak:.1f} % of the {name}'s dense bf16 peak ({peak:.0f} TFLOP/s)" if peak
+                 else f" (no peak figure known for {name})")
+    return line
+
+
 def step_lines(cfg: DictConfig, parts: dict[str, float]) -> list[str]:
     """The step's parts as printed lines, and what the configured schedule's steps cost at that rate."""
     step = parts["step"]
@@ -149,6 +187,8 @@ def step_lines(cfg: DictConfig, parts: dict[str, float]) -> list[str]:
 def loader_per_core(cfg: DictConfig, sources: dict[str, dict], sizes: tuple[int, ...], n: int = 200) -> list[str]:
     """Training images/s of the data pipeline on ONE core (no workers: multiply by the cores a GPU node has),
     per dataset and input size, from the raw files and from the pre-cropped cache (``data.cache=crops``)."""
+    import tempfile
+
     from landmark_lab.datamodules.crop_cache import cached
     from landmark_lab.datamodules.sources import FaceDataset, open_sources
     from landmark_lab.datamodules.splits import expand, groups_of
@@ -166,6 +206,11 @@ def loader_per_core(cfg: DictConfig, sources: dict[str, dict], sizes: tuple[int,
         for size in sizes:
             crop = {**OmegaConf.to_container(cfg.data.transform.crop, resolve=True), "size": int(size)}
             figures = []
+            with tempfile.TemporaryDirectory(prefix="landmark_lab_crops_") as fresh:  # a build timed from scratch
+                t0 = time.perf_counter()
+                for s in srcs:
+                    cached(s, crop, fresh, float(cfg.data.cache_margin), workers=1, progress=False)
+                build = sum(len(s) for s in srcs) / (time.perf_counter() - t0)
             for mode in ("raw", "cache"):
                 use = [cached(s, crop, cache_dir, float(cfg.data.cache_margin), progress=False) for s in srcs] \
                     if mode == "cache" else srcs
@@ -179,7 +224,7 @@ def loader_per_core(cfg: DictConfig, sources: dict[str, dict], sizes: tuple[int,
                     ds[i]
                 figures.append(n / (time.perf_counter() - t0))
             lines.append(f"loader per core, {name} at {size:>3} px (augment: basic): raw files {figures[0]:7.1f} images/s, "
-                         f"crop cache {figures[1]:7.1f} images/s")
+                         f"crop cache {figures[1]:7.1f} images/s; building the cache {build:7.1f} images/s")
     return lines
 
 
@@ -284,6 +329,51 @@ def sweep_cost(k: int, pre_steps: int, ft_steps: int) -> tuple[float, float]:
     return times[0], times[1]
 
 
+_INDEX_CHILD = """
+import json, resource, sys, time
+from landmark_lab.data.synthetic_readers import FaceSyntheticsReader
+t0 = time.perf_counter()
+r = FaceSyntheticsReader(sys.argv[1], cache_dir=sys.argv[2], workers=int(sys.argv[3]))
+seconds = time.perf_counter() - t0
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child would report the bench's own footprint
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+print(json.dumps({"n": len(r), "seconds": seconds, "peak_mb": hwm,
+                  "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def index_scale(source: str | Path, sizes: tuple[int, ...], workers: int, work_dir: str | Path) -> list[str]:
+    """Cold and warm indexing time and peak memory of Face Synthetics-layout folders of each size, built from
+    ``source`` with hard links under ``work_dir``; each measurement in a fresh process (its own peak memory)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from landmark_lab.data.scale import link_farm
+
+    out = []
+    if not Path(source).is_dir():
+        return [f"indexing at scale: {source} not found (the shared Face Synthetics folder); skipped"]
+    for n in sizes:
+        folder = link_farm(source, Path(work_dir) / f"facesynthetics_{n}", n)
+        cache = Path(work_dir) / f"index_cache_{n}"
+        shutil.rmtree(cache, ignore_errors=True)
+        figures = []
+        for _ in ("cold", "warm"):
+            r = subprocess.run([sys.executable, "-c", _INDEX_CHILD, str(folder), str(cache), str(workers)],
+                               capture_output=True, text=True, check=False)
+            if r.returncode:
+                return [*out, f"indexing {n} entries failed: {r.stderr.strip().splitlines()[-1:]}"]
+            figures.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        cold, warm = figures
+        out.append(f"index {n:>7} Face Synthetics entries ({workers} workers): cold {cold['seconds']:6.1f} s "
+                   f"({n / cold['seconds']:,.0f} entries/s), warm {warm['seconds']:5.2f} s; peak memory "
+                   f"{cold['peak_mb']:.0f} MB (workers {cold['workers_peak_mb']:.0f} MB each at most), warm "
+                   f"{warm['peak_mb']:.0f} MB")
+    return out
+
+
 def run_bench(cfg: DictConfig) -> list[str]:
     """``bench``: print every figure with the machine it was measured on (also saved as ``bench.txt`` in the
     run folder); returns the lines. Asserts nothing."""
@@ -297,6 +387,17 @@ def run_bench(cfg: DictConfig) -> list[str]:
         lines.append(line)
 
     say(machine_line(cfg))
+    if b.get("index_only"):  # indexing at scale alone (cold and warm, 10k and 100k entries by default)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="landmark_lab_index_", dir=b.get("index_dir")) as work:
+            for line in index_scale(str(b.index_source), tuple(int(x) for x in b.index_sizes),
+                                    int(b.index_workers or cfg.data.num_workers or 1), work):
+                say(line)
+        out = run_dir_of(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.txt").write_text("\n".join(lines) + "\n")
+        return lines
     say(f"model: {cfg.model.backbone.name} {cfg.model.head.name}, input {cfg.data.transform.crop.size} px, batch "
         f"{cfg.data.batch_size}, loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
     if not b.deploy_only:
@@ -308,6 +409,7 @@ def run_bench(cfg: DictConfig) -> list[str]:
         say(f"loader / model ratio:                   {d / t:8.2f}x  (target >= 2x)")
         for line in step_lines(cfg, parts):
             say(line)
+        say(flops_line(cfg, step_flops(cfg), parts["step"]))
         say(f"inference latency, batch 1:             {latency_ms(cfg, 1):8.2f} ms/face")
         say(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
     for line in deployment_latencies(cfg, tuple(int(x) for x in b.deploy_sizes)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,23 @@ def read_box_table(path: str | Path) -> dict[str, list[Box]]:
         raise DataError(f"{path}: cannot read boxes ({exc}).") from None
     for name, boxes in out.items():
         for b in boxes:
+            if not all(math.isfinite(v) for v in b):
+                raise DataError(f"{path}: box {list(b)} of {name!r} is not finite (nan or inf).")
             if not (b[2] > b[0] and b[3] > b[1]):
                 raise DataError(f"{path}: box {list(b)} of {name!r} is empty (x1 <= x0 or y1 <= y0).")
-    return out
+    # Rows may name an image by a path ('photos/a.jpg'): matched by the file name, as the images are.
+    by_name: dict[str, list[Box]] = {}
+    for name, boxes in out.items():
+        by_name.setdefault(Path(name).name, []).extend(boxes)
+    return by_name
+
+
+def boxes_in_image(boxes: list[Box], width: int, height: int) -> tuple[list[Box], list[Box]]:
+    """(boxes that overlap the ``width`` x ``height`` image, boxes that lie wholly outside it)."""
+    inside, outside = [], []
+    for b in boxes:
+        (inside if b[0] < width and b[1] < height and b[2] > 0 and b[3] > 0 else outside).append(b)
+    return inside, outside
 
 
 def build_detector(name: str, upsample: int = 1) -> DlibDetector | None:

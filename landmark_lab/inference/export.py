@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from landmark_lab.errors import ConfigError
+from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.utils.io import atomic_path, write_text_atomic
 
 FORMATS = ("onnx", "torch_export")
@@ -119,6 +119,10 @@ def export_checkpoint(cfg: Any) -> Path:
     if cfg.get("check", True):
         size = int(model.input_size)
         crops = np.random.default_rng(0).uniform(0, 255, (4, 3, size, size)).astype(np.float32)
-        line += f"\n[landmark_lab] exported vs eager on 4 random crops: max difference {parity(model, path, crops):.2e} crop px"
+        diff = parity(model, path, crops)
+        if not np.isfinite(diff):
+            raise DataError(f"{path}: the exported model's output is not finite on random crops (NaN or inf); do not use "
+                            "this file. Export again, or report the model and format that give it.")
+        line += f"\n[landmark_lab] exported vs eager on 4 random crops: max difference {diff:.2e} crop px"
     print(line)
     return path

@@ -7,6 +7,7 @@ listed under ``skipped`` and the rest of the folder goes on.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -20,10 +21,34 @@ from tqdm.auto import tqdm
 from landmark_lab.data.folder import IMAGE_EXTENSIONS, read_image
 from landmark_lab.data.pts import write_pts
 from landmark_lab.errors import ConfigError, DataError
-from landmark_lab.inference.detectors import DETECTORS, build_detector, read_box_table
+from landmark_lab.inference.detectors import DETECTORS, boxes_in_image, build_detector, read_box_table
 from landmark_lab.inference.predictor import FacePrediction, Predictor
 from landmark_lab.utils.checks import check_checkpoint_path, choice, integer, required
 from landmark_lab.utils.run import run_dir_of, write_json
+
+log = logging.getLogger("landmark_lab.predict")
+
+
+# Photos outside these sizes are refused before decoding: a 1x1 image yields garbage points, a 50000x50000 PNG
+# exhausts memory (OpenCV aborts the whole folder).
+MIN_SIDE, MAX_PIXELS = 16, 100_000_000
+
+
+def check_photo_size(path: Path) -> None:
+    """Refuse (a :class:`DataError` naming the file) an image too small to hold a face or too large to decode."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: more than {MAX_PIXELS // 1_000_000} megapixels; scale it down first.") from None
+    except Exception:  # unreadable: read_image names the problem
+        return
+    if min(w, h) < MIN_SIDE:
+        raise DataError(f"{path}: {w}x{h} pixels, too small to hold a face (at least {MIN_SIDE} px a side).")
+    if w * h > MAX_PIXELS:
+        raise DataError(f"{path}: {w}x{h} pixels, more than {MAX_PIXELS // 1_000_000} megapixels; scale it down first.")
 
 
 def list_images(path: Path) -> list[Path]:
@@ -97,22 +122,37 @@ def predict_photos(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError("detector=boxes needs boxes=PATH (a CSV image,x0,y0,x1,y1 or a JSON of boxes per image).")
         table = read_box_table(cfg.boxes)
     detector = build_detector(detector_name, int(cfg.get("upsample", 1)))
+    predictor = Predictor.load(cfg.ckpt_path, str(cfg.get("device", "auto")), detector, int(cfg.refine))
     out = prepare_out_dir(Path(str(cfg.out_dir)).expanduser() if cfg.get("out_dir") else run_dir_of(cfg),
                           bool(cfg.get("overwrite", False)))
-    predictor = Predictor.load(cfg.ckpt_path, str(cfg.get("device", "auto")), detector, int(cfg.refine))
     stems = output_stems(images)
     results: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
+    if table is not None:
+        unmatched = [p.name for p in images if p.name not in table]
+        if len(unmatched) == len(images):
+            raise DataError(f"boxes={cfg.boxes}: no row names any of the {len(images)} input image(s) (e.g. "
+                            f"{images[0].name}; the table names e.g. {next(iter(table), 'nothing')}). Rows name each "
+                            "image by its file name.")
+        if unmatched:
+            log.warning("boxes=%s: %d of %d image(s) have no row (e.g. %s); they get no face", cfg.boxes,
+                        len(unmatched), len(images), unmatched[0])
     for path in tqdm(images, desc="predicting", unit="image", disable=len(images) < 2):
         try:
+            check_photo_size(path)
             image = read_image(path)
         except DataError as exc:
             skipped.append({"image": str(path), "reason": str(exc)})
             continue
         boxes = None
         if table is not None:
-            boxes = table.get(path.name, [])
+            boxes, outside = boxes_in_image(table.get(path.name, []), image.shape[1], image.shape[0])
+            skipped += [{"image": str(path), "reason": f"box {list(b)} lies outside the {image.shape[1]}x"
+                         f"{image.shape[0]} image"} for b in outside]
         faces = predictor.predict(image, boxes=boxes, flip=bool(cfg.flip))
+        if any(not np.isfinite(f.landmarks).all() for f in faces):
+            raise DataError(f"{cfg.ckpt_path}: the model predicts non-finite landmarks on {path.name} (NaN or inf); "
+                            "the model diverged or the file is damaged. Nothing more is written.")
         results[path.name] = {"size": [int(image.shape[1]), int(image.shape[0])], "faces": [f.as_json() for f in faces]}
         if cfg.get("draw", True):
             (out / "drawn").mkdir(exist_ok=True)
@@ -128,6 +168,10 @@ def predict_photos(cfg: DictConfig) -> dict[str, Any]:
     }
     write_json(out / "predictions.json", payload)
     n_faces = sum(len(r["faces"]) for r in results.values())
+    if n_faces == 0:  # a run that predicted nothing is no success, whatever it skipped
+        raise DataError(f"no face was predicted in {len(images)} input image(s)"
+                        + (f"; {len(skipped)} skipped (e.g. {skipped[0]['reason']})" if skipped else "")
+                        + f". predictions.json in {out} lists them.")
     print(f"[landmark_lab] {n_faces} face(s) in {len(results)} image(s)"
           + (f"; {len(skipped)} unreadable image(s) skipped (listed in predictions.json)" if skipped else "")
           + f"\n[landmark_lab] results: {out / 'predictions.json'}")

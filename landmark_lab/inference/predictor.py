@@ -26,6 +26,7 @@ from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.inference.flip import flip_average, mirror_images, unmirror
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.transforms.geometry import crop_matrix
+from landmark_lab.transforms.pipeline import check_crop_settings
 
 Box = tuple[float, float, float, float]
 # Runs a batch of (B, 3, S, S) float32 crops (RGB, 0..255) -> (B, 68, 2) crop pixels, (B,) confidence.
@@ -117,7 +118,14 @@ class Predictor:
         if "landmark_lab" not in meta:
             raise DataError(f"{path}: not exported by landmark_lab (no 'landmark_lab' metadata); "
                             "export with python -m landmark_lab.export.")
-        info = json.loads(meta["landmark_lab"])
+        try:
+            info = json.loads(meta["landmark_lab"])
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: its 'landmark_lab' metadata is not JSON; export the model again.") from None
+        if not isinstance(info, dict):
+            raise DataError(f"{path}: its 'landmark_lab' metadata is not a table; export the model again.")
+        side = session.get_inputs()[0].shape[-1]
+        info["crop"] = check_crop_settings(info.get("crop"), str(path), side if isinstance(side, int) else None)
         name = session.get_inputs()[0].name
 
         def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,9 +10,11 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from landmark_lab.errors import DataError
+from landmark_lab.transforms.pipeline import check_crop_settings
 from landmark_lab.utils.io import load_torch_file
 
 
@@ -55,6 +57,12 @@ def load_landmark_model(path: str | Path) -> Any:
     except Exception as exc:
         raise DataError(f"{path}: cannot rebuild the model from its hyper-parameters ({type(exc).__name__}: {exc}).") from None
     apply_state(model, ckpt["state_dict"], path)
+    if hp.get("crop") is not None:  # older checkpoints carry none: the data config's crop is used instead
+        check_crop_settings(hp["crop"], str(path), model.input_size)
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:  # a diverged or damaged model would predict NaN: refused before anything is predicted or written
+        raise DataError(f"{path}: {len(bad)} weight tensor(s) hold NaN or inf (e.g. {bad[0]}); the model diverged or "
+                        "the file is damaged. Use another checkpoint (each stage keeps best.ckpt and last.ckpt).")
     return model.eval()
 
 

@@ -104,10 +104,11 @@ class PretrainCache:
         with FileLock(str(self.dir / f"{key}.lock")):
             yield
 
-    def load(self, key: str, model: torch.nn.Module | None = None) -> dict[str, Any] | None:
+    def load(self, key: str, model: torch.nn.Module | None = None, material: dict | None = None) -> dict[str, Any] | None:
         """The entry (its weights loaded into ``model`` when given), or None when absent. An entry that is
-        unreadable, holds anything but tensors and plain containers, or whose tensors do not fit ``model`` is
-        moved to ``<key>.pt.corrupt`` and ignored (the stage is retrained); nothing in it runs."""
+        unreadable, holds anything but tensors and plain containers, whose stored key material is not ``material``
+        (copied from another setup), whose weights do not match their checksum, or whose tensors do not fit
+        ``model`` is moved to ``<key>.pt.corrupt`` and ignored (the stage is retrained); nothing in it runs."""
         p = self.path(key)
         if not p.is_file():
             return None
@@ -115,6 +116,11 @@ class PretrainCache:
             entry = read_checkpoint(p, "pre-training cache entry")
             if not isinstance(entry.get("info"), dict):
                 raise DataError(f"{p}: not a pre-training cache entry (no 'info').")
+            if material is not None and _canonical(entry.get("material")) != _canonical(material):
+                raise DataError(f"{p}: its stored key material is not this run's (an entry from another setup)")
+            if entry.get("checksum") != weights_checksum(entry["state_dict"]):
+                raise DataError(f"{p}: its weights do not match their checksum (damaged, edited, or written by an "
+                                "older version)")
             if model is not None:
                 apply_state(model, entry["state_dict"], p, "pre-training cache entry")
             return entry
@@ -125,5 +131,22 @@ class PretrainCache:
             return None
 
     def save(self, key: str, state_dict: dict[str, torch.Tensor], info: dict[str, Any], material: dict) -> Path:
-        """Write an entry atomically."""
-        return torch_save_atomic({"state_dict": state_dict, "info": info, "material": material}, self.path(key))
+        """Write an entry atomically, with the checksum of its weights."""
+        entry = {"state_dict": state_dict, "info": info, "material": material, "checksum": weights_checksum(state_dict)}
+        return torch_save_atomic(entry, self.path(key))
+
+
+def _canonical(material: Any) -> str:
+    return json.dumps(material, sort_keys=True, default=str)
+
+
+def weights_checksum(state_dict: Any) -> str | None:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes (None for anything but a dict of tensors)."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        return None
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,7 +27,7 @@ from landmark_lab.adaptation.posthoc import fit_posthoc_adapter
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.errors import ConfigError, DataError, Interrupted, TrainingDiverged
 from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
-from landmark_lab.models.checkpoint import load_weights, read_checkpoint, save_model
+from landmark_lab.models.checkpoint import apply_state, load_weights, read_checkpoint, save_model
 from landmark_lab.reports.plots import evaluation_figures
 from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
 from landmark_lab.training.callbacks import StepRecorder
@@ -141,6 +142,40 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     }
 
 
+def _reusable_stage(cfg: DictConfig, model: Any, done: Path, run_dir: Path) -> dict | None:
+    """A finished stage's record (``done.json``) with its weights loaded into ``model``; None when the record cannot
+    be trusted (no checkpoint named, the checkpoint missing or not this model's): the record is moved aside and the
+    stage retrained, said in the log. A record would otherwise put an untrained model's test and a stale or forged
+    validation NME into metrics.json."""
+    try:
+        info = json.loads(done.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{done}: unreadable stage record ({exc}); delete it to retrain this stage.") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{done}: not a stage record; delete it to retrain this stage.")
+    # Paths read back from the record must stay where this run and the cache keep their weights: a record pointing
+    # elsewhere is refused outright (someone edited it), not retrained.
+    weights = None
+    if info.get("best_checkpoint"):
+        weights = inside(run_dir, info["best_checkpoint"], str(done))
+    elif info.get("cache_file"):
+        weights = inside(cfg.pretrain_cache.dir, Path(info["cache_file"]).resolve(), str(done))
+    problem = (f"{done}: names no checkpoint" if weights is None
+               else f"{done}: its checkpoint {weights} is missing" if not weights.is_file() else None)
+    if problem is None:
+        ckpt = read_checkpoint(weights, "stage checkpoint")  # a file that would run code is refused, not retrained
+        try:
+            apply_state(model, ckpt.get("state_dict"), weights, "stage checkpoint")
+        except DataError as exc:
+            problem = str(exc)
+    if problem is not None:
+        aside = done.with_name(time.strftime("done_invalid_%Y%m%d-%H%M%S.json"))
+        os.replace(done, aside)
+        log.warning("%s; the record moved to %s and the stage is trained again", problem, aside.name)
+        return None
+    return info
+
+
 def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConfig, run_dir: Path,
                loggers: list) -> dict:
     """One stage, reusing what exists: a finished stage of this run (resume), the pre-training cache
@@ -148,18 +183,10 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
     stage_dir = run_dir / "checkpoints" / stage.name
     done = stage_dir / "done.json"
     if done.is_file():
-        try:
-            info = json.loads(done.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"{done}: unreadable stage record ({exc}); delete it to retrain this stage.") from None
-        # Paths read back from the record must stay where this run and the cache keep their weights.
-        if info.get("best_checkpoint"):
-            load_weights(model, inside(run_dir, info["best_checkpoint"], str(done)))
-        elif info.get("cache_file"):
-            load_weights(model, inside(cfg.pretrain_cache.dir, Path(info["cache_file"]).resolve(), str(done)),
-                         "pre-training cache entry")
-        log.info("stage %s: already finished in this run folder, reusing it", stage.name)
-        return {**info, "reused": True}
+        info = _reusable_stage(cfg, model, done, run_dir)
+        if info is not None:
+            log.info("stage %s: already finished in this run folder, reusing it", stage.name)
+            return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
     steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
     use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
@@ -177,12 +204,12 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
         # holds the lock while it fits, so a missing entry means rank 0 is fitting now and this rank must
         # join that fit; an entry that exists was loaded by rank 0 (or saved before it launched this rank).
         # Only rank 0 saves. Under ddp_spawn only the main process (rank 0) runs this function at all.
-        entry = cache.load(key, model)
+        entry = cache.load(key, model, key_material(cfg, stage_key))
         info = ({**entry["info"], "name": stage.name, "cache_hit": True, "best_checkpoint": None} if entry is not None
                 else _fit_stage(cfg, model, dm, stage, steps, run_dir, loggers, resume_from))
     else:
         with cache.lock(key):
-            entry = cache.load(key, model)
+            entry = cache.load(key, model, key_material(cfg, stage_key))
             if entry is not None:
                 info = {**entry["info"], "name": stage.name, "cache_hit": True, "cache_file": str(cache.path(key).resolve()),
                         "best_checkpoint": None}
@@ -254,6 +281,8 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
         start_run_dir(run_dir, cfg, overwrite=bool(cfg.get("overwrite", False)), resume=resume)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):  # packed runs (hydra/launcher=pack) share the cores: one thread each
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if eval_device(cfg) == "cuda":  # TF32 matmuls on Ampere and later: fp32 speed without a visible loss
         torch.set_float32_matmul_precision("high")

@@ -22,6 +22,26 @@ STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 CROP_BOXES = ("landmarks", "face_box", "image")
 
 
+def check_crop_settings(crop: Any, where: str, input_size: int | None = None) -> dict[str, Any]:
+    """The crop settings a model file carries (checkpoint hyper-parameters, ONNX metadata), checked before use:
+    a side that is a whole number of at least 8 pixels (and the network's input side, where known), a positive
+    scale, a known box. A :class:`DataError` names the file and the value."""
+    if not isinstance(crop, Mapping) or "size" not in crop:
+        raise DataError(f"{where}: its crop settings are missing or not a table (got {str(crop)[:60]!r}); the model "
+                        "cannot be used without them. Export or save it again with landmark_lab.")
+    size, scale, box = crop.get("size"), crop.get("scale", 1.25), crop.get("box", "landmarks")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise DataError(f"{where}: crop size {size!r} is not a side in pixels (a whole number of at least 8).")
+    if input_size is not None and size != int(input_size):
+        raise DataError(f"{where}: crop size {size} does not fit the network's {int(input_size)}-px input; the file's "
+                        "settings were changed after training. Use the file as training wrote it.")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale <= 0:
+        raise DataError(f"{where}: crop scale {scale!r} must be a positive number.")
+    if box not in CROP_BOXES:
+        raise DataError(f"{where}: crop box {box!r} is not one of {list(CROP_BOXES)}.")
+    return dict(crop)
+
+
 @dataclass
 class CropConfig:
     """How a face is cropped: the box it is centred on, its scale, and training-time jitter."""

@@ -360,6 +360,7 @@ def check_posthoc(cfg: DictConfig) -> None:
 def check_train_config(cfg: DictConfig) -> None:
     """Everything ``python -m landmark_lab.train`` will use, checked before data is read."""
     integer(cfg, "seed", low=0)
+    integer(cfg, "threads", low=1, default=None, allow_none=True)
     _check_stages(cfg)
     _check_model(cfg)
     _check_data(cfg)
@@ -389,6 +390,10 @@ def check_eval_config(cfg: DictConfig, adapt: bool = False) -> None:
     """What ``evaluate`` (and, with ``adapt``, ``adapt``) will use, checked before anything is created."""
     if _has(cfg, "peer") and _get(cfg, "peer") is not None:
         choice(cfg, "peer", ["dlib"])
+        ckpt = None if OmegaConf.is_missing(cfg, "ckpt_path") else cfg.get("ckpt_path")
+        if ckpt:  # it would be ignored: the peer's own predictor is what is evaluated
+            raise ConfigError(f"peer={_get(cfg, 'peer')} evaluates dlib's own predictor and takes no checkpoint "
+                              f"(got ckpt_path={ckpt}). Evaluate one or the other: drop ckpt_path, or drop peer.")
         from landmark_lab.inference.detectors import dlib_model_file, import_dlib
 
         import_dlib()

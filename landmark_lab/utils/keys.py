@@ -22,7 +22,10 @@ from landmark_lab.errors import ConfigError
 OPEN = ("hydra", "callbacks", "trainer", "optimizer", "scheduler", "logger", "model.backbone", "model.head",
         "model.adapter", "model.loss", "data.synthetic", "data.real")
 # Keys that moved: the old spelling gets a message naming the new one.
-RENAMED = {"trainer.val_every": "schedule.val_every", "trainer.val_check_interval": "schedule.val_every"}
+RENAMED = {"trainer.val_every": ("schedule.val_every", ""),
+           "trainer.val_check_interval": ("schedule.val_every", " (validation is counted in optimiser steps)"),
+           "data.flip_test": ("data.mirror_test", " (it adds mirrored copies to the test set; test-time flip "
+                                                  "averaging is eval.flip=true)")}
 _ABSENT = object()
 # Default configs by (config name, groups chosen, search path): composed once per process (tests compose hundreds).
 _BASES: dict[tuple[str, tuple[str, ...], str], DictConfig] = {}
@@ -33,7 +36,8 @@ def check_renamed(overrides: Sequence[str]) -> None:
     for line in overrides:
         key = line.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
         if key in RENAMED:
-            raise ConfigError(f"{key} is now {RENAMED[key]}: write {line.replace(key, RENAMED[key], 1).lstrip('+')}.")
+            new, why = RENAMED[key]
+            raise ConfigError(f"{key} is now {new}{why}: write {line.replace(key, new, 1).lstrip('+')}.")
 
 
 def _leaves(node: Any, prefix: str = "") -> list[str]:
@@ -96,9 +100,62 @@ def check_override_keys(cfg: DictConfig, config_name: str, overrides: Sequence[s
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         raise ConfigError(f"{o.input_line.split('=', 1)[0]}: {key} is not a setting of {config_name}, so it would change "
                           f"nothing.{hint} `python -m landmark_lab.{config_name} --cfg job` lists every key.")
+    experiment = next((o for o in parsed if o.key_or_group == "experiment" and not o.is_delete()), None)
+    if experiment is not None:
+        user_groups = [o for o in parsed if o not in keys and o is not experiment]
+        _check_experiment_keys(repository, config_name, str(experiment.value()), user_groups)
     for o in keys:
         default = _select(base, o.key_or_group)
         if isinstance(default, bool):
             value = _select(cfg, o.key_or_group)
             if not isinstance(value, bool) and not isinstance(value, ListConfig):
                 raise ConfigError(f"{o.key_or_group}={value!r} must be true or false.")
+
+
+def _experiment_files(repository: Any, name: str, seen: set[str] | None = None) -> list[tuple[str, DictConfig, list]]:
+    """(file, its keys, its group overrides) of experiment ``name`` and every experiment it includes."""
+    seen = seen if seen is not None else set()
+    if name in seen:
+        return []
+    seen.add(name)
+    result = repository.load_config(f"experiment/{name}")
+    if result is None:
+        return []
+    where = f"{str(result.path).removeprefix('file://')}/experiment/{name}.yaml"
+    out = []
+    for d in result.defaults_list or []:
+        path = getattr(d, "path", None)
+        if path and path != "_self_" and getattr(d, "group", None) is None:  # another experiment it builds on
+            out += _experiment_files(repository, str(path).lstrip("/").removeprefix("experiment/"), seen)
+    overrides = [(str(d.group).lstrip("/"), str(d.value)) for d in result.defaults_list or []
+                 if getattr(d, "group", None) is not None and getattr(d, "override", False)]
+    return [*out, (where, result.config, overrides)]
+
+
+def _check_experiment_keys(repository: Any, config_name: str, name: str, user_groups: list) -> None:
+    """Every key an experiment file sets (``# @package _global_``, the user's own included) exists in the config
+    those groups compose to: a misspelt key in a YAML file would otherwise change nothing, as a forced one did."""
+    from hydra import compose
+
+    files = _experiment_files(repository, name)
+    chosen = {o.key_or_group: o.input_line for o in user_groups}
+    for _, _, overrides in files:
+        for group, value in overrides:
+            chosen.setdefault(group, f"{group}={value}")  # the command line's own choice of a group wins
+    cache_key = (config_name, tuple(sorted(chosen.values())), repr(repository.get_sources()))
+    if cache_key not in _BASES:
+        try:
+            _BASES[cache_key] = compose(config_name, overrides=sorted(chosen.values()))
+        except Exception:
+            return
+    base = _BASES[cache_key]
+    known = [k for k in _leaves(base) if not k.startswith("hydra")]
+    for where, cfg, _ in files:
+        for key in _leaves(cfg):
+            node = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+            if isinstance(node, DictConfig) or key.startswith("hydra") or _is_open(key):
+                continue
+            if _select(base, key) is _ABSENT:
+                close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
+                hint = f" Did you mean {' or '.join(close)}?" if close else ""
+                raise ConfigError(f"{where}: {key} is not a setting of {config_name}, so it would change nothing.{hint}")
