@@ -41,6 +41,7 @@ def test_the_wheel_carries_every_config(wheel):
     assert not any(n.startswith(("tests/", "experiments/", "conf/")) for n in names)
 
 
+@pytest.mark.slow  # 12-20 s; the fast tier keeps the wheel's contents check above
 def test_an_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
     # --system-site-packages: the dependencies come from this environment (offline); the venv's own
