@@ -288,3 +288,25 @@ def test_a_huge_photo_is_skipped_not_decoded(checkpoint, tmp_path):
                                f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     saved = json.loads((out / "predictions.json").read_text())
     assert list(saved["images"]) == ["ok.png"] and "megapixels" in saved["skipped"][0]["reason"]
+
+
+def test_a_sigterm_before_lightnings_handler_is_not_lost():
+    """Lightning installs its SIGTERM handler only after setup and checkpoint restore; a signal in between reaches
+    the run's own handler, which records it, and the stage stops at its next batch (or right after fit)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from landmark_lab.errors import Interrupted
+    from landmark_lab.training import signals
+
+    with signals.sigterm_interrupts():
+        def fit() -> str:  # a fit during which the signal arrives before Lightning's handler exists
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # Python runs the handler between bytecodes
+            with pytest.raises(SIGTERMException):
+                signals.SigtermStop().on_train_batch_end(None)
+            return "finished"
+
+        with pytest.raises(Interrupted, match="interrupted by SIGTERM in stage s after step 7"):
+            signals.fit_interrupted(fit, "s", lambda: 7)
+    with signals.sigterm_interrupts():  # a new run starts without the old signal
+        assert signals.fit_interrupted(lambda: "ok", "s", lambda: 0) == "ok"

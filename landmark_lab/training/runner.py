@@ -33,7 +33,7 @@ from landmark_lab.training.builders import build_datamodule, build_model, mean_s
 from landmark_lab.training.callbacks import StepRecorder
 from landmark_lab.training.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
-from landmark_lab.training.signals import fit_interrupted, sigterm_interrupts
+from landmark_lab.training.signals import SigtermStop, fit_interrupted, sigterm_interrupts
 from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import inside, relative_to_run
 from landmark_lab.utils.run import (
@@ -109,7 +109,8 @@ def _fit_stage(cfg: DictConfig, model: Any, dm: Any, stage: DictConfig, steps: i
     dm.train_steps = steps
     model.start_stage(stage.name, float(stage.lr), steps)
     stage_dir = run_dir / "checkpoints" / stage.name
-    callbacks = [*stage_callbacks(cfg, stage.name, stage_dir, bool(loggers)), StepRecorder(str(stage_dir / "steps.txt"))]
+    callbacks = [*stage_callbacks(cfg, stage.name, stage_dir, bool(loggers)), StepRecorder(str(stage_dir / "steps.txt")),
+                 SigtermStop()]
     ckpt = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     if ckpt is None:
         raise ConfigError("callbacks.model_checkpoint is required: each stage keeps its best checkpoint.")

@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from landmark_lab.errors import Interrupted
 
 _in_fit = False
+_received = False  # a SIGTERM arrived during fit: SigtermStop ends the stage at the next batch
 
 
 def _message(stage: str | None, step: int | None) -> str:
@@ -27,9 +29,20 @@ def _message(stage: str | None, step: int | None) -> str:
 
 
 def _raise(signum: int, frame: Any) -> None:
-    if _in_fit:  # Lightning's own handler flags it; its loop stops at the next step (fit_interrupted)
+    global _received
+    _received = True
+    if _in_fit:  # raising inside Lightning's loop could leave a checkpoint half-written: stop at a batch boundary
         return
     raise Interrupted(_message(None, None), signum)
+
+
+class SigtermStop(L.Callback):
+    """Ends fit at the next batch once SIGTERM was received. Lightning stops on SIGTERM too, but registers its
+    handler only after setup and checkpoint restore: a signal before that reached only :func:`_raise`."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if _received:
+            raise SIGTERMException()
 
 
 @contextmanager
@@ -38,6 +51,8 @@ def sigterm_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _received
+    _received = False
     previous = signal.signal(signal.SIGTERM, _raise)
     try:
         yield
@@ -50,8 +65,12 @@ def fit_interrupted(fit: Callable[[], Any], stage: str, step: Callable[[], int])
     global _in_fit
     _in_fit = True
     try:
-        return fit()
+        result = fit()
     except SIGTERMException:
         raise Interrupted(_message(stage, step()), int(signal.SIGTERM), stage, step()) from None
     finally:
         _in_fit = False
+    if _received:  # it came after the last batch: the stage is complete, the run still stops as asked
+        raise Interrupted(_message(stage, step()), int(signal.SIGTERM), stage, step())
+    return result
+_received = False  # a SIGTERM arrived during fit: SigtermStop ends the stage at the next batch
