@@ -88,6 +88,14 @@ def tiny_overrides(cache: Path) -> list[str]:
     ]
 
 
+def train_command(run: Path, cache: Path, *overrides: str) -> list[str]:
+    """``python -m landmark_lab.train +experiment=real_only OVERRIDES`` on tiny data into ``run``: a subprocess's argv."""
+    import sys
+
+    return [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", *overrides, f"hydra.run.dir={run}",
+            *tiny_overrides(cache)]
+
+
 @pytest.fixture(autouse=True)
 def _log_files_end_with_their_test():
     """A command run in-process logs to a file in its run folder (Hydra's job logging); a passed test's folder is

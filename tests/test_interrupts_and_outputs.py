@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from landmark_lab.errors import ConfigError
 from landmark_lab.utils.run import LOCK_FILE, run_folder_lock
 
-from .conftest import ROOT, run_cli, tiny_overrides
+from .conftest import ROOT, run_cli, tiny_overrides, train_command
 
 
 def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
@@ -33,8 +32,7 @@ def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
 @pytest.mark.slow
 def test_sigterm_ends_a_run_non_zero_with_failed_json_and_resume_continues(tmp_path, cache_dir):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "strategy.stages.0.steps=5000",
-           "schedule.val_every=5", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
+    cmd = train_command(run, cache_dir, "strategy.stages.0.steps=5000", "schedule.val_every=5")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: (run / "checkpoints" / "train" / "last.ckpt").is_file(), proc)

@@ -9,7 +9,6 @@ import os
 import pathlib
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -30,7 +29,7 @@ from landmark_lab.training.runner import train
 from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import write_csv_atomic
 
-from .conftest import ROOT, run_cli, tiny_overrides
+from .conftest import ROOT, run_cli, tiny_overrides, train_command
 
 
 class _Payload:
@@ -280,8 +279,7 @@ def test_a_test_set_that_shares_training_images_is_refused_before_training(make_
 @pytest.mark.slow
 def test_refused_rerun_keeps_record_and_overwrite_backs_up_everything(tmp_path, cache_dir):
     run = tmp_path / "run"
-    base = [sys.executable, "-m", "landmark_lab.train", "+experiment=real_only", "strategy.stages.0.steps=4",
-            "schedule.val_every=2", f"hydra.run.dir={run}", *tiny_overrides(cache_dir)]
+    base = train_command(run, cache_dir, "strategy.stages.0.steps=4", "schedule.val_every=2")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(base, cwd=ROOT, env=env, check=True, capture_output=True)
     config = (run / ".hydra" / "config.yaml").read_text()

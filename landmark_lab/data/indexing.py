@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from landmark_lab.errors import DataError
+from landmark_lab.utils.io import atomic_path
 
 log = logging.getLogger("landmark_lab.data")
 
@@ -43,14 +44,14 @@ def _parsed_in_order(entries: list[E], parse: Callable[[E], R], workers: int, na
     picklable: a module-level function or a ``functools.partial`` of one), with a progress bar."""
     bar = tqdm(total=len(entries), desc=f"indexing {name}", unit="file", disable=len(entries) < PARALLEL_FROM,
                leave=False)
-    if workers <= 1 or len(entries) < PARALLEL_FROM:
-        for entry in entries:
-            yield from _parse_chunk(parse, [entry])
-            bar.update()
-        bar.close()
-        return
-    chunks = [entries[a:a + _CHUNK] for a in range(0, len(entries), _CHUNK)]
-    with ProcessPoolExecutor(workers) as pool:
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(entries) >= PARALLEL_FROM else None
+    try:
+        if pool is None:
+            for entry in entries:
+                yield from _parse_chunk(parse, [entry])
+                bar.update()
+            return
+        chunks = [entries[a:a + _CHUNK] for a in range(0, len(entries), _CHUNK)]
         # a few chunks ahead of the one consumed: a limit (10k of 100k) stops the work soon after it is reached
         pending = [pool.submit(_parse_chunk, parse, c) for c in chunks[: 2 * workers]]
         for i in range(len(chunks)):
@@ -58,13 +59,11 @@ def _parsed_in_order(entries: list[E], parse: Callable[[E], R], workers: int, na
             if i + 2 * workers < len(chunks):
                 pending.append(pool.submit(_parse_chunk, parse, chunks[i + 2 * workers]))
             bar.update(len(results))
-            try:
-                yield from results
-            except GeneratorExit:
-                for f in pending[i + 1:]:
-                    f.cancel()
-                raise
-    bar.close()
+            yield from results
+    finally:  # also when the caller stops early (a limit, a bad file): chunks not started are dropped
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
 
 
 def index_entries(entries: Iterable[E], parse: Callable[[E], R], name: str, skip_bad: bool = False,
@@ -132,11 +131,8 @@ def save_index(cache_dir: str | Path | None, key: str, arrays: dict[str, np.ndar
     """Store a folder's index atomically (a half-written file is never read)."""
     if not cache_dir:
         return
-    path = Path(cache_dir) / f"{key}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(Path(cache_dir) / f"{key}.npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def within(folder: Path, path: Path) -> Path:

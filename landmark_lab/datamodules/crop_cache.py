@@ -35,6 +35,7 @@ from landmark_lab.data.sample import Sample
 from landmark_lab.errors import ConfigError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.transforms.geometry import crop_matrix, warp
+from landmark_lab.utils.io import write_text_atomic
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -175,9 +176,7 @@ def _build(source: Any, final: Path, side: int, scale: float, material: dict, wo
     def finished(k: int, count: int) -> None:
         done.add(k)
         bar.update(count)
-        tmp_record = record.with_name("done.json.tmp")
-        tmp_record.write_text(json.dumps({"material": material, "chunks": sorted(done)}))
-        os.replace(tmp_record, record)
+        write_text_atomic(record, json.dumps({"material": material, "chunks": sorted(done)}))
 
     jobs = [(source, c, str(tmp / "images.npy"), side, scale, 0) for _, c in todo]
     if workers > 1 and jobs:

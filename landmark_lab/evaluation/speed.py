@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -388,16 +389,22 @@ def run_bench(cfg: DictConfig) -> list[str]:
 
     say(machine_line(cfg))
     if b.get("index_only"):  # indexing at scale alone (cold and warm, 10k and 100k entries by default)
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="landmark_lab_index_", dir=b.get("index_dir")) as work:
             for line in index_scale(str(b.index_source), tuple(int(x) for x in b.index_sizes),
                                     int(b.index_workers or cfg.data.num_workers or 1), work):
                 say(line)
-        out = run_dir_of(cfg)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.txt").write_text("\n".join(lines) + "\n")
-        return lines
+    else:
+        _model_figures(cfg, say)
+    out = run_dir_of(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.txt").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def _model_figures(cfg: DictConfig, say: Callable[[str], None]) -> None:
+    """Every figure but indexing at scale: pipeline and training throughput, the step's parts and FLOPs, the
+    latencies, the loader per core, and the cost of a sweep with and without the pre-training cache."""
+    b = cfg.bench
     say(f"model: {cfg.model.backbone.name} {cfg.model.head.name}, input {cfg.data.transform.crop.size} px, batch "
         f"{cfg.data.batch_size}, loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
     if not b.deploy_only:
@@ -423,7 +430,3 @@ def run_bench(cfg: DictConfig) -> list[str]:
         with_cache, without = sweep_cost(int(b.sweep_budgets), *steps)
         say(f"sweep of {b.sweep_budgets} budgets (pre-train {steps[0]} + fine-tune {steps[1]} steps): "
             f"{with_cache:.0f} s with the pre-training cache, {without:.0f} s without: {without / with_cache:.2f}x faster")
-    out = run_dir_of(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.txt").write_text("\n".join(lines) + "\n")
-    return lines

@@ -8,8 +8,8 @@ listed under ``skipped`` and the rest of the folder goes on.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.inference.detectors import DETECTORS, boxes_in_image, build_detector, read_box_table
 from landmark_lab.inference.predictor import FacePrediction, Predictor
 from landmark_lab.utils.checks import check_checkpoint_path, choice, integer, required
-from landmark_lab.utils.run import run_dir_of, write_json
+from landmark_lab.utils.run import LOCK_FILE, move_to_backup, run_dir_of, write_json
 
 log = logging.getLogger("landmark_lab.predict")
 
@@ -64,7 +64,7 @@ def list_images(path: Path) -> list[Path]:
 
 
 # What a command's own run folder holds before it writes anything: its config record, its log, its lock.
-_RUN_RECORD = (".hydra", "run.lock")
+_RUN_RECORD = (".hydra", LOCK_FILE)
 
 
 def prepare_out_dir(out: Path, overwrite: bool) -> Path:
@@ -78,11 +78,7 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
                           "refusing to write over them. Choose an empty or new folder, or pass overwrite=true to move "
                           "them to a backup_<time>/ folder inside it first.")
     if held:
-        backup = out / time.strftime("backup_%Y%m%d-%H%M%S")
-        backup.mkdir()
-        for p in held:
-            if not p.name.startswith("backup_"):
-                shutil.move(str(p), backup / p.name)
+        move_to_backup(out, held)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -90,9 +86,7 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
 def output_stems(images: list[Path]) -> dict[Path, str]:
     """The name each image's outputs take: its stem, or its whole name where two inputs share a stem
     (``face.jpg`` and ``face.png`` write ``face.jpg.jpg`` and ``face.png.jpg``, never one file)."""
-    counts: dict[str, int] = {}
-    for p in images:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
+    counts = Counter(p.stem for p in images)
     return {p: p.stem if counts[p.stem] == 1 else p.name for p in images}
 
 

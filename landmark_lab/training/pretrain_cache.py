@@ -84,8 +84,7 @@ def key_material(cfg: DictConfig, stage: DictConfig) -> dict[str, Any]:
 
 def cache_key(cfg: DictConfig, stage: DictConfig) -> str:
     """Short stable hash of :func:`key_material`."""
-    blob = json.dumps(key_material(cfg, stage), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical(key_material(cfg, stage)).encode()).hexdigest()[:16]
 
 
 class PretrainCache:
@@ -137,6 +136,7 @@ class PretrainCache:
 
 
 def _canonical(material: Any) -> str:
+    """Key material as the one JSON text the key hashes and a stored entry's material is compared by."""
     return json.dumps(material, sort_keys=True, default=str)
 
 

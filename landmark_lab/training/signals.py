@@ -73,4 +73,3 @@ def fit_interrupted(fit: Callable[[], Any], stage: str, step: Callable[[], int])
     if _received:  # it came after the last batch: the stage is complete, the run still stops as asked
         raise Interrupted(_message(stage, step()), int(signal.SIGTERM), stage, step())
     return result
-_received = False  # a SIGTERM arrived during fit: SigtermStop ends the stage at the next batch

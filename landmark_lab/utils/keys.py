@@ -66,15 +66,36 @@ def _is_open(key: str) -> bool:
     return any(key == p or key.startswith(p + ".") for p in OPEN)
 
 
+def _defaults(repository: Any, config_name: str, groups: Sequence[str]) -> DictConfig | None:
+    """``config_name`` composed with these group choices and no key set (None where Hydra refuses them: it reports
+    that itself), once per process for each choice and search path (tests compose hundreds of configs)."""
+    from hydra import compose
+
+    cache_key = (config_name, tuple(groups), repr(repository.get_sources()))
+    if cache_key not in _BASES:
+        try:
+            _BASES[cache_key] = compose(config_name, overrides=list(groups))
+        except Exception:
+            return None
+    return _BASES[cache_key]
+
+
+def _unknown_key(where: str, key: str, base: DictConfig, config_name: str, how_to_list: str = "") -> ConfigError:
+    """The error for a key that is not a setting of ``base``, with the nearest settings as a did-you-mean."""
+    known = [k for k in _leaves(base) if not k.startswith("hydra")]
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return ConfigError(f"{where}: {key} is not a setting of {config_name}, so it would change nothing.{hint}{how_to_list}")
+
+
 def check_override_keys(cfg: DictConfig, config_name: str, overrides: Sequence[str]) -> None:
     """Every ``+``/``++`` key of ``overrides`` exists in ``config_name`` composed without them (outside the
     :data:`OPEN` sections), and every key whose default is a boolean holds a boolean. Needs an initialised
-    Hydra (inside a command, or :func:`landmark_lab.utils.compose.compose_config`)."""
-    from hydra import compose
+    Hydra (inside a command, or :func:`landmark_lab.utils.compose.compose_config`); renamed keys are the callers'
+    :func:`check_renamed`, before Hydra composes."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    check_renamed(overrides)
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     repository = GlobalHydra.instance().config_loader().repository
 
@@ -83,23 +104,14 @@ def check_override_keys(cfg: DictConfig, config_name: str, overrides: Sequence[s
 
     keys = [o for o in parsed if not o.is_delete() and not is_group(o) and not o.key_or_group.startswith("hydra")]
     forced = [o for o in keys if o.is_add() or o.is_force_add()]
-    groups = tuple(o.input_line for o in parsed if o not in keys)
-    cache_key = (config_name, groups, repr(GlobalHydra.instance().config_loader().get_sources()))
-    if cache_key not in _BASES:
-        try:  # the groups chosen, no key set: what each key is by default
-            _BASES[cache_key] = compose(config_name, overrides=list(groups))
-        except Exception:  # the overrides themselves are refused elsewhere, with Hydra's message
-            return
-    base = _BASES[cache_key]
-    known = [k for k in _leaves(base) if not k.startswith("hydra")]
+    base = _defaults(repository, config_name, [o.input_line for o in parsed if o not in keys])
+    if base is None:
+        return
     for o in forced:
         key = o.key_or_group
-        if _is_open(key) or _select(base, key) is not _ABSENT:
-            continue
-        close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise ConfigError(f"{o.input_line.split('=', 1)[0]}: {key} is not a setting of {config_name}, so it would change "
-                          f"nothing.{hint} `python -m landmark_lab.{config_name} --cfg job` lists every key.")
+        if not _is_open(key) and _select(base, key) is _ABSENT:
+            raise _unknown_key(o.input_line.split("=", 1)[0], key, base, config_name,
+                               f" `python -m landmark_lab.{config_name} --cfg job` lists every key.")
     experiment = next((o for o in parsed if o.key_or_group == "experiment" and not o.is_delete()), None)
     if experiment is not None:
         user_groups = [o for o in parsed if o not in keys and o is not experiment]
@@ -135,27 +147,18 @@ def _experiment_files(repository: Any, name: str, seen: set[str] | None = None) 
 def _check_experiment_keys(repository: Any, config_name: str, name: str, user_groups: list) -> None:
     """Every key an experiment file sets (``# @package _global_``, the user's own included) exists in the config
     those groups compose to: a misspelt key in a YAML file would otherwise change nothing, as a forced one did."""
-    from hydra import compose
-
     files = _experiment_files(repository, name)
     chosen = {o.key_or_group: o.input_line for o in user_groups}
     for _, _, overrides in files:
         for group, value in overrides:
             chosen.setdefault(group, f"{group}={value}")  # the command line's own choice of a group wins
-    cache_key = (config_name, tuple(sorted(chosen.values())), repr(repository.get_sources()))
-    if cache_key not in _BASES:
-        try:
-            _BASES[cache_key] = compose(config_name, overrides=sorted(chosen.values()))
-        except Exception:
-            return
-    base = _BASES[cache_key]
-    known = [k for k in _leaves(base) if not k.startswith("hydra")]
+    base = _defaults(repository, config_name, sorted(chosen.values()))
+    if base is None:
+        return
     for where, cfg, _ in files:
         for key in _leaves(cfg):
             node = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
             if isinstance(node, DictConfig) or key.startswith("hydra") or _is_open(key):
                 continue
             if _select(base, key) is _ABSENT:
-                close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
-                hint = f" Did you mean {' or '.join(close)}?" if close else ""
-                raise ConfigError(f"{where}: {key} is not a setting of {config_name}, so it would change nothing.{hint}")
+                raise _unknown_key(where, key, base, config_name)

@@ -179,15 +179,22 @@ def guard_run_dir(run_dir: Path, overwrite: bool, allow_partial: bool = False, c
             "Choose another folder (hydra.run.dir=...) or pass overwrite=true to move the old results to a "
             "backup_<time>/ folder inside it first."
         )
-    backup = run_dir / time.strftime("backup_%Y%m%d-%H%M%S")
-    backup.mkdir(parents=True, exist_ok=False)
     # The job's open log file moves with the backup; close it so the new run logs into a new file here.
     reopen = _close_log_files(run_dir)
-    for p in run_dir.iterdir():
-        if p != backup and not p.name.startswith("backup_"):
-            shutil.move(str(p), backup / p.name)
+    move_to_backup(run_dir, list(run_dir.iterdir()))
     for handler in reopen:  # a closed FileHandler reopens its path on the next record
         handler.stream = None
+
+
+def move_to_backup(folder: Path, items: list[Path]) -> Path:
+    """Move ``items`` of ``folder`` (earlier ``backup_*`` folders stay where they are) into a new
+    ``folder/backup_<time>/``, which is returned: what ``overwrite=true`` does before a command writes there."""
+    backup = folder / time.strftime("backup_%Y%m%d-%H%M%S")
+    backup.mkdir(parents=True, exist_ok=False)
+    for p in items:
+        if not p.name.startswith("backup_"):
+            shutil.move(str(p), backup / p.name)
+    return backup
 
 
 def _close_log_files(run_dir: Path) -> list[logging.FileHandler]:
