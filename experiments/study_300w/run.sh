@@ -16,6 +16,7 @@
 # Keep one OUT per set of EXTRA: a finished run in OUT trained with other settings is refused, not reused.
 set -euo pipefail
 OUT=${OUT:-logs/sweeps/study_300w_ftlr1e-3}
+EXPERIMENT=${EXPERIMENT:-study_300w}  # experiments/unlabelled/run.sh runs its own grid through this script
 SLOTS=${SLOTS:-2}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 mkdir -p "$OUT/logs"
@@ -27,7 +28,7 @@ run_one() {  # strategy budget seed
     data_adapt) share=(data.synth_share=1.0) ;;  # 3, data adaptation: label-adapted synthetic faces only
     mixing) strategy=data_adapt; share=(data.synth_share=0.5) ;;  # 4, mixing: adapted synthetic + real batches
   esac
-  local cmd=(python -m landmark_lab.train +experiment=study_300w hydra.mode=RUN strategy="$strategy"
+  local cmd=(python -m landmark_lab.train "+experiment=$EXPERIMENT" hydra.mode=RUN strategy="$strategy"
              data.real_budget="$2" seed="$3" ${share[@]+"${share[@]}"} data.num_workers=0 logger=csv
              "hydra.run.dir=$dir" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
   if [ -n "${DRY_RUN:-}" ]; then echo "OMP_NUM_THREADS=1 ${cmd[*]}"; return; fi  # DRY_RUN=1: print, do not run

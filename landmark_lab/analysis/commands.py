@@ -1,7 +1,8 @@
 """Domain-gap analyses and figures: ``python -m landmark_lab.analyze COMMAND [overrides]``.
 
 Commands: ``crops`` (framing before/after crop imitation), ``augment`` (augmentation grid),
-``labels`` (label ambiguity), ``conventions`` (3D vs 2D labels, adapter output), ``all``.
+``labels`` (label ambiguity), ``conventions`` (3D vs 2D labels, adapter output), ``all`` (those four), and
+``pseudo run_dir=RUN`` (a self-training run's pseudo-labels against the hidden labels).
 Overrides are the training config's (``data=300w``, ``data/synthetic=dgfaces``, ``augment=basic`` ...)
 plus ``out_dir``, ``max_faces``, ``ckpt_path``; see ``conf/analyze.yaml``.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.analysis.figures import ambiguity_figure, augment_grid, conventions_figure, framing_figure
+from landmark_lab.analysis.pseudo_labels import pseudo
 from landmark_lab.analysis.label_ambiguity import point_std, region_std, shape_residual_std
 from landmark_lab.analysis.stats import ks_distance
 from landmark_lab.datamodules.sources import open_sources, prepare
@@ -183,14 +185,17 @@ def conventions(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 ANALYSES: Registry[Any] = Registry("analysis", "command")
-for _name, _fn in (("crops", crops), ("augment", augment), ("labels", labels), ("conventions", conventions)):
+for _name, _fn in (("crops", crops), ("augment", augment), ("labels", labels), ("conventions", conventions),
+                   ("pseudo", pseudo)):
     ANALYSES.register(_name)(_fn)
+# Analyses of a finished run (run_dir=RUN), not of the data: left out of ``all``.
+OF_A_RUN = ("pseudo",)
 
 
 def run_analysis(cfg: DictConfig) -> Path:
     """``analyze``: run ``cfg.command`` (one analysis, or ``all``) into ``cfg.out_dir``; returns that folder."""
     command = str(cfg.command)
-    names = list(ANALYSES) if command == "all" else [command]
+    names = [n for n in ANALYSES if n not in OF_A_RUN] if command == "all" else [command]
     fns = [ANALYSES.get(n) for n in names]  # an unknown name is a ConfigError listing the valid ones
     out = Path(str(cfg.out_dir))
     out.mkdir(parents=True, exist_ok=True)

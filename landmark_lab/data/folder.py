@@ -127,7 +127,7 @@ class LandmarkFolder:
 
     def __init__(self, folder: str | Path, domain: str, convention: str, name: str | None = None,
                  labels: str | None = None, one_based: bool = False, skip_bad: bool = False,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, lazy: bool = False) -> None:
         self.folder = Path(folder)
         self.domain = domain
         self.convention = convention
@@ -135,6 +135,9 @@ class LandmarkFolder:
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: folder not found.")
         shift = 1.0 if one_based else 0.0
+        if lazy:
+            self._open_lazy(labels, skip_bad, limit)
+            return
         if labels:
             table = inside(self.folder, labels, f"labels={labels!r}")
             if not table.is_file():
@@ -176,6 +179,26 @@ class LandmarkFolder:
         self.landmarks = np.stack(lms)
         self.ids = [f"{self.name}/{p.stem}" for p in self.images]
 
+    def _open_lazy(self, labels: str | None, skip_bad: bool, limit: int | None) -> None:
+        """Index the images only; a face's ``NAME.pts`` is read the first time its labels are asked for. For
+        photos whose labels training must never open (``data/unlabelled=pool_rest``)."""
+        if labels or skip_bad:
+            raise DataError(f"{self.folder}: labels read on demand (data/unlabelled=pool_rest) need NAME.pts beside "
+                            "every image and no skip_bad: a table or a skipped file would be read in full at start.")
+        stems: dict[str, list[Path]] = {}
+        for p in sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
+            stems.setdefault(p.stem, []).append(p)
+        for stem, group in stems.items():
+            if len(group) > 1:
+                raise DataError(f"{self.folder}: several images share the name {stem!r} "
+                                f"({', '.join(p.name for p in group)}); keep one.")
+        self.images = [group[0] for _, group in sorted(stems.items())][: limit or None]
+        if not self.images:
+            raise DataError(f"{self.folder}: no image found (looked for NAME{{{','.join(IMAGE_EXTENSIONS)}}}).")
+        self.skipped = []
+        self.landmarks = LazyLabels(self.images, self.folder)
+        self.ids = [f"{self.name}/{p.stem}" for p in self.images]
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -188,3 +211,27 @@ class LandmarkFolder:
             convention=self.convention,
             id=self.ids[index],
         )
+
+
+class LazyLabels:
+    """The labels of a folder's images, each ``NAME.pts`` parsed (and checked) the first time it is indexed."""
+
+    def __init__(self, images: list[Path], folder: Path) -> None:
+        self.images, self.folder = images, folder
+        self._parsed: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if index not in self._parsed:
+            image = self.images[index]
+            pts = image.with_suffix(".pts")
+            self._parsed[index] = _parse_pair([image, pts] if pts.is_file() else [image], self.folder)
+        return self._parsed[index]
+
+    @property
+    def opened(self) -> list[int]:
+        """Indices whose labels were read so far."""
+        return sorted(self._parsed)

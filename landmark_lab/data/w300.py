@@ -50,9 +50,10 @@ def resolve_split(root: str | Path, split: str | list[str] | tuple[str, ...]) ->
     return [root / Path(n).expanduser() for n in names]
 
 
-def load_split(root: str | Path, split: str | list[str]) -> list[LandmarkFolder]:
+def load_split(root: str | Path, split: str | list[str], lazy: bool = False) -> list[LandmarkFolder]:
     """One :class:`LandmarkFolder` per folder of the split (domain ``real``, convention ``2d``), named by its
-    path under ``root`` (``helen/trainset``), or by its full path when it lies elsewhere."""
+    path under ``root`` (``helen/trainset``), or by its full path when it lies elsewhere. ``lazy``: each label
+    file is read when first asked for (see :class:`LandmarkFolder`)."""
     root = Path(root)
-    return [LandmarkFolder(f, "real", "2d", name=str(f.relative_to(root) if f.is_relative_to(root) else f))
+    return [LandmarkFolder(f, "real", "2d", name=str(f.relative_to(root) if f.is_relative_to(root) else f), lazy=lazy)
             for f in resolve_split(root, split)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,9 +12,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from landmark_lab.data.unlabelled import UnlabelledFolder
 from landmark_lab.datamodules.samplers import CyclingSampler
-from landmark_lab.datamodules.sources import FaceDataset, check_held_out, open_sources, prepare
+from landmark_lab.datamodules.sources import FaceDataset, check_held_out, open_sources, prepare, with_lazy_labels
 from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout, parse_budget, validation_count
+from landmark_lab.errors import ConfigError
 from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform
 
@@ -76,7 +79,12 @@ class LandmarkDataModule(L.LightningDataModule):
         imitate = bool((c.get("crop_imitation") or {}).get("enabled", False)) and self.uses("synthetic")
         # Crop imitation measures real training faces even when the strategy trains on synthetic only.
         need_real = self.uses("real") or imitate or self.calibrate_on_real
-        real_sources = open_sources(c["real"], "real", "train", self.progress) if need_real else []
+        unlabelled = dict(c.get("unlabelled") or {})
+        pool_rest = unlabelled.get("kind") == "pool_rest"
+        # pool_rest: the photos of the pool beyond the budget are training's unlabelled photos, so their label
+        # files are never read: every label is read on demand, and only the budget's and validation's are asked for.
+        real_spec = with_lazy_labels(c["real"], "real") if pool_rest else c["real"]
+        real_sources = open_sources(real_spec, "real", "train", self.progress) if need_real or pool_rest else []
         test_sources = open_sources(c["real"], "real", "test", self.progress)
         check_held_out(real_sources, test_sources)
         self.real_sources = self._cached(real_sources)
@@ -87,6 +95,10 @@ class LandmarkDataModule(L.LightningDataModule):
             self.real_train_items = budget_items(train_g, c.get("real_budget", "all"), flip, self.seed_data,
                                                  cap=bool(c.get("cap_budget", False)))
             self.real_val_items = expand(val_g, flip)
+            if pool_rest:
+                for it in self.real_train_items + self.real_val_items:  # bad label files named before training
+                    self.real_sources[it.source].landmarks[it.index]
+        self.unlabelled = self._unlabelled(unlabelled)
         if imitate:
             self.train_tf.imitation = self.fit_crop_imitation()
         if self.uses("synthetic"):
@@ -99,6 +111,25 @@ class LandmarkDataModule(L.LightningDataModule):
         test_groups = groups_of([len(s) for s in self.test_sources])
         self.test_items = expand(test_groups, bool(c.get("mirror_test", False)))
         self._ready = True
+
+    def _unlabelled(self, spec: dict[str, Any]) -> list[tuple[Path, str]]:
+        """(image path, id) of every unlabelled photo (``data.unlabelled``): a folder's, or the real training pool's
+        photos outside the budget and validation (``pool_rest``), in a stable order."""
+        kind = spec.get("kind", "none")
+        limit = spec.get("limit")
+        if kind == "folder":
+            root = spec.get("root")
+            if not root:
+                raise ConfigError("data.unlabelled.root is not set: point it at your folder of unlabelled photos.")
+            folder = UnlabelledFolder(str(root), skip_bad=bool(spec.get("skip_bad", False)), limit=limit)
+            return list(zip(folder.images, folder.ids, strict=True))
+        if kind == "pool_rest":
+            taken = {(it.source, it.index) for it in self.real_train_items}
+            rest = [(s, i) for s, i in self.real_pool if (s, i) not in taken][: limit or None]
+            return [(Path(self.real_sources[s].images[i]), self.real_sources[s].ids[i]) for s, i in rest]
+        if kind not in (None, "none"):
+            raise ConfigError(f"data.unlabelled.kind={kind!r} is not known; use data/unlabelled=folder or pool_rest.")
+        return []
 
     def _cached(self, sources: list) -> list:
         """``sources`` served from the pre-cropped cache when ``data.cache=crops`` (built on first use)."""
@@ -195,4 +226,6 @@ class LandmarkDataModule(L.LightningDataModule):
                        real_train=len(self.real_train_items), real_val=len(self.real_val_items))
         if self.uses("synthetic"):
             out.update(synthetic_train=len(self.syn_train_items), synthetic_val=len(self.syn_val_items))
+        if self.unlabelled:
+            out.update(unlabelled=len(self.unlabelled))
         return out

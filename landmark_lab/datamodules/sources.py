@@ -70,7 +70,8 @@ SOURCES: Registry[Callable[..., list[Any]]] = Registry("data source", "data.<sid
 def _open_procedural(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
     folder = _procedural_set(spec, side, split, progress)
     convention = "3d" if spec["domain"] == "synthetic" else "2d"
-    return [LandmarkFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}")]
+    return [LandmarkFolder(folder, spec["domain"], convention, name=f"procedural-{spec['domain']}-{split}",
+                           lazy=bool(spec.get("lazy_labels", False)))]
 
 
 @SOURCES.register("folder")
@@ -79,7 +80,8 @@ def _open_folder(spec: Mapping[str, Any], side: str, split: str, progress: bool)
     key = "test_root" if side == "real" and split == "test" else "root"
     return [LandmarkFolder(_root(spec, side, key), domain, str(spec.get("convention", "2d" if domain == "real" else "3d")),
                            labels=spec.get("labels"), one_based=bool(spec.get("one_based", False)),
-                           skip_bad=bool(spec.get("skip_bad", False)), limit=spec.get("limit"))]
+                           skip_bad=bool(spec.get("skip_bad", False)), limit=spec.get("limit"),
+                           lazy=bool(spec.get("lazy_labels", False)))]
 
 
 def _synthetic_only(kind: str, side: str) -> None:
@@ -103,11 +105,23 @@ def _open_facesynthetics(spec: Mapping[str, Any], side: str, split: str, progres
 
 @SOURCES.register("300w")
 def _open_300w(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[LandmarkFolder]:
-    return load_split(_root(spec, side), spec[f"{split}_split"])
+    return load_split(_root(spec, side), spec[f"{split}_split"], lazy=bool(spec.get("lazy_labels", False)))
 
 
 SOURCES.register("multi")(lambda spec, side, split, progress: [])  # opened part by part (see _parts)
 KINDS = tuple(SOURCES)
+
+
+def with_lazy_labels(spec: Mapping[str, Any], side: str) -> dict[str, Any]:
+    """``spec`` with every part asked to read its label files on demand (only the faces a run trains or validates
+    on are opened; the rest of the pool stays unlabelled as far as training can tell)."""
+    for part in _parts(spec, side):
+        if _kind(part, side) not in ("300w", "folder", "procedural"):
+            raise ConfigError(f"data/unlabelled=pool_rest needs a real side whose labels sit beside each image "
+                              f"(300w, folder, procedural); data.{side}.kind={part['kind']} cannot leave them unread.")
+    if _kind(spec, side) == "multi":
+        return {**spec, "sources": {k: {**v, "lazy_labels": True} for k, v in spec["sources"].items()}}
+    return {**spec, "lazy_labels": True}
 
 
 def _open_one(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[Any]:

@@ -77,9 +77,9 @@ def parse_budget(budget: int | str | None) -> int | None:
         value = int(budget)
     if value is None:  # 12.7 images is not a budget: refuse rather than truncate
         raise ConfigError(f"data.real_budget={budget!r} is not a whole number of images or 'all'.")
-    if value <= 0:
+    if value < 0:
         raise ConfigError(f"data.real_budget={value} must be positive (or 'all').")
-    return value
+    return value  # 0: no labelled real image (self-training from unlabelled photos alone)
 
 
 def budget_items(groups: list[tuple[int, int]], budget: int | str | None, flip: bool, seed: int,
@@ -92,6 +92,8 @@ def budget_items(groups: list[tuple[int, int]], budget: int | str | None, flip: 
     pool = len(groups) * (2 if flip else 1)
     if n is None:
         return expand(groups, flip)
+    if n == 0:
+        return []
     if n > pool and cap:
         warnings.warn(f"data.real_budget={n} is capped at the real training pool of {pool} images", stacklevel=2)
         n = pool

@@ -116,6 +116,58 @@ class DataAdaptDataModule(CombinedDataModule):
         return self.real_val_dataloader()
 
 
+class SelfTrainDataModule(LandmarkDataModule):
+    """Self-training on unlabelled real photos (``data.unlabelled``). Each stage says what it trains on
+    (``train_on`` in the strategy's YAML): ``synthetic`` (validated on synthetic), ``real`` (the labelled budget) or
+    ``pseudo`` (the photos the previous stage's model pseudo-labelled, mixed with the labelled budget so that
+    ``labelled_share`` of every batch is labelled; both validated on real)."""
+
+    strategy = "self_train"
+
+    def __init__(self, *args: Any, stages: dict[str, str] | None = None, labelled_share: float = 0.25,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stages = dict(stages or {})
+        self.stage = next(iter(self.stages), "pseudo")
+        self.labelled_share = float(labelled_share)
+        self.pseudo_sources: list = []
+        self.pseudo_items: list[Item] = []
+
+    @property
+    def train_on(self) -> str:
+        return self.stages.get(self.stage, "pseudo")
+
+    def uses(self, side: str) -> bool:
+        return side == "real" or "synthetic" in self.stages.values()
+
+    def set_pseudo_labels(self, source: Any, items: list[Item]) -> None:
+        """The pseudo-labelled photos the next ``pseudo`` stage trains on (``items`` index ``source``)."""
+        self.pseudo_sources, self.pseudo_items = [source], items
+
+    def training_set(self) -> tuple[list, list[Item]]:
+        if self.train_on == "synthetic":
+            return self.syn_sources, self.syn_train_items
+        if self.train_on == "real":
+            return self.real_sources, self.real_train_items
+        n = len(self.pseudo_sources)
+        labelled = [Item(it.source + n, it.index, it.flip) for it in self.real_train_items]
+        return self.pseudo_sources + self.real_sources, self.pseudo_items + labelled
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_on != "pseudo" or not self.real_train_items or not self.pseudo_items:
+            return super().train_dataloader()
+        ds = FaceDataset(*self.training_set(), self.train_tf)
+        sampler = MixedBatchSampler(len(self.pseudo_items), len(self.real_train_items), int(self.cfg["batch_size"]),
+                                    1.0 - self.labelled_share, self.train_steps, self.seed, *self.rank_world())
+        return self._loader(ds, True, batch_sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.train_on == "synthetic":
+            return self._eval_loader(self.syn_sources, self.syn_val_items)
+        return self.real_val_dataloader()
+
+
 STRATEGIES: Registry[type[LandmarkDataModule]] = Registry("strategy", "strategy.name")
-for _cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule, DataAdaptDataModule):
+for _cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule, DataAdaptDataModule,
+             SelfTrainDataModule):
     STRATEGIES.register(_cls.strategy)(_cls)

@@ -44,6 +44,9 @@ class FacePrediction:
     landmarks: np.ndarray
     box: Box
     score: float
+    # Mean distance between the prediction and the un-mirrored prediction on the mirrored crop, in crop sides
+    # (computed when predicting with flip averaging or with a head that has no score of its own); else None.
+    flip_gap: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"box": [round(float(v), 2) for v in self.box],
@@ -152,21 +155,24 @@ class Predictor:
         whole = self.box_mode == "image" or kind == "image"
         return crop_matrix(box, self.size, 1.0 if whole else self.scale)
 
-    def _run(self, image: np.ndarray, matrices: list[np.ndarray], flip: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks in image pixels and scores of the crops given by ``matrices``."""
+    def _run(self, image: np.ndarray, matrices: list[np.ndarray], flip: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Landmarks in image pixels, scores and flip gaps (None without the mirrored pass) of the crops given by
+        ``matrices``."""
         import cv2
 
         crops = np.stack([cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REPLICATE) for m in matrices])
         batch = crops.astype(np.float32).transpose(0, 3, 1, 2)
         consistency = flip or not self.head_has_score
+        gap = None
         if consistency:  # one batch: the crops and their mirrors
             pts, score = self.runner(np.concatenate([batch, mirror_images(batch)]))
             n = len(batch)
             direct, mirrored = pts[:n], pts[n:]
             averaged = flip_average(direct, mirrored, self.size)
+            gap = np.linalg.norm(direct - unmirror(mirrored, self.size), axis=-1).mean(-1) / self.size
             if not self.head_has_score:
-                gap = np.linalg.norm(direct - unmirror(mirrored, self.size), axis=-1).mean(-1) / self.size
                 score = np.exp(-gap / CONSISTENCY_SCALE)
             else:
                 score = (score[:n] + score[n:]) / 2
@@ -174,7 +180,7 @@ class Predictor:
         else:
             pts, score = self.runner(batch)
         out = np.stack([_apply(_invert(m), p) for m, p in zip(matrices, pts, strict=True)])
-        return out.astype(np.float32), np.asarray(score, dtype=np.float64)
+        return out.astype(np.float32), np.asarray(score, dtype=np.float64), gap
 
     @property
     def head_has_score(self) -> bool:
@@ -203,13 +209,14 @@ class Predictor:
             return []
         kind = "image" if whole else box_kind
         matrices = [self.crop_for(b, kind) for b in boxes]
-        pts, score = self._run(image, matrices, flip)
+        pts, score, gap = self._run(image, matrices, flip)
         passes = self.refine if refine is None else int(refine)
         if kind != "landmarks" and self.box_mode == "landmarks":
             for _ in range(passes):  # re-crop around the predicted landmarks, as the model was trained
                 matrices = [self.crop_for(landmark_box(p), "landmarks") for p in pts]
-                pts, score = self._run(image, matrices, flip)
-        return [FacePrediction(p, b, float(s)) for p, b, s in zip(pts, boxes, score, strict=True)]
+                pts, score, gap = self._run(image, matrices, flip)
+        gaps = [None] * len(pts) if gap is None else [float(g) for g in gap]
+        return [FacePrediction(p, b, float(s), g) for p, b, s, g in zip(pts, boxes, score, gaps, strict=True)]
 
 
 def _check_image(image: Any) -> np.ndarray:

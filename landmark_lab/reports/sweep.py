@@ -30,13 +30,17 @@ COLUMNS = ["strategy", "budget", "real_budget", "seed", "images_seed", "nme_io",
 # Columns a recorded results.csv must have to be read back (recorded_rows); the others may be missing or empty.
 RECORDED_REQUIRED = ["strategy", "budget", "seed", "nme_io", "run"]
 REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
-ORDER = ["real_only", "pretrain_finetune", "combined", "mixing", "data_adapt", "synth_only_adapted", "synth_only"]
+ORDER = ["real_only", "pretrain_finetune", "self_train", "self_train_real", "self_train_zero", "combined", "mixing",
+         "data_adapt", "synth_only_adapted", "synth_only"]
 LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
           "combined": "combined (synthetic + real batches)",
           "mixing": "mixing (label-adapted synthetic + real batches)",
           "data_adapt": "data adaptation (label-adapted synthetic only)",
           "synth_only_adapted": "synthetic only + label adapter fitted on the real budget",
-          "synth_only": "synthetic only (no real image)"}
+          "synth_only": "synthetic only (no real image)",
+          "self_train": "pre-training + fine-tuning + self-training on unlabelled photos",
+          "self_train_real": "real only + self-training on unlabelled photos",
+          "self_train_zero": "zero hand labels: synthetic teacher + self-training on unlabelled photos"}
 
 
 def ordered(names: Any) -> list[str]:
@@ -345,7 +349,9 @@ def _bound(x: float, largest: int, smallest: int) -> str:
 SHORT = {"pretrain_finetune": "pretrain + {n} real", "synth_only_adapted": "synthetic only + adapter fitted on {n} real",
          "combined": "combined with {n} real", "data_adapt": "data adaptation with {n} real",
          "mixing": "mixing with {n} real",
-         "synth_only": "synthetic only (no real image)"}
+         "synth_only": "synthetic only (no real image)",
+         "self_train": "pretrain + {n} real + self-training", "self_train_real": "{n} real + self-training",
+         "self_train_zero": "synthetic + self-training, no labelled image"}
 
 
 def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[dict[str, Any]] | None = None) -> list[str]:
@@ -400,7 +406,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 def budget_table(rows: list[dict], budget: int) -> list[str]:
     """The study's Table 2 at one real budget: every strategy's NME per face region (mean ± std over seeds), and the
     same without the label adapter where the run recorded it (its base output was trained on 3d labels)."""
-    sel = [r for r in rows if r["budget"] == budget or r["strategy"] == "synth_only"]
+    sel = [r for r in rows if r["budget"] in (budget, 0)]
     strategies = [s for s in ORDER if any(r["strategy"] == s for r in sel)]
     strategies += sorted({r["strategy"] for r in sel} - set(strategies))
     if not strategies:
@@ -515,7 +521,7 @@ def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomple
 
 def ced_runs(rows: list[dict], budget: int) -> tuple[list[dict], list[dict]]:
     """The runs ``ced.png`` shows at ``budget``, and those of them without a CED curve (read from a results.csv)."""
-    at = [r for r in rows if r["strategy"] in ORDER and (r["strategy"] == "synth_only" or r["budget"] == budget)]
+    at = [r for r in rows if r["strategy"] in ORDER and r["budget"] in (budget, 0)]
     return at, [r for r in at if not r.get("ced")]
 
 
@@ -612,7 +618,7 @@ def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=130)
     width = 0.8 / max(1, len(strategies))
     for k, s in enumerate(strategies):
-        sel = [r for r in rows if r["strategy"] == s and (s == "synth_only" or r["budget"] == budget)]
+        sel = [r for r in rows if r["strategy"] == s and r["budget"] in (budget, 0)]
         if not sel:
             continue
         means = [100 * np.mean([r[f"nme_io_{g}"] for r in sel]) for g in REGIONS]
@@ -638,7 +644,7 @@ def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
 
     curves = {}
     for s in ORDER:
-        sel = [r for r in rows if r["strategy"] == s and (s == "synth_only" or r["budget"] == budget) and r.get("ced")]
+        sel = [r for r in rows if r["strategy"] == s and r["budget"] in (budget, 0) and r.get("ced")]
         if sel:
             xs = np.asarray(sel[0]["ced"]["nme_io"])
             curves[LABELS.get(s, s)] = (xs, np.mean([r["ced"]["fraction"] for r in sel], axis=0))

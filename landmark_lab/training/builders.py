@@ -9,8 +9,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.datamodules.base import LandmarkDataModule
 from landmark_lab.datamodules.sources import FaceDataset
-from landmark_lab.datamodules.strategies import STRATEGIES, CombinedDataModule
+from landmark_lab.datamodules.strategies import STRATEGIES, CombinedDataModule, SelfTrainDataModule
+from landmark_lab.errors import ConfigError
 from landmark_lab.models.module import LandmarkModule
+
+
+def strategy_stages(cfg: DictConfig) -> list[DictConfig]:
+    """The strategy's stages, a ``train_on: pseudo`` stage repeated ``self_train.rounds`` times (``student``,
+    ``student2``, ...: each round's teacher is the model the round before left)."""
+    rounds = int((cfg.get("self_train") or {}).get("rounds", 1))
+    if rounds < 1:
+        raise ConfigError(f"self_train.rounds={rounds} must be at least 1.")
+    out = []
+    for st in cfg.strategy.stages:
+        out.append(st)
+        if str(st.get("train_on", "real")) == "pseudo":
+            out += [OmegaConf.merge(st, {"name": f"{st.name}{r}"}) for r in range(2, rounds + 1)]
+    return out
 
 
 def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModule:
@@ -20,6 +35,18 @@ def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModu
                               "progress": progress}
     if issubclass(cls, CombinedDataModule):
         kwargs["synth_share"] = float(cfg.data.synth_share)
+    unlabelled = str((cfg.data.get("unlabelled") or {}).get("kind", "none"))
+    if issubclass(cls, SelfTrainDataModule):
+        if unlabelled == "none":
+            raise ConfigError(f"strategy={cfg.strategy.name} trains on unlabelled photos: add data/unlabelled=folder "
+                              "data.unlabelled.root=DIR (your photos) or data/unlabelled=pool_rest (the real pool "
+                              "beyond the budget, its labels unread).")
+        kwargs["stages"] = {str(st.name): str(st.get("train_on", "real")) for st in strategy_stages(cfg)}
+        kwargs["labelled_share"] = float(cfg.self_train.labelled_share)
+    elif unlabelled != "none":
+        raise ConfigError(f"data.unlabelled is set ({unlabelled}) but strategy={cfg.strategy.name} trains on no "
+                          "unlabelled photo; use strategy=self_train (or self_train_real, self_train_zero), or drop "
+                          "data/unlabelled.")
     # A stage that fits a post-hoc label adapter needs the real training labels even if it trains on none.
     kwargs["calibrate_on_real"] = any(bool(st.get("fit_adapter", False)) for st in cfg.strategy.stages)
     return cls(**kwargs)

@@ -19,20 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.adaptation.posthoc import fit_posthoc_adapter
+from landmark_lab.data.unlabelled import PseudoLabelled
 from landmark_lab.datamodules.sources import FaceDataset
+from landmark_lab.datamodules.splits import expand, groups_of
 from landmark_lab.errors import ConfigError, DataError, Interrupted, TrainingDiverged
 from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, mean_shape_baseline, summary_line
 from landmark_lab.models.checkpoint import apply_state, load_weights, read_checkpoint, save_model
 from landmark_lab.reports.plots import evaluation_figures
-from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
+from landmark_lab.training.builders import build_datamodule, build_model, mean_shape, strategy_stages
 from landmark_lab.training.callbacks import StepRecorder
 from landmark_lab.training.loggers import build_loggers, finish_loggers, log_test_results
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
+from landmark_lab.training.self_training import check_self_train_config, pseudo_label
 from landmark_lab.training.signals import SigtermStop, fit_interrupted, sigterm_interrupts
 from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import inside, relative_to_run
@@ -190,8 +194,8 @@ def _run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConf
             return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
     steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
-    use_cache = (index == 0 and cfg.strategy.name in SYNTHETIC_FIRST and cfg.pretrain_cache.enabled
-                 and not cfg.trainer.get("fast_dev_run"))
+    synthetic_first = cfg.strategy.name in SYNTHETIC_FIRST or stage.get("train_on") == "synthetic"
+    use_cache = (index == 0 and synthetic_first and cfg.pretrain_cache.enabled and not cfg.trainer.get("fast_dev_run"))
     last = stage_dir / "last.ckpt"
     resume_from = last if last.is_file() else None
     if not use_cache:
@@ -239,6 +243,35 @@ def _partial_steps(run_dir: Path) -> dict[str, int]:
     return out
 
 
+def _load_teacher(model: Any, path: str) -> None:
+    """The weights of ``self_train.teacher`` (a checkpoint this project wrote, read pickle-free) into ``model``."""
+    weights = Path(path).expanduser()
+    if not weights.is_file():
+        raise ConfigError(f"self_train.teacher={path!r}: checkpoint not found.")
+    ckpt = read_checkpoint(weights, "teacher checkpoint")
+    apply_state(model, ckpt.get("state_dict"), weights, "teacher checkpoint")
+    log.info("self-training: the first teacher is %s", weights)
+
+
+def _pseudo_labels(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path, progress: bool) -> dict:
+    """The current model (the teacher) pseudo-labels the unlabelled photos; the kept ones become the data module's
+    pseudo-labelled set. Their predictions go to ``pseudo_labels/<stage>.npz`` in the run folder (for ``analyze
+    pseudo``); returns the record for metrics.json."""
+    spec = OmegaConf.to_container(cfg.data.unlabelled, resolve=True)
+    st = OmegaConf.to_container(cfg.self_train, resolve=True)
+    labels, info = pseudo_label(model, dm.unlabelled, spec, st, eval_device(cfg), progress)
+    stage = stage_dir.name
+    kept = info.pop("kept_mask")
+    index = np.nonzero(kept)[0]
+    source = PseudoLabelled([labels.images[k] for k in index], labels.landmarks[index], [labels.ids[k] for k in index])
+    dm.set_pseudo_labels(source, expand(groups_of([len(source)]), bool(cfg.data.get("flip_double", False))))
+    if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
+        path = labels.save(run_dir_of(cfg) / "pseudo_labels" / f"{stage}.npz", kept,
+                           {**info, "stage": stage, "unlabelled": spec.get("kind")})
+        info["file"] = relative_to_run(path, run_dir_of(cfg))
+    return info
+
+
 def _fit_posthoc(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path) -> dict:
     """Fit the post-hoc label adapter on the real budget (``cfg.posthoc_adapter``) and save the model with it."""
     p = cfg.posthoc_adapter
@@ -260,6 +293,7 @@ def train(cfg: DictConfig) -> float | None:
     t_start = time.perf_counter()
     # Every name, number, path and device is checked before anything is read, built or written.
     check_train_config(cfg)
+    check_self_train_config(cfg)
     run_dir = run_dir_of(cfg)
     # DDP ranks re-launched by Lightning share rank 0's folder (and its lock).
     with sigterm_interrupts(), (run_folder_lock(run_dir) if is_rank_zero() else nullcontext()):
@@ -310,10 +344,24 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
                                                     f"seed:{cfg.seed}"]
     loggers = build_loggers(cfg.logger, run_dir, name, tags, resolved)
     stages = []
+    plan = strategy_stages(cfg)
+    teacher = (cfg.get("self_train") or {}).get("teacher")
+    first_pseudo = next((i for i, st in enumerate(plan) if st.get("train_on") == "pseudo"), None)
     try:
-        for i, stage in enumerate(cfg.strategy.stages):
+        for i, stage in enumerate(plan):
+            if teacher and first_pseudo is not None and i < first_pseudo:
+                continue  # the given checkpoint is the first teacher: the stages that would train one are skipped
+            if i > 0:
+                # Each later stage draws its own random stream: its data order and augmentation are then the same
+                # whether the stage before it trained here or came from a cache (the pre-training's, a resume's).
+                L.seed_everything(int(cfg.seed) + i, workers=True, verbose=False)
             if hasattr(dm, "stage"):
                 dm.stage = stage.name
+            pseudo_info = None
+            if stage.get("train_on") == "pseudo":
+                if teacher and i == first_pseudo:
+                    _load_teacher(model, str(teacher))
+                pseudo_info = _pseudo_labels(cfg, model, dm, run_dir / "checkpoints" / stage.name, progress)
             if stage.get("fresh_model"):  # data adaptation: a new model learns the translated labels
                 model = build_model(cfg)
                 model.init_mean_shape(mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf)))
@@ -322,6 +370,9 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
             model.hparams.base_supervised = bool(model.hparams.get("base_supervised")) or any(
                 getattr(src, "convention", "2d") == "3d" for src in dm.training_set()[0])
             stages.append(_run_stage(cfg, model, dm, i, stage, run_dir, loggers))
+            if pseudo_info is not None:
+                stages[-1]["pseudo_labels"] = {**pseudo_info, **({"teacher": str(teacher)} if teacher and i == first_pseudo
+                                                                 else {})}
             if stage.get("fit_adapter"):
                 stages[-1]["posthoc_adapter"] = _fit_posthoc(cfg, model, dm, run_dir / "checkpoints" / stage.name)
             if stage.get("adapt_synthetic_labels"):

@@ -114,8 +114,12 @@ def budget(cfg: DictConfig, key: str = "data.real_budget") -> None:
         return
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{user_key(cfg, key)}={value!r} must be a positive whole number of images or 'all'.")
+    # 0 labelled images is a budget only where no stage trains on labelled real images (self-training alone).
+    zero_ok = not any(str(st.get("train_on", "real")) == "real" for st in (_get(cfg, "strategy.stages", None) or []))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (value == 0 and not zero_ok):
+        raise ConfigError(f"{user_key(cfg, key)}={value!r} must be a positive whole number of images or 'all'"
+                          + (" (0 only for a strategy that trains on no labelled real image, e.g. self_train_zero)."
+                             if value == 0 else "."))
 
 
 def kwargs_fit(cfg: DictConfig, key: str, fn: Any, fixed: Iterable[str] = (), skip: Iterable[str] = ("name",)) -> None:
@@ -341,6 +345,7 @@ def _check_stages(cfg: DictConfig) -> None:
             integer(cfg, f"{k}.steps", low=1)
         number(cfg, f"{k}.lr", low=0, strict_low=True)
         number(cfg, f"{k}.epochs", low=0, strict_low=True, default=20)
+        choice(cfg, f"{k}.train_on", ["synthetic", "real", "pseudo"], default="real")
         lo = integer(cfg, f"{k}.min_steps", low=1, default=100)
         hi = integer(cfg, f"{k}.max_steps", low=1, default=1000)
         if hi < lo:

@@ -1,0 +1,145 @@
+"""Unlabelled photos: the unlabelled sources, the self-training strategies, the pseudo-label cache and analysis."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landmark_lab.data.procedural.generate import ensure_set
+from landmark_lab.data.unlabelled import UnlabelledFolder
+from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.training.runner import train
+from landmark_lab.training.self_training import PseudoLabels
+
+FAST = ["schedule.synthetic_steps=6", "schedule.real_steps=6", "schedule.finetune_steps=6", "schedule.self_train_steps=6",
+        "schedule.val_every=3", "data.real_budget=16"]
+
+
+def _folders(tmp_path: Path, cache: Path) -> tuple[Path, Path]:
+    """A copy of the tiny procedural real faces as a labelled training folder and a test folder of one's own."""
+    pool, test = tmp_path / "pool", tmp_path / "test"
+    shutil.copytree(ensure_set(cache, "real", "train", 70, 128, 0, workers=1, progress=False), pool,
+                    ignore=shutil.ignore_patterns("info.json"))
+    shutil.copytree(ensure_set(cache, "real", "test", 16, 128, 0, workers=1, progress=False), test,
+                    ignore=shutil.ignore_patterns("info.json"))
+    return pool, test
+
+
+def _metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_pool_rest_never_reads_the_hidden_labels(make_cfg, cache_dir, tmp_path):
+    """Removing or corrupting the label files of the unlabelled photos changes nothing; a budget label still counts."""
+    pool, test = _folders(tmp_path, cache_dir)
+    common = ["strategy=self_train_real", "data/real=folder", f"data.real.root={pool}", f"data.real.test_root={test}",
+              "data/unlabelled=pool_rest", *FAST]
+    first = train(make_cfg([*common, f"self_train.cache_dir={tmp_path / 'pc1'}"], run_dir=tmp_path / "a"))
+    m1 = _metrics(tmp_path / "a")
+    student = m1["stages"][-1]
+    assert student["name"] == "student" and student["pseudo_labels"]["photos"] == m1["data"]["unlabelled"] > 0
+    labels, kept, _ = PseudoLabels.load(tmp_path / "a" / student["pseudo_labels"]["file"])
+    assert kept.sum() == student["pseudo_labels"]["kept"] == round(0.8 * labels.found.sum())
+    hidden = [p.with_suffix(".pts") for p in labels.images]
+    assert hidden and all(p.parent == pool for p in hidden)
+    for i, p in enumerate(hidden):  # half removed, half made unreadable
+        p.unlink() if i % 2 else p.write_text("version: 1\nn_points: 68\n{\nnot a number\n}\n")
+    second = train(make_cfg([*common, f"self_train.cache_dir={tmp_path / 'pc2'}"], run_dir=tmp_path / "b"))
+    m2 = _metrics(tmp_path / "b")
+    assert second == first and m2["test"]["metrics"]["nme_io"] == m1["test"]["metrics"]["nme_io"]
+    again, _, _ = PseudoLabels.load(tmp_path / "b" / m2["stages"][-1]["pseudo_labels"]["file"])
+    np.testing.assert_array_equal(again.landmarks, labels.landmarks)
+    # The budget's labels are read: one corrupted there is named before training.
+    used = {p.stem for p in labels.images}
+    budget_pts = next(p for p in sorted(pool.glob("*.pts")) if p.stem not in used)
+    budget_pts.write_text("garbage")
+    with pytest.raises(DataError, match=budget_pts.name):
+        train(make_cfg([*common, f"self_train.cache_dir={tmp_path / 'pc3'}"], run_dir=tmp_path / "c"))
+
+
+def test_self_train_ft50_rounds_cache_and_analysis(make_cfg, cache_dir, tmp_path):
+    """The pre-trained teacher labels the pool; two rounds; a second run reuses the first round's predictions; the
+    analysis grades them against the hidden labels."""
+    from omegaconf import OmegaConf
+
+    from landmark_lab.analysis.pseudo_labels import pseudo
+
+    overrides = ["+experiment=self_train_ft50", *FAST, "self_train.rounds=2", "self_train.confidence=both",
+                 f"self_train.cache_dir={tmp_path / 'pc'}"]
+    train(make_cfg(overrides, run_dir=tmp_path / "a"))
+    m = _metrics(tmp_path / "a")
+    assert [s["name"] for s in m["stages"]] == ["pretrain", "finetune", "student", "student2"]
+    assert m["strategy"] == "self_train" and m["real_budget"] == 16
+    rounds = [s["pseudo_labels"] for s in m["stages"][2:]]
+    assert [r["cache_hit"] for r in rounds] == [False, False] and rounds[0]["rule"] == "both"
+    train(make_cfg(overrides, run_dir=tmp_path / "b"))
+    assert _metrics(tmp_path / "b")["stages"][2]["pseudo_labels"]["cache_hit"] is True
+    out = tmp_path / "analysis"
+    result = pseudo(OmegaConf.create({"run_dir": str(tmp_path / "a")}), out)
+    assert set(result["rounds"]) == {"student", "student2"}
+    g = result["rounds"]["student"]
+    assert g["kept"] == rounds[0]["kept"] and 0 < g["nme_all"] < 1 and set(g["rules"]) == {"peak", "flip", "both"}
+    assert (out / "pseudo.png").stat().st_size > 0 and "student2" in (out / "pseudo.md").read_text()
+
+
+def test_self_train_zero_and_a_teacher_checkpoint(make_cfg, cache_dir, tmp_path):
+    """Zero labelled images: the synthetic-only model teaches; a checkpoint path can be the teacher instead."""
+    train(make_cfg(["+experiment=self_train_zero", *FAST[:-1], f"self_train.cache_dir={tmp_path / 'pc'}"],
+                   run_dir=tmp_path / "zero"))
+    m = _metrics(tmp_path / "zero")
+    assert m["strategy"] == "self_train_zero" and m["data"]["real_train"] == 0
+    assert m["stages"][-1]["pseudo_labels"]["photos"] == m["data"]["real_pool"]  # the whole pool, none labelled
+    teacher = Path(m["stages"][0]["cache_file"])  # the synthetic-only model, kept by the pre-training cache
+    train(make_cfg(["+experiment=self_train_zero", *FAST[:-1], f"self_train.teacher={teacher}",
+                    f"self_train.cache_dir={tmp_path / 'pc'}"], run_dir=tmp_path / "given"))
+    given = _metrics(tmp_path / "given")
+    assert [s["name"] for s in given["stages"]] == ["student"]
+    assert given["stages"][0]["pseudo_labels"]["teacher"] == str(teacher)
+    assert given["stages"][0]["pseudo_labels"]["cache_hit"] is True  # the same weights taught the first run
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy=self_train"], "trains on unlabelled photos: add data/unlabelled=folder"),
+    (["strategy=real_only", "data/unlabelled=pool_rest"], "trains on no unlabelled photo"),
+    (["strategy=real_only", "data.real_budget=0"], "0 only for a strategy that trains on no labelled real image"),
+    (["strategy=self_train", "data/unlabelled=folder"], "data.unlabelled.root is required"),
+    (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.keep=0"], "self_train.keep=0 must be greater"),
+    (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.keep=0.9", "self_train.labelled_share=2"],
+     "self_train.labelled_share=2 must be at most 1"),
+    (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.rounds=0"], "self_train.rounds=0 must be at least 1"),
+    (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.confidence=vote"],
+     "self_train.confidence='vote' is not valid"),
+    (["strategy=self_train_real", "data/unlabelled=pool_rest", "self_train.teacher=/nonexistent.ckpt"],
+     "self_train.teacher='/nonexistent.ckpt': checkpoint not found"),
+])
+def test_self_train_settings_are_checked(make_cfg, tmp_path, overrides, message):
+    with pytest.raises((ConfigError, DataError), match=re.escape(message)):
+        train(make_cfg([*FAST, *overrides], run_dir=tmp_path / "run"))
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_unlabelled_folder_reads_nested_photos_and_names_bad_ones(tmp_path):
+    import cv2
+
+    root = tmp_path / "photos"
+    (root / "trip" / "day2").mkdir(parents=True)
+    (root / ".thumbs").mkdir()
+    img = np.full((40, 50, 3), 120, np.uint8)
+    for name in ("a.jpg", "trip/b.png", "trip/day2/c.JPG", ".thumbs/hidden.jpg"):
+        cv2.imwrite(str(root / name), img)
+    (root / "notes.txt").write_text("not a photo")
+    folder = UnlabelledFolder(root)
+    assert [p.relative_to(root).as_posix() for p in folder.images] == ["a.jpg", "trip/b.png", "trip/day2/c.JPG"]
+    assert folder.ids[1] == "photos/trip/b"
+    (root / "trip" / "broken.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"broken\.jpg"):
+        UnlabelledFolder(root)
+    skipping = UnlabelledFolder(root, skip_bad=True)
+    assert len(skipping) == 3 and len(skipping.skipped) == 1
+    with pytest.raises(DataError, match="folder of unlabelled photos not found"):
+        UnlabelledFolder(tmp_path / "nowhere")
