@@ -143,3 +143,24 @@ def test_unlabelled_folder_reads_nested_photos_and_names_bad_ones(tmp_path):
     assert len(skipping) == 3 and len(skipping.skipped) == 1
     with pytest.raises(DataError, match="folder of unlabelled photos not found"):
         UnlabelledFolder(tmp_path / "nowhere")
+
+
+def test_a_strategy_is_one_yaml_file(tmp_path, cache_dir):
+    """A strategy of the user's own from the stage kinds (train_on), in a config folder outside the package: synthetic
+    pre-training, then the real budget, reported under its own label."""
+    from .conftest import run_cli, tiny_overrides
+
+    mine = tmp_path / "my_conf" / "strategy"
+    mine.mkdir(parents=True)
+    stage = "    steps: 4\n    lr: 1.0e-3\n"
+    (mine / "warm_start.yaml").write_text(
+        "name: self_train\nlabel: warm_start\nstages:\n  - name: synthetic\n    train_on: synthetic\n" + stage
+        + "  - name: real\n    train_on: real\n" + stage)
+    run = tmp_path / "run"
+    argv = ["--config-dir", str(tmp_path / "my_conf"), "strategy=warm_start", "data.real_budget=12",
+            "schedule.val_every=2", *tiny_overrides(cache_dir), f"hydra.run.dir={run}"]
+    assert run_cli("train", argv) == 0
+    m = _metrics(run)
+    assert m["strategy"] == "warm_start" and [s["name"] for s in m["stages"]] == ["synthetic", "real"]
+    assert [s["steps"] for s in m["stages"]] == [4, 4] and m["data"]["real_train"] == 12
+    assert m["data"]["synthetic_train"] > 0 and "unlabelled" not in m["data"]

@@ -36,14 +36,16 @@ def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModu
     if issubclass(cls, CombinedDataModule):
         kwargs["synth_share"] = float(cfg.data.synth_share)
     unlabelled = str((cfg.data.get("unlabelled") or {}).get("kind", "none"))
+    stages = strategy_stages(cfg)
+    pseudo = any(str(st.get("train_on", "real")) == "pseudo" for st in stages)
     if issubclass(cls, SelfTrainDataModule):
-        if unlabelled == "none":
+        if pseudo and unlabelled == "none":
             raise ConfigError(f"strategy={cfg.strategy.name} trains on unlabelled photos: add data/unlabelled=folder "
                               "data.unlabelled.root=DIR (your photos) or data/unlabelled=pool_rest (the real pool "
                               "beyond the budget, its labels unread).")
-        kwargs["stages"] = {str(st.name): str(st.get("train_on", "real")) for st in strategy_stages(cfg)}
+        kwargs["stages"] = {str(st.name): str(st.get("train_on", "real")) for st in stages}
         kwargs["labelled_share"] = float(cfg.self_train.labelled_share)
-    elif unlabelled != "none":
+    if unlabelled != "none" and not pseudo:
         raise ConfigError(f"data.unlabelled is set ({unlabelled}) but strategy={cfg.strategy.name} trains on no "
                           "unlabelled photo; use strategy=self_train (or self_train_real, self_train_zero), or drop "
                           "data/unlabelled.")
