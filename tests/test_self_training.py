@@ -89,14 +89,16 @@ def test_self_train_ft50_rounds_cache_and_analysis(make_cfg, cache_dir, tmp_path
 
 def test_self_train_zero_and_a_teacher_checkpoint(make_cfg, cache_dir, tmp_path):
     """Zero labelled images: the synthetic-only model teaches; a checkpoint path can be the teacher instead."""
-    train(make_cfg(["+experiment=self_train_zero", *FAST[:-1], f"self_train.cache_dir={tmp_path / 'pc'}"],
-                   run_dir=tmp_path / "zero"))
+    train(make_cfg(["+experiment=self_train_zero", *FAST[:-1], f"self_train.cache_dir={tmp_path / 'pc'}",
+                    "self_train.adabn=true"], run_dir=tmp_path / "zero"))
     m = _metrics(tmp_path / "zero")
     assert m["strategy"] == "self_train_zero" and m["data"]["real_train"] == 0
-    assert m["stages"][-1]["pseudo_labels"]["photos"] == m["data"]["real_pool"]  # the whole pool, none labelled
+    made = m["stages"][-1]["pseudo_labels"]
+    assert made["photos"] == m["data"]["real_pool"]  # the whole pool, none labelled
+    assert made["adabn_crops"] == made["found"] > 0  # BatchNorm statistics re-estimated on every photo with a face
     teacher = Path(m["stages"][0]["cache_file"])  # the synthetic-only model, kept by the pre-training cache
     train(make_cfg(["+experiment=self_train_zero", *FAST[:-1], f"self_train.teacher={teacher}",
-                    f"self_train.cache_dir={tmp_path / 'pc'}"], run_dir=tmp_path / "given"))
+                    f"self_train.cache_dir={tmp_path / 'pc'}", "self_train.adabn=true"], run_dir=tmp_path / "given"))
     given = _metrics(tmp_path / "given")
     assert [s["name"] for s in given["stages"]] == ["student"]
     assert given["stages"][0]["pseudo_labels"]["teacher"] == str(teacher)

@@ -165,37 +165,81 @@ def predict_photos(model: Any, photos: list[tuple[Path, str]], spec: dict[str, A
     return PseudoLabels([p for p, _ in photos], [i for _, i in photos], lms, peak, gap, found)
 
 
+def _cached_predictions(model: Any, photos: list[tuple[Path, str]], spec: dict[str, Any], settings: dict[str, Any],
+                        cache_dir: Any, device: str, progress: bool) -> tuple[PseudoLabels, Path | None, bool]:
+    """``model``'s predictions on ``photos``: from the cache when these weights saw these photos with these settings."""
+    path = Path(str(cache_dir)) / f"{cache_key(model, photos, settings)}.npz" if cache_dir else None
+    if path is not None and path.is_file():
+        try:
+            labels, _, _ = PseudoLabels.load(path)
+            if [str(p) for p in labels.images] == [str(p) for p, _ in photos]:
+                return labels, path, True
+        except DataError as exc:
+            log.warning("%s; predicting again", exc)
+    labels = predict_photos(model, photos, spec, bool(settings["flip"]), device, progress)
+    if path is not None:
+        labels.save(path)
+    return labels, path, False
+
+
+def adapt_batchnorm(model: Any, labels: PseudoLabels, device: str, batch_size: int = 32, progress: bool = True) -> int:
+    """AdaBN (Li et al. 2016): the BatchNorm layers' running statistics re-estimated on the unlabelled photos,
+    cropped around the teacher's own predictions as training crops faces; weights are not touched. Returns the
+    number of crops used (0 when the model has no BatchNorm)."""
+    from torch.utils.data import DataLoader
+
+    from landmark_lab.data.unlabelled import PseudoLabelled
+    from landmark_lab.datamodules.sources import FaceDataset
+    from landmark_lab.datamodules.splits import Item
+    from landmark_lab.transforms.pipeline import FaceTransform
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    found = np.nonzero(labels.found)[0]
+    if not norms or not len(found):
+        return 0
+    source = PseudoLabelled([labels.images[i] for i in found], labels.landmarks[found], [labels.ids[i] for i in found])
+    dataset = FaceDataset([source], [Item(0, i) for i in range(len(source))], FaceTransform(dict(model.hparams.crop),
+                                                                                             train=False))
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    model.to(device).eval()
+    for m in norms:  # a cumulative average over every crop, not an exponential one
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc="teacher: AdaBN", disable=not progress):
+            model(batch["image"].to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+    return len(source)
+
+
 def pseudo_label(model: Any, photos: list[tuple[Path, str]], spec: dict[str, Any], self_train: dict[str, Any],
                  device: str, progress: bool = True) -> tuple[PseudoLabels, dict[str, Any]]:
     """The teacher's pseudo-labels for ``photos`` (from the cache when this teacher saw these photos before) and a
-    record of how they were made (for the stage record and metrics.json)."""
+    record of how they were made (for the stage record and metrics.json). With ``self_train.adabn`` the teacher's
+    BatchNorm statistics are first re-estimated on the photos (:func:`adapt_batchnorm`, in place: the student
+    starts from the adapted teacher) and the adapted teacher predicts."""
     if not photos:
         raise ConfigError("data.unlabelled holds no photo to pseudo-label (pool_rest: the budget and validation "
                           "take the whole real pool; use a smaller data.real_budget).")
     flip = bool(self_train.get("flip", True))
     settings = {"flip": flip, "detector": spec.get("detector", "none"), "upsample": int(spec.get("upsample", 1)),
                 "refine": int(spec.get("refine", 2)), "crop": dict(model.hparams.crop or {})}
-    key = cache_key(model, photos, settings)
     cache_dir = self_train.get("cache_dir")
-    path = Path(str(cache_dir)) / f"{key}.npz" if cache_dir else None
     t0 = time.perf_counter()
-    hit = False
-    labels = None
-    if path is not None and path.is_file():
-        try:
-            labels, _, _ = PseudoLabels.load(path)
-            hit = [str(p) for p in labels.images] == [str(p) for p, _ in photos]
-        except DataError as exc:
-            log.warning("%s; predicting again", exc)
-    if not hit:
-        labels = predict_photos(model, photos, spec, flip, device, progress)
-        if path is not None:
-            labels.save(path)
-    assert labels is not None
+    labels, path, hit = _cached_predictions(model, photos, spec, settings, cache_dir, device, progress)
+    adabn = 0
+    if self_train.get("adabn"):
+        # The crops come from the un-adapted teacher's predictions; the adapted weights key the second set.
+        adabn = adapt_batchnorm(model, labels, device, progress=progress)
+        labels, path, hit2 = _cached_predictions(model, photos, spec, settings, cache_dir, device, progress)
+        hit = hit and hit2
     rule, share = str(self_train.get("confidence", "peak")), float(self_train.get("keep", 1.0))
     kept = labels.keep(rule, share)
     record = {"photos": len(photos), "found": int(labels.found.sum()), "kept": int(kept.sum()),
-              "rule": rule, "keep": share, **settings, "cache_hit": hit,
+              "rule": rule, "keep": share, **settings, "adabn_crops": adabn, "cache_hit": hit,
               "cache_file": str(path.resolve()) if path is not None else None,
               "seconds": round(time.perf_counter() - t0, 1)}
     record.pop("crop")
