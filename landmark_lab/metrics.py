@@ -94,7 +94,8 @@ class LandmarkMetrics(Metric):
     """
 
     full_state_update = False
-    higher_is_better = False
+    # Mixed: NME and failure rates are better lower, AUC higher (torchmetrics reads None as "no single direction").
+    higher_is_better = None
 
     def __init__(self, thresholds: tuple[float, ...] = (0.08, 0.10), **kwargs) -> None:
         super().__init__(**kwargs)

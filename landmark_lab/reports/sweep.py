@@ -494,9 +494,12 @@ def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomple
     if baseline:
         read_back += (f" The {len(baseline)} real_only runs are the baseline read from {files(baseline)}: this sweep "
                       "ran no real-only run, and its headline and paired table compare against those.")
+    unlabelled = any(r["budget"] == 0 and r["strategy"] != "synth_only" for r in rows)
+    zero = ("labelled real training images (0: none, as synthetic only or self-training from unlabelled photos "
+            "alone)." if unlabelled else "real training images (synthetic only: 0).")
     md = [f"# Sweep report: {title}", "",
           f"{len(rows)} finished runs.{read_back} Real-test NME, inter-ocular (%), mean ± std over seeds; budget = "
-          "real training images (synthetic only: 0).", ""]
+          + zero, ""]
     md.append("| strategy | " + " | ".join(str(b) for b in budgets) + " |")
     md.append("|---|" + "---|" * len(budgets))
     for s in strategies:
