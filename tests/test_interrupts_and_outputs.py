@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from landmark_lab.errors import ConfigError
@@ -308,3 +309,38 @@ def test_a_sigterm_before_lightnings_handler_is_not_lost():
             signals.fit_interrupted(fit, "s", lambda: 7)
     with signals.sigterm_interrupts():  # a new run starts without the old signal
         assert signals.fit_interrupted(lambda: "ok", "s", lambda: 0) == "ok"
+
+
+def test_int8_export_reports_accuracy_and_speed_and_refuses_a_costly_one(checkpoint, tmp_path, capsys, monkeypatch):
+    """quantize=int8: calibrated on training crops, NME and latency of fp32 and int8 printed; over the threshold the
+    int8 model is refused and nothing is written."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from .conftest import run_cli, tiny_overrides
+
+    cache = [o for o in tiny_overrides(tmp_path / "cache") if o.startswith(("paths.", "++data.", "data."))]
+    base = [f"ckpt_path={checkpoint}", "quantize=int8", "calibration_faces=16", "check_faces=12", *cache]
+    out = tmp_path / "model_int8.onnx"
+    assert run_cli("export", [*base, f"out={out}", "max_nme_change=100", f"hydra.run.dir={tmp_path / 'e1'}"]) == 0
+    text = capsys.readouterr().out
+    assert "int8 vs fp32 on 12 held-out test faces" in text and "ms ->" in text
+    info = json.loads(out.with_name(out.name + ".json").read_text())
+    assert info["quantized"]["check_faces"] == 12 and info["quantized"]["ms_int8"] > 0
+    from landmark_lab.inference.predictor import Predictor
+
+    face = Predictor.from_onnx(out).predict(np.full((90, 80, 3), 128, np.uint8))[0]  # runs, with its metadata
+    assert face.landmarks.shape == (68, 2) and np.isfinite(face.landmarks).all()
+    # An int8 model that is 3 crop pixels off everywhere (its predictions come second) must be refused.
+    from landmark_lab.inference import quantize
+
+    calls, real = [], quantize._predict
+
+    def off_when_second(session, crops):
+        calls.append(session)
+        return real(session, crops) + (3.0 if len(calls) == 2 else 0.0)
+
+    monkeypatch.setattr(quantize, "_predict", off_when_second)
+    refused = tmp_path / "refused.onnx"
+    assert run_cli("export", [*base, f"out={refused}", "max_nme_change=0.5", f"hydra.run.dir={tmp_path / 'e2'}"]) == 2
+    assert "the int8 model was not written" in capsys.readouterr().err
+    assert not refused.exists() and not list(tmp_path.glob("refused*")) and not list(tmp_path.glob("tmp*"))
