@@ -344,3 +344,46 @@ def test_int8_export_reports_accuracy_and_speed_and_refuses_a_costly_one(checkpo
     assert run_cli("export", [*base, f"out={refused}", "max_nme_change=0.5", f"hydra.run.dir={tmp_path / 'e2'}"]) == 2
     assert "the int8 model was not written" in capsys.readouterr().err
     assert not refused.exists() and not list(tmp_path.glob("refused*")) and not list(tmp_path.glob("tmp*"))
+
+
+def test_predict_tracks_a_video_and_a_folder_of_frames(checkpoint, tmp_path, capsys):
+    """A video is tracked (detector on the first frame, then the last frame's points), frames.csv has a row per frame,
+    annotated.mp4 plays back; a folder of frames with video=true too; a damaged video is one clear line."""
+    import csv
+
+    import cv2
+
+    from landmark_lab.data.procedural.domains import generate_face
+    from landmark_lab.inference.video import synthetic_clip
+
+    from .conftest import run_cli
+
+    clip = synthetic_clip([generate_face("real", k, 128).image for k in range(2)], frames=12, size=(160, 120))
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for frame in clip:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "tracked"
+    assert run_cli("predict", [f"ckpt_path={checkpoint}", f"input={video}", "detector=none", f"out_dir={out}",
+                               "redetect_below=0", f"hydra.run.dir={tmp_path / 'p1'}"]) == 0
+    assert "frames/s tracking" in capsys.readouterr().out
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["frames"] == 12 and summary["faces"] == 12 and summary["detector_runs"] == 1
+    rows = list(csv.reader((out / "frames.csv").open()))
+    assert len(rows) == 13 and len(rows[1]) == 3 + 136 and rows[1][1] == "1" and rows[2][1] == "0"
+    played = cv2.VideoCapture(str(out / "annotated.mp4"))
+    assert int(played.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    played.release()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k, frame in enumerate(clip[:5]):
+        cv2.imwrite(str(frames / f"f{k:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    assert run_cli("predict", [f"ckpt_path={checkpoint}", f"input={frames}", "video=true", "detector=none",
+                               f"out_dir={tmp_path / 'tracked2'}", f"hydra.run.dir={tmp_path / 'p2'}"]) == 0
+    assert json.loads((tmp_path / "tracked2" / "predictions.json").read_text())["frames"] == 5
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    assert run_cli("predict", [f"ckpt_path={checkpoint}", f"input={broken}", "detector=none",
+                               f"out_dir={tmp_path / 'tracked3'}", f"hydra.run.dir={tmp_path / 'p3'}"]) == 2
+    assert "broken.mp4: cannot open this video" in capsys.readouterr().err

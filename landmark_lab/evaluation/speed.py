@@ -311,6 +311,41 @@ def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), re
     return lines
 
 
+def video_fps(cfg: DictConfig, frames: int = 300) -> list[str]:
+    """Tracking speed on a 640x480 clip made from procedural faces (no download): the configured model at its input
+    size, one thread, the detector (dlib, else none) only where the face is lost. Lines to print."""
+    from landmark_lab.data.procedural.domains import generate_face
+    from landmark_lab.inference.detectors import build_detector
+    from landmark_lab.inference.predictor import Predictor
+    from landmark_lab.inference.video import synthetic_clip, track_video
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        try:
+            detector, name = build_detector("dlib"), "dlib"
+        except Exception:  # dlib is optional (the predict extra): the first crop is then the whole frame
+            detector, name = None, "none (dlib not installed)"
+        model = build_model(cfg).eval()
+        clip = synthetic_clip([generate_face("real", k, 256).image for k in range(3)], frames)
+        with tempfile.TemporaryDirectory() as d:
+            try:  # the exported model, as it would be deployed; eager PyTorch where ONNX Runtime is missing
+                from landmark_lab.inference.export import export_model
+
+                path, _ = export_model(model, Path(d) / "m.onnx")
+                predictor, runtime = Predictor.from_onnx(path, detector, threads=1), "ONNX Runtime"
+            except Exception:
+                predictor, runtime = Predictor.from_model(model, "cpu", detector), "eager PyTorch"
+            s = track_video(predictor, iter(clip), None, 25.0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return [f"video 640x480, {cfg.model.backbone.name} {cfg.model.head.name} {cfg.data.transform.crop.size} px, "
+            f"{runtime}, 1 thread, tracking with detector {name} on {s['detector_runs']} of {s['frames']} frames: "
+            f"{s['fps_tracking']:.1f} "
+            "frames/s (untrained weights: the detector reruns only where the score drops, so a trained model's rate "
+            "can differ)"]
+
+
 def sweep_cost(k: int, pre_steps: int, ft_steps: int) -> tuple[float, float]:
     """Seconds of a k-budget pretrain+finetune sweep with the cache (1 pre-training) and without (k)."""
     from landmark_lab.training.runner import train
@@ -421,6 +456,9 @@ def _model_figures(cfg: DictConfig, say: Callable[[str], None]) -> None:
         say(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
     for line in deployment_latencies(cfg, tuple(int(x) for x in b.deploy_sizes)):
         say(line)
+    if b.get("video_frames"):
+        for line in video_fps(cfg, int(b.video_frames)):
+            say(line)
     if not b.deploy_only and b.get("loader_sources"):
         for line in loader_per_core(cfg, OmegaConf.to_container(b.loader_sources, resolve=True),
                                     tuple(int(x) for x in b.loader_sizes), int(b.loader_images)):

@@ -23,7 +23,7 @@ from landmark_lab.data.pts import write_pts
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.inference.detectors import DETECTORS, boxes_in_image, build_detector, read_box_table
 from landmark_lab.inference.predictor import FacePrediction, Predictor
-from landmark_lab.utils.checks import check_checkpoint_path, choice, integer, required
+from landmark_lab.utils.checks import check_checkpoint_path, choice, integer, number, required
 from landmark_lab.utils.run import LOCK_FILE, move_to_backup, run_dir_of, write_json
 
 log = logging.getLogger("landmark_lab.predict")
@@ -102,14 +102,54 @@ def draw_faces(image: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
     return out
 
 
+def predict_video(cfg: DictConfig, source: Path, predictor: Predictor) -> dict[str, Any]:
+    """Track the face through a video file or a folder of frames (:mod:`landmark_lab.inference.video`)."""
+    from landmark_lab.inference.video import read_frames, track_video
+
+    frames, fps, total = read_frames(source)
+    out = prepare_out_dir(Path(str(cfg.out_dir)).expanduser() if cfg.get("out_dir") else run_dir_of(cfg),
+                          bool(cfg.get("overwrite", False)))
+    summary = track_video(predictor, frames, out, fps, float(cfg.redetect_below), float(cfg.smooth), bool(cfg.flip),
+                          total, draw_faces if cfg.get("draw", True) else None)
+    payload = {"model": str(cfg.ckpt_path), "input": str(source), "detector": str(cfg.detector), "flip": bool(cfg.flip),
+               "fps_input": fps, **summary,
+               "files": {"frames.csv": "one row per frame: detected (1 = the detector ran), score, x0,y0,...,x67,y67 "
+                         "in image pixels (empty: no face)", "annotated.mp4": "the frames with the points drawn"}}
+    write_json(out / "predictions.json", payload)
+    if summary["faces"] == 0:
+        raise DataError(f"no face was found in any of the {summary['frames']} frames of {source}; frames.csv in {out}.")
+    print(f"[landmark_lab] {summary['frames']} frames, a face in {summary['faces']}, the detector ran on "
+          f"{summary['detector_runs']}: {summary['fps_tracking']:.1f} frames/s tracking, {summary['fps_total']:.1f} "
+          f"frames/s with reading and writing\n[landmark_lab] results: {out / 'predictions.json'}")
+    return payload
+
+
 def predict_photos(cfg: DictConfig) -> dict[str, Any]:
-    """Predict every image of ``cfg.input``; returns what ``predictions.json`` holds."""
+    """Predict every image of ``cfg.input`` (a video, or a folder of frames with ``video=true``: tracked, see
+    :func:`predict_video`); returns what ``predictions.json`` holds."""
+    from landmark_lab.inference.video import is_video
+
     t0 = time.perf_counter()
     check_checkpoint_path(cfg)
     required(cfg, "input", "PHOTO_OR_FOLDER")
     detector_name = choice(cfg, "detector", DETECTORS)
     integer(cfg, "refine", low=0)
-    images = list_images(Path(str(cfg.input)).expanduser())
+    source = Path(str(cfg.input)).expanduser()
+    video = cfg.get("video", "auto")
+    if video not in ("auto", True, False):
+        raise ConfigError(f"video={video!r} is not valid; use auto (video files tracked), true (also a folder of frames) "
+                          "or false.")
+    if is_video(source) and video is False:
+        raise ConfigError(f"input={str(source)!r} is a video and video=false; drop video=false to track it.")
+    if is_video(source) or (video is True and source.is_dir()):
+        if detector_name == "boxes":
+            raise ConfigError("detector=boxes gives boxes per photo; a video takes detector=dlib or none.")
+        number(cfg, "smooth", low=0, high=1, strict_low=True)
+        number(cfg, "redetect_below", low=0, high=1)
+        detector = build_detector(detector_name, int(cfg.get("upsample", 1)))
+        return predict_video(cfg, source, Predictor.load(cfg.ckpt_path, str(cfg.get("device", "auto")), detector,
+                                                         int(cfg.refine)))
+    images = list_images(source)
     table = None
     if detector_name == "boxes":
         if not cfg.get("boxes"):

@@ -104,8 +104,9 @@ class Predictor:
         return cls(run, dict(model.hparams.crop or {}), detector, refine, head, source)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, detector: Any = None, refine: int = 1) -> Predictor:
-        """From an ONNX file written by ``python -m landmark_lab.export``, run by onnxruntime on the CPU."""
+    def from_onnx(cls, path: str | Path, detector: Any = None, refine: int = 1, threads: int | None = None) -> Predictor:
+        """From an ONNX file written by ``python -m landmark_lab.export``, run by onnxruntime on the CPU (``threads``:
+        its intra-op threads; None: onnxruntime's default, every core)."""
         try:
             import onnxruntime as ort
         except ImportError:
@@ -114,7 +115,10 @@ class Predictor:
         if not path.is_file():
             raise ConfigError(f"{path}: ONNX file not found.")
         try:
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise DataError(f"{path}: not a readable ONNX model ({exc}).") from None
         meta = session.get_modelmeta().custom_metadata_map
