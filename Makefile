@@ -62,11 +62,12 @@ test:  ## the fast tier (about 3 minutes on 2 cores): run it before every commit
 test-slow:  ## the slow tier (long trainings, DDP, GPU-check tiny mode, pinned resnet18 figures)
 	$(PY) -m pytest -q -m slow
 
-ci:  ## what CI runs: install, ruff, both tiers
+ci:  ## what CI runs: install, ruff, import layers, both tiers
 	bash .ci/run
 
-lint:  ## ruff checks
+lint:  ## ruff checks and the import layers (lint-imports)
 	$(PY) -m ruff check landmark_lab tests experiments
+	lint-imports
 
 format:  ## ruff formatting fixes
 	$(PY) -m ruff check --fix landmark_lab tests experiments

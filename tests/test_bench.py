@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from landmark_lab.evaluation.speed import STEP_PARTS, machine_line, step_lines, step_parts
+from landmark_lab.training.speed import STEP_PARTS, machine_line, step_lines, step_parts
 
 
 def test_the_step_breakdown_times_every_part_of_the_recipe_step_and_projects_the_schedule(make_cfg):
@@ -48,7 +48,7 @@ def test_the_machine_line_says_where_the_training_step_was_timed(make_cfg, monke
 def test_flops_are_counted_per_step_and_set_against_a_known_cards_peak(make_cfg, monkeypatch):
     import torch
 
-    from landmark_lab.evaluation import speed
+    from landmark_lab.training import speed
 
     cfg = make_cfg(["data.batch_size=4"], name="bench")
     four = speed.step_flops(cfg)

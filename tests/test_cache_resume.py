@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from landmark_lab.cli.train import train
 from landmark_lab.errors import ConfigError
-from landmark_lab.training.runner import train
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from landmark_lab.cli.checks import check_train_config
+from landmark_lab.cli.train import train
 from landmark_lab.datamodules.crop_cache import cache_geometry, cached
 from landmark_lab.datamodules.sources import open_sources, prepare
 from landmark_lab.errors import ConfigError
-from landmark_lab.training.runner import train
 from landmark_lab.transforms.pipeline import FaceTransform
-from landmark_lab.utils.checks import check_train_config
 
 CROP = {"size": 64, "scale": 1.25, "box": "landmarks", "shift_jitter": 0.03, "zoom_jitter": 0.05}
 

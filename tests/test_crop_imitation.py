@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
+from landmark_lab.cli.train import train
 from landmark_lab.data.sample import Sample
-from landmark_lab.training.runner import train
 from landmark_lab.transforms.crop_imitation import CropImitation, measure
 from landmark_lab.transforms.pipeline import FaceTransform
 

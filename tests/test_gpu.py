@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from landmark_lab.training.runner import train
+from landmark_lab.cli.train import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -97,7 +97,7 @@ def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
 def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from landmark_lab.inference.export import export_checkpoint as run_export
+    from landmark_lab.cli.export import export_checkpoint as run_export
 
     model, dm, ckpt = model_and_data(head)
     out = tmp_path / f"{head}.onnx"
@@ -137,7 +137,7 @@ def test_torch_export_writes_a_loadable_program(model_and_data, tmp_path):
 
 
 def test_predict_cli_folder_with_a_bad_image(model_and_data, make_cfg, tmp_path):
-    from landmark_lab.inference.photos import predict_photos as run_predict
+    from landmark_lab.cli.predict import predict_photos as run_predict
 
     _model, dm, ckpt = model_and_data()
     photos = tmp_path / "photos"
@@ -183,7 +183,7 @@ def test_dlib_peer_on_real_faces_with_its_detector():
 
 @needs_dlib
 def test_evaluate_peer_dlib_cli_writes_metrics_with_its_note(make_cfg, tmp_path):
-    from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
+    from landmark_lab.cli.evaluate import evaluate_checkpoint as run_evaluate
 
     folder = tmp_path / "few"
     folder.mkdir()

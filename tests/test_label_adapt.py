@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from landmark_lab.adaptation.posthoc import adapt_labels
+from landmark_lab.cli.evaluate import evaluate_checkpoint as run_evaluate
+from landmark_lab.cli.train import train
 from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.pts import write_pts
+from landmark_lab.datamodules.label_translation import adapt_labels
 from landmark_lab.errors import ConfigError
-from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
 from landmark_lab.models.adapter import PointAffineAdapter
 from landmark_lab.models.checkpoint import load_checkpoint
-from landmark_lab.training.runner import train
 
 
 def test_adapted_labels_move_by_the_adapter_in_image_pixels(tmp_path):
@@ -69,7 +69,7 @@ def test_posthoc_adapter_is_fitted_saved_and_applied_by_evaluate(make_cfg, tmp_p
 
 @pytest.mark.slow
 def test_adapt_cli_fits_an_existing_synthetic_model(make_cfg, tmp_path):
-    from landmark_lab.adaptation.fit_checkpoint import adapt_checkpoint as run_adapt
+    from landmark_lab.cli.adapt import adapt_checkpoint as run_adapt
 
     cfg = make_cfg(["+experiment=synth_only", "strategy.stages.0.steps=40", "schedule.val_every=20"])
     train(cfg)

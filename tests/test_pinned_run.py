@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from landmark_lab.evaluation.checkpoint import evaluate_checkpoint
-from landmark_lab.training.runner import train
+from landmark_lab.cli.evaluate import evaluate_checkpoint
+from landmark_lab.cli.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -177,7 +177,7 @@ def test_real_augmentation_preset_builds_and_keeps_68_points(make_cfg):
 
 @pytest.mark.parametrize("experiment", ["recipe_300w", "recipe_300w_gpu"])
 def test_recipe_configs_compose_and_pass_the_checks(make_cfg, experiment):
-    from landmark_lab.utils.checks import check_train_config
+    from landmark_lab.cli.checks import check_train_config
 
     cfg = make_cfg([f"+experiment={experiment}"])
     assert cfg.model.head.name == "heatmap" and cfg.model.adapter.name == "none" and cfg.eval.flip
@@ -200,7 +200,7 @@ def _ablation_rows() -> tuple[dict[str, list[str]], list[str]]:
 
 def test_every_recipe_ablation_row_composes_and_passes_the_checks(make_cfg):
     # A reader reruns one row of the table by name: a typo in a row's overrides would only show hours into a run.
-    from landmark_lab.utils.checks import check_train_config
+    from landmark_lab.cli.checks import check_train_config
 
     rows, order = _ablation_rows()
     assert len(rows) >= 10 and sorted(order) == sorted(rows), "run.sh: ORDER must list every row once"
@@ -221,7 +221,7 @@ def test_every_recipe_ablation_row_composes_and_passes_the_checks(make_cfg):
 
 
 def test_heatmap_head_config_typos_are_named(make_cfg):
-    from landmark_lab.utils.checks import check_train_config
+    from landmark_lab.cli.checks import check_train_config
 
     cfg = make_cfg(["model.head.name=heatmap", "+model.head.decode=darkk"])
     with pytest.raises(ConfigError, match=r"model\.head\.decode"):

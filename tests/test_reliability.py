@@ -17,16 +17,16 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from landmark_lab.cli.checks import check_train_config
+from landmark_lab.cli.evaluate import evaluate_checkpoint as run_evaluate
+from landmark_lab.cli.train import train
 from landmark_lab.data.folder import LandmarkFolder
 from landmark_lab.data.pts import write_pts
 from landmark_lab.errors import ConfigError, DataError, TrainingDiverged
-from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
 from landmark_lab.models.checkpoint import read_checkpoint
-from landmark_lab.reports.sweep import collect
+from landmark_lab.reports.rows import collect
 from landmark_lab.training.loggers import KeepingCSVLogger
 from landmark_lab.training.pretrain_cache import PretrainCache
-from landmark_lab.training.runner import train
-from landmark_lab.utils.checks import check_train_config
 from landmark_lab.utils.io import write_csv_atomic
 
 from .conftest import ROOT, run_cli, tiny_overrides, train_command
@@ -442,7 +442,7 @@ def test_component_options_and_known_keys_still_pass(make_cfg):
 
 
 def test_pretrained_without_hub_fails_fast(make_cfg, monkeypatch):
-    import landmark_lab.utils.checks as cc
+    import landmark_lab.cli.checks as cc
 
     monkeypatch.setattr(cc, "hub_reachable", lambda *a, **k: False)
     cfg = make_cfg(["model.backbone.pretrained=true"])

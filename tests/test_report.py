@@ -7,19 +7,17 @@ import json
 
 import pytest
 
-from landmark_lab.reports.sweep import (
+from landmark_lab.reports.plots import plot_budget, y_window
+from landmark_lab.reports.rows import collect
+from landmark_lab.reports.stats import (
     aggregate,
-    collect,
     equivalent_budget,
     equivalent_budget_interval,
     face_values,
     faces_cover,
-    headlines,
-    paired_table,
-    plot_budget,
     seed_values,
-    y_window,
 )
+from landmark_lab.reports.tables import headlines, paired_table
 
 from .conftest import run_cli
 

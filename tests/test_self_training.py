@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from landmark_lab.cli.train import train
 from landmark_lab.data.procedural.generate import ensure_set
 from landmark_lab.data.unlabelled import UnlabelledFolder
 from landmark_lab.errors import ConfigError, DataError
-from landmark_lab.training.runner import train
 from landmark_lab.training.self_training import PseudoLabels
 
 FAST = ["schedule.synthetic_steps=6", "schedule.real_steps=6", "schedule.finetune_steps=6", "schedule.self_train_steps=6",

@@ -63,7 +63,7 @@ def test_study_grid_lists_each_run_once_and_puts_the_50_image_arms_first(tmp_pat
 @needs_shared("300w", "dgfaces")
 def test_every_study_strategy_composes_and_passes_the_checks(tmp_path, make_cfg):
     # A typo in the grid would otherwise show only when its run starts, hours into the sweep.
-    from landmark_lab.utils.checks import check_train_config
+    from landmark_lab.cli.checks import check_train_config
 
     seen = set()
     for strategy, budget, _, overrides in _grid(tmp_path):

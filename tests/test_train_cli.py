@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from landmark_lab.cli.evaluate import evaluate_checkpoint as run_evaluate
+from landmark_lab.cli.train import train
 from landmark_lab.errors import ConfigError
-from landmark_lab.evaluation.checkpoint import evaluate_checkpoint as run_evaluate
-from landmark_lab.training.runner import train
 
 from .conftest import CONF, ROOT, W300, needs_300w, needs_shared, tiny_overrides
 
@@ -200,7 +200,7 @@ def test_study_data_pools_every_shared_synthetic_folder(make_cfg):
 
 
 def test_validation_interval_reaches_the_last_step():
-    from landmark_lab.training.runner import validation_interval
+    from landmark_lab.training.stages import validation_interval
 
     assert validation_interval(400, 300) == 200  # was 300: one validation, the last 100 steps never kept
     assert validation_interval(2400, 300) == 300 and validation_interval(30, 150) == 30

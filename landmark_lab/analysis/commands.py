@@ -17,8 +17,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.analysis.figures import ambiguity_figure, augment_grid, conventions_figure, framing_figure
-from landmark_lab.analysis.pseudo_labels import pseudo
 from landmark_lab.analysis.label_ambiguity import point_std, region_std, shape_residual_std
+from landmark_lab.analysis.pseudo_labels import pseudo
 from landmark_lab.analysis.stats import ks_distance
 from landmark_lab.datamodules.sources import open_sources, prepare
 from landmark_lab.datamodules.splits import budget_items, expand, groups_of
@@ -27,6 +27,7 @@ from landmark_lab.registry import Registry
 from landmark_lab.transforms.augment import build_pipeline, leaves
 from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform, denormalize
+
 
 def _side(cfg: DictConfig, side: str, split: str = "train") -> tuple[list, list]:
     spec = OmegaConf.to_container(cfg.data[side], resolve=True)
@@ -190,16 +191,3 @@ for _name, _fn in (("crops", crops), ("augment", augment), ("labels", labels), (
     ANALYSES.register(_name)(_fn)
 # Analyses of a finished run (run_dir=RUN), not of the data: left out of ``all``.
 OF_A_RUN = ("pseudo",)
-
-
-def run_analysis(cfg: DictConfig) -> Path:
-    """``analyze``: run ``cfg.command`` (one analysis, or ``all``) into ``cfg.out_dir``; returns that folder."""
-    command = str(cfg.command)
-    names = [n for n in ANALYSES if n not in OF_A_RUN] if command == "all" else [command]
-    fns = [ANALYSES.get(n) for n in names]  # an unknown name is a ConfigError listing the valid ones
-    out = Path(str(cfg.out_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    for fn in fns:
-        fn(cfg, out)
-    print(f"[landmark_lab] analysis written to {out.resolve()}")
-    return out

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from landmark_lab.data.unlabelled import UnlabelledFolder
+from landmark_lab.datamodules.label_translation import adapt_labels
 from landmark_lab.datamodules.samplers import CyclingSampler
 from landmark_lab.datamodules.sources import FaceDataset, check_held_out, open_sources, prepare, with_lazy_labels
 from landmark_lab.datamodules.splits import budget_items, expand, groups_of, holdout, parse_budget, validation_count
@@ -207,8 +208,6 @@ class LandmarkDataModule(L.LightningDataModule):
 
     def adapt_synthetic_labels(self, adapter: Any, input_size: int) -> None:
         """Translate the synthetic labels to the real convention with ``adapter`` (data adaptation)."""
-        from landmark_lab.adaptation.posthoc import adapt_labels  # the model side; imported only when used
-
         crop = self.cfg["transform"]["crop"]
         self.syn_sources = [adapt_labels(adapter, s, crop, input_size) for s in self.syn_sources]
 

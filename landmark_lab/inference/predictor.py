@@ -90,7 +90,7 @@ class Predictor:
     def from_model(cls, model: Any, device: str = "auto", detector: Any = None, refine: int = 1,
                    source: str = "") -> Predictor:
         """From a LandmarkModule already in memory (its crop settings in ``model.hparams.crop``)."""
-        from landmark_lab.utils.checks import device as resolve_device
+        from landmark_lab.utils.device import device as resolve_device
 
         dev = torch.device(resolve_device(device, "device"))
         net = model.inference_net().to(dev).eval()

@@ -19,6 +19,7 @@ from landmark_lab.models.adapter import ADAPTERS, IdentityAdapter
 from landmark_lab.models.backbone import Backbone
 from landmark_lab.models.heads import build_head, head_features
 from landmark_lab.models.losses import CoordLoss
+from landmark_lab.models.network import LandmarkNet
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
@@ -100,8 +101,6 @@ class LandmarkModule(L.LightningModule):
 
     def inference_net(self) -> nn.Module:
         """The plain network for inference and export (normalisation inside, crop pixels out)."""
-        from landmark_lab.inference.network import LandmarkNet
-
         return LandmarkNet(self.backbone, self.head, self.adapter, self.input_size).eval()
 
     def init_mean_shape(self, mean_shape_px: torch.Tensor) -> None:

@@ -1,63 +1,152 @@
-"""Figures a person reads faster than numbers: predictions over faces, CED curves."""
+"""The report's figures: NME against the real budget, per-region bars, CED curves, one bar per run."""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 
-
-def draw_landmarks(image: np.ndarray, pred: np.ndarray, target: np.ndarray | None = None, scale: int = 3) -> np.ndarray:
-    """An RGB image enlarged ``scale`` times with ground truth (green) and prediction (red) drawn on it."""
-    big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    for pts, colour in ((target, (0, 200, 0)), (pred, (255, 0, 0))):
-        if pts is None:
-            continue
-        for x, y in (np.asarray(pts) + 0.5) * scale:
-            cv2.circle(big, (int(round(x)), int(round(y))), 2, colour, -1, cv2.LINE_AA)
-    return big
+from landmark_lab.reports.rows import LABELS, ORDER, REGIONS, ordered
 
 
-def prediction_grid(images: list[np.ndarray], preds: np.ndarray, targets: np.ndarray, path: Path,
-                    cols: int = 8, scale: int = 3) -> None:
-    """Save a grid of faces with ground truth (green) and prediction (red) landmarks."""
-    tiles = [cv2.cvtColor(draw_landmarks(img, p, t, scale), cv2.COLOR_RGB2BGR)
-             for img, p, t in zip(images, preds, targets, strict=True)]
-    while len(tiles) % cols:
-        tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.hstack(tiles[i : i + cols]) for i in range(0, len(tiles), cols)]
-    cv2.imwrite(str(path), np.vstack(rows))
+def y_window(agg: dict) -> tuple[float, float] | None:
+    """The NME range (%) that shows the curves (real-only and every strategy measured at two or more budgets) with
+    their error bars; a far-off single point above them (synthetic only at 9 % beside curves at 4-6 %) would
+    otherwise squeeze them flat. Every point below the curves stays in the window: a strategy that beats them is
+    the one a reader looks for. ``None`` when there is no curve."""
+    tops = [100 * (m + sd) for s, pts in agg.items()
+            if s == "real_only" or len([b for b in pts if b > 0]) > 1 for b, (m, sd, _) in pts.items() if b > 0]
+    if not tops:
+        return None
+    hi = max(tops)
+    lo = min(100 * (m - sd) for pts in agg.values() for m, sd, _ in pts.values())  # the curves' bars and below
+    pad = max(hi - lo, 0.05 * hi) * 0.12
+    return lo - pad, hi + 2 * pad
 
 
-def ced_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str = "") -> None:
-    """Save cumulative error distribution curves (inter-ocular NME)."""
+def plot_budget(agg: dict, path: Path, title: str) -> None:
+    """NME vs real budget (log axis), one line per strategy, seed std as error bars. The axis fits the curves
+    (:func:`y_window`); a point above it is drawn at the top edge as a triangle with its value written beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
-    for name, (xs, ys) in curves.items():
-        ax.plot(np.asarray(xs) * 100, np.asarray(ys) * 100, label=name)
-    ax.set_xlabel("NME, inter-ocular (%)")
-    ax.set_ylabel("faces with NME <= x (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title(title or "Cumulative error distribution")
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
+    stacked: dict[int, int] = defaultdict(int)  # off-axis labels already written at a budget: the next goes below
+    window = y_window(agg)
+    top = window[1] if window else math.inf
+    edge = top - 0.02 * (window[1] - window[0]) if window else top
+    for s in ordered(agg):
+        pts = agg[s]
+        if s == "synth_only" or set(pts) == {0}:
+            m, sd, _ = pts[min(pts)]
+            label = f"{LABELS.get(s, s)}: {100 * m:.2f}%"
+            if 100 * m > top:
+                ax.plot([], [], ls="--", color="gray", label=label + " (above the axis)")
+                continue
+            ax.axhline(100 * m, ls="--", color="gray", label=label)
+            ax.axhspan(100 * (m - sd), 100 * (m + sd), color="gray", alpha=0.15)
+            continue
+        b = sorted(x for x in pts if x > 0)
+        y = [100 * pts[x][0] for x in b]
+        shown = [i for i, v in enumerate(y) if v <= top]
+        line = ax.errorbar([b[i] for i in shown], [y[i] for i in shown], yerr=[100 * pts[b[i]][1] for i in shown],
+                           marker="o", capsize=3, label=LABELS.get(s, s) + ("" if shown else " (above the axis)"))
+        color = line.lines[0].get_color()
+        for i in (i for i, v in enumerate(y) if v > top):  # off the axis: a triangle at the edge, its value beside
+            ax.plot(b[i], edge, marker="^", ms=9, color=color, clip_on=False)
+            _, sd, n = pts[b[i]]  # one seed has no spread to show: say so instead of "± 0.00"
+            text = f"{y[i]:.2f}% ± {100 * sd:.2f}" if n > 1 else f"{y[i]:.2f}% (1 seed)"
+            ax.annotate(text, (b[i], edge), textcoords="offset points",
+                        xytext=(8, -4 - 11 * stacked[b[i]]), fontsize=8, color=color, va="top")
+            stacked[b[i]] += 1
+    if window:
+        ax.set_ylim(*window)
+    ax.set_xscale("log")
+    ax.set_xlabel("real training images (log scale)")
+    ax.set_ylabel("real-test NME, inter-ocular (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def evaluation_figures(result: Any, run_dir: Path, title: str, baseline: Any = None) -> None:
-    """``test_predictions.png`` (a few faces) and ``ced.png`` (with the mean-shape baseline if given) of an
-    :class:`~landmark_lab.evaluation.EvalResult`."""
-    if result.images:
-        prediction_grid(result.images, result.preds, result.targets, run_dir / "test_predictions.png")
-    curves = {"model": (result.ced["nme_io"], result.ced["fraction"])}
-    if baseline is not None:
-        curves["mean shape"] = (baseline.ced["nme_io"], baseline.ced["fraction"])
-    ced_plot(curves, run_dir / "ced.png", title=title)
+def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
+    """Per-region NME bars for each strategy at one budget (synthetic only at its own)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strategies = [s for s in ORDER if any(r["strategy"] == s for r in rows)]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=130)
+    width = 0.8 / max(1, len(strategies))
+    for k, s in enumerate(strategies):
+        sel = [r for r in rows if r["strategy"] == s and r["budget"] in (budget, 0)]
+        if not sel:
+            continue
+        means = [100 * np.mean([r[f"nme_io_{g}"] for r in sel]) for g in REGIONS]
+        ax.bar(np.arange(len(REGIONS)) + k * width, means, width, label=LABELS.get(s, s))
+    ax.set_xticks(np.arange(len(REGIONS)) + width * (len(strategies) - 1) / 2, REGIONS)
+    ax.set_ylabel("NME, inter-ocular (%)")
+    ax.set_title(f"Per-region real-test NME at {budget} real images")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def keep_ced(rows: list[dict], budget: int, path: Path) -> bool:
+    """Whether to leave an existing ``ced.png`` in place: some runs at ``budget`` were read back from a results.csv
+    (no CED curve), so redrawing would replace the curves of the report that had their folders with fewer."""
+    return path.exists() and bool(ced_runs(rows, budget)[1])
+
+
+def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
+    """Mean CED curve over seeds per strategy at one budget."""
+    from landmark_lab.evaluation.figures import ced_plot
+
+    curves = {}
+    for s in ORDER:
+        sel = [r for r in rows if r["strategy"] == s and r["budget"] in (budget, 0) and r.get("ced")]
+        if sel:
+            xs = np.asarray(sel[0]["ced"]["nme_io"])
+            curves[LABELS.get(s, s)] = (xs, np.mean([r["ced"]["fraction"] for r in sel], axis=0))
+    if curves:
+        ced_plot(curves, path, title=f"CED at {budget} real images")
+
+
+def plot_runs(rows: list[dict], path: Path, title: str) -> None:
+    """NME per run (with the adapter, and without where it differs) as horizontal bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["run"], reverse=True)
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5), dpi=130)
+    ax.barh(y + 0.2, [100 * (r.get("nme_io_no_adapter") or r["nme_io"]) for r in rows], 0.4, color="lightgray",
+            label="without adapter")
+    ax.barh(y - 0.2, [100 * r["nme_io"] for r in rows], 0.4, label="model output")
+    for yi, r in zip(y, rows, strict=True):
+        ax.text(100 * r["nme_io"], yi - 0.2, f" {100 * r['nme_io']:.2f}", va="center", fontsize=7)
+    ax.set_yticks(y, [r["run"] for r in rows], fontsize=8)
+    ax.set_xlabel("real-test NME, inter-ocular (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def ced_runs(rows: list[dict], budget: int) -> tuple[list[dict], list[dict]]:
+    """The runs ``ced.png`` shows at ``budget``, and those of them without a CED curve (read from a results.csv)."""
+    at = [r for r in rows if r["strategy"] in ORDER and r["budget"] in (budget, 0)]
+    return at, [r for r in at if not r.get("ced")]

@@ -74,7 +74,7 @@ def log_test_results(loggers: list[Logger], result: Any) -> None:
                             columns=["nme_io", "fraction"])
         run.log({"test/ced": wandb.plot.line(table, "nme_io", "fraction", title="CED (inter-ocular NME)")})
         if result.images:
-            from landmark_lab.reports.plots import draw_landmarks
+            from landmark_lab.evaluation.figures import draw_landmarks
 
             faces = [wandb.Image(draw_landmarks(img, p, t), caption="green: truth, red: prediction")
                      for img, p, t in zip(result.images[:8], result.preds[:8], result.targets[:8], strict=True)]

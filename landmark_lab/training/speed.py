@@ -1,8 +1,6 @@
-"""Benchmark on this machine: data pipeline vs. model throughput, inference latency, sweep cost with and
-without the pre-training cache. Prints figures; asserts nothing.
-
-    python -m landmark_lab.bench [--workers 2] [--batches 30] [--sweep-budgets 3] [--skip-sweep]
-"""
+"""Measurements on this machine: data pipeline vs. model throughput, where a training step's time goes, FLOPs,
+inference and deployment latencies, video tracking, loader rate per core, indexing at scale. Each returns figures;
+nothing asserts. The ``bench`` command (:mod:`landmark_lab.cli.bench`) prints them."""
 
 from __future__ import annotations
 
@@ -12,7 +10,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,7 +19,7 @@ from landmark_lab.training.builders import build_datamodule, build_model
 from landmark_lab.utils.compose import compose_config
 
 
-def _cfg(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
+def compose_train(overrides: list[str], run_dir: Path | None = None) -> DictConfig:
     return compose_config("train", overrides, run_dir=run_dir, root_dir=os.getcwd())
 
 
@@ -68,7 +65,7 @@ def step_parts(cfg: DictConfig, batches: int) -> dict[str, float]:
     there is one, else the CPU. The backbone's share of the forward and backward passes is timed on a second pass
     of the backbone alone, so the step itself runs unchanged."""
     from landmark_lab.training.callbacks import EMA
-    from landmark_lab.training.runner import stage_callbacks
+    from landmark_lab.training.stages import stage_callbacks
 
     cuda = steps_on_gpu(cfg)
     device = torch.device("cuda" if cuda else "cpu")
@@ -346,25 +343,6 @@ def video_fps(cfg: DictConfig, frames: int = 300) -> list[str]:
             "can differ)"]
 
 
-def sweep_cost(k: int, pre_steps: int, ft_steps: int) -> tuple[float, float]:
-    """Seconds of a k-budget pretrain+finetune sweep with the cache (1 pre-training) and without (k)."""
-    from landmark_lab.training.runner import train
-
-    times = []
-    for enabled in (True, False):
-        root = Path(tempfile.mkdtemp(prefix="lmbench_"))
-        base = ["+experiment=synth_pretrain_ft50", f"strategy.stages.0.steps={pre_steps}",
-                f"strategy.stages.1.steps={ft_steps}", "schedule.val_every=1000", "trainer.enable_progress_bar=false",
-                "++trainer.enable_model_summary=false",
-                "logger=none", f"pretrain_cache.enabled={str(enabled).lower()}", f"pretrain_cache.dir={root / 'cache'}"]
-        t0 = time.perf_counter()
-        for i, budget in enumerate([50, 100, 250, 500, 1000][:k]):
-            train(_cfg([*base, f"data.real_budget={budget}"], run_dir=root / f"run{i}"))
-        times.append(time.perf_counter() - t0)
-        shutil.rmtree(root, ignore_errors=True)
-    return times[0], times[1]
-
-
 _INDEX_CHILD = """
 import json, resource, sys, time
 from landmark_lab.data.synthetic_readers import FaceSyntheticsReader
@@ -382,7 +360,6 @@ def index_scale(source: str | Path, sizes: tuple[int, ...], workers: int, work_d
     """Cold and warm indexing time and peak memory of Face Synthetics-layout folders of each size, built from
     ``source`` with hard links under ``work_dir``; each measurement in a fresh process (its own peak memory)."""
     import json
-    import shutil
     import subprocess
     import sys
 
@@ -410,61 +387,3 @@ def index_scale(source: str | Path, sizes: tuple[int, ...], workers: int, work_d
     return out
 
 
-def run_bench(cfg: DictConfig) -> list[str]:
-    """``bench``: print every figure with the machine it was measured on (also saved as ``bench.txt`` in the
-    run folder); returns the lines. Asserts nothing."""
-    from landmark_lab.utils.run import run_dir_of
-
-    b = cfg.bench
-    lines: list[str] = []
-
-    def say(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
-
-    say(machine_line(cfg))
-    if b.get("index_only"):  # indexing at scale alone (cold and warm, 10k and 100k entries by default)
-        with tempfile.TemporaryDirectory(prefix="landmark_lab_index_", dir=b.get("index_dir")) as work:
-            for line in index_scale(str(b.index_source), tuple(int(x) for x in b.index_sizes),
-                                    int(b.index_workers or cfg.data.num_workers or 1), work):
-                say(line)
-    else:
-        _model_figures(cfg, say)
-    out = run_dir_of(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.txt").write_text("\n".join(lines) + "\n")
-    return lines
-
-
-def _model_figures(cfg: DictConfig, say: Callable[[str], None]) -> None:
-    """Every figure but indexing at scale: pipeline and training throughput, the step's parts and FLOPs, the
-    latencies, the loader per core, and the cost of a sweep with and without the pre-training cache."""
-    b = cfg.bench
-    say(f"model: {cfg.model.backbone.name} {cfg.model.head.name}, input {cfg.data.transform.crop.size} px, batch "
-        f"{cfg.data.batch_size}, loader workers {cfg.data.num_workers}, augment: {[t['name'] for t in cfg.augment.transforms]}")
-    if not b.deploy_only:
-        d = data_throughput(cfg, int(b.batches))
-        parts = step_parts(cfg, max(5, int(b.batches) // 3))
-        t = 1000 * int(cfg.data.batch_size) / parts["step"]
-        say(f"data pipeline (read + crop + augment):  {d:8.1f} images/s")
-        say(f"training (forward + backward + step):   {t:8.1f} images/s")
-        say(f"loader / model ratio:                   {d / t:8.2f}x  (target >= 2x)")
-        for line in step_lines(cfg, parts):
-            say(line)
-        say(flops_line(cfg, step_flops(cfg), parts["step"]))
-        say(f"inference latency, batch 1:             {latency_ms(cfg, 1):8.2f} ms/face")
-        say(f"inference latency, batch 32:            {latency_ms(cfg, 32):8.2f} ms/face")
-    for line in deployment_latencies(cfg, tuple(int(x) for x in b.deploy_sizes)):
-        say(line)
-    if b.get("video_frames"):
-        for line in video_fps(cfg, int(b.video_frames)):
-            say(line)
-    if not b.deploy_only and b.get("loader_sources"):
-        for line in loader_per_core(cfg, OmegaConf.to_container(b.loader_sources, resolve=True),
-                                    tuple(int(x) for x in b.loader_sizes), int(b.loader_images)):
-            say(line)
-    if not b.deploy_only and not b.skip_sweep:
-        steps = [int(x) for x in b.sweep_steps]
-        with_cache, without = sweep_cost(int(b.sweep_budgets), *steps)
-        say(f"sweep of {b.sweep_budgets} budgets (pre-train {steps[0]} + fine-tune {steps[1]} steps): "
-            f"{with_cache:.0f} s with the pre-training cache, {without:.0f} s without: {without / with_cache:.2f}x faster")

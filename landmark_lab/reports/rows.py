@@ -1,0 +1,266 @@
+"""A sweep's rows: one per finished run, read from its ``metrics.json`` (or from an earlier report's ``results.csv``,
+a baseline's, a reference evaluation's), and written back as ``results.csv``. The strategies' order and labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.utils.io import write_csv_atomic
+
+COLUMNS = ["strategy", "budget", "real_budget", "seed", "images_seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
+           "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
+           "nme_io_inner", "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io",
+           "seconds", "resumed", "run"]
+
+
+# Columns a recorded results.csv must have to be read back (recorded_rows); the others may be missing or empty.
+RECORDED_REQUIRED = ["strategy", "budget", "seed", "nme_io", "run"]
+
+
+REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
+
+
+ORDER = ["real_only", "pretrain_finetune", "self_train", "self_train_real", "self_train_zero", "combined", "mixing",
+         "data_adapt", "synth_only_adapted", "synth_only"]
+
+
+LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
+          "combined": "combined (synthetic + real batches)",
+          "mixing": "mixing (label-adapted synthetic + real batches)",
+          "data_adapt": "data adaptation (label-adapted synthetic only)",
+          "synth_only_adapted": "synthetic only + label adapter fitted on the real budget",
+          "synth_only": "synthetic only (no real image)",
+          "self_train": "pre-training + fine-tuning + self-training on unlabelled photos",
+          "self_train_real": "real only + self-training on unlabelled photos",
+          "self_train_zero": "zero hand labels: synthetic teacher + self-training on unlabelled photos"}
+
+
+def ordered(names: Any) -> list[str]:
+    """Strategy names in the report's order (ORDER), others (reference lines) after them as they came."""
+    names = list(names)
+    return [s for s in ORDER if s in names] + [s for s in names if s not in ORDER]
+
+
+def strategy_of(metrics: dict[str, Any]) -> str:
+    """The strategy a run measured, from its ``metrics.json``: ``data_adapt`` with a synthetic share of the batch
+    below 1 (``data.synth_share``) also trains on the real images, which is the study's mixing, not its data
+    adaptation, so it is reported as ``mixing``."""
+    strategy = metrics["strategy"]
+    share = _recorded_data(metrics, "synth_share")
+    return "mixing" if strategy == "data_adapt" and _finite(share) and share < 1 else strategy
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _recorded_data(metrics: dict[str, Any], key: str) -> Any:
+    """``data.<key>`` of the config a metrics.json recorded; None where it recorded none, or not as tables (older
+    or hand-edited files)."""
+    config = metrics.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _images_seed(d: dict[str, Any]) -> Any:
+    """The seed that drew a run's real images: ``data.split_seed`` where its recorded config sets one, else the run
+    seed. Runs with the same images seed and budget trained on the same real images, whatever the strategy."""
+    split_seed = _recorded_data(d, "split_seed")
+    return d.get("seed") if split_seed is None else split_seed
+
+
+def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of every finished run under ``sweep`` and the runs without a usable result: unfinished, failed
+    (``failed.json``, e.g. diverged) or with a metrics.json whose numbers are missing or not finite."""
+    rows, incomplete = [], []
+    runs = {p.parent for p in sweep.rglob(".hydra")} | {p.parent for p in sweep.rglob("metrics.json")} | \
+        {p.parent for p in sweep.rglob("failed.json")}
+    for run in sorted(runs):
+        if "backup_" in str(run) or (run == sweep and not (run / ".hydra").is_dir()):
+            continue
+        name = str(run.relative_to(sweep)) if run != sweep else "."
+        m = run / "metrics.json"
+        if not m.is_file():
+            failed = run / "failed.json"
+            if failed.is_file():
+                try:
+                    reason = json.loads(failed.read_text()).get("reason", "")
+                except (OSError, json.JSONDecodeError):
+                    reason = "unreadable failed.json"
+                incomplete.append(f"{name} (failed: {str(reason)[:160]})")
+            else:
+                incomplete.append(f"{name} (unfinished)")
+            continue
+        try:
+            d = json.loads(m.read_text())
+            metrics = d["test"]["metrics"]
+            strategy = strategy_of(d)
+            if not isinstance(metrics, dict):
+                raise TypeError(f"'test.metrics' is {type(metrics).__name__}, not a table of metrics")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            incomplete.append(f"{name} (failed: {m} is unreadable or incomplete: {type(exc).__name__}: {exc})")
+            continue
+        if not _finite(metrics.get("nme_io")):
+            incomplete.append(f"{name} (failed: {m} has no finite nme_io ({metrics.get('nme_io')!r}); a diverged run)")
+            continue
+        data = d.get("data") or {}
+        budget = data.get("real_train", 0) if strategy != "synth_only" else 0
+        row = {"strategy": strategy, "budget": int(budget or 0), "real_budget": d.get("real_budget"),
+               "seed": d.get("seed"), "images_seed": _images_seed(d), "val_nme_io": d.get("val_nme_io"),
+               "seconds": (d.get("timing") or {}).get("total_seconds"), "resumed": bool(d.get("resumed")), "run": name,
+               "ced": d["test"].get("ced"), "per_face": _per_face(d["test"].get("per_face_nme_io"))}
+        row.update({k: (metrics.get(k) if _finite(metrics.get(k)) else None) for k in COLUMNS if k in metrics})
+        raw = d["test"].get("metrics_without_adapter") or {}
+        row.update({f"{k}_no_adapter": raw.get(k) for k in ("nme_io", "nme_io_jaw", "nme_io_inner")})
+        rows.append(row)
+    return rows, incomplete
+
+
+def _per_face(values: Any) -> np.ndarray | None:
+    """A metrics.json's per-face NME list as an array; None where it has none (older runs) or it is not a list of
+    finite numbers (then the report bootstraps over seeds only)."""
+    if not isinstance(values, list) or not values or not all(_finite(v) for v in values):
+        return None
+    return np.asarray(values, dtype=float)
+
+
+def _recorded_value(key: str, text: str) -> Any:
+    """One cell of a recorded results.csv as the report's rows hold it (raises ValueError for a bad number)."""
+    if key in ("strategy", "run"):
+        return text
+    if text == "":
+        return None
+    if key == "resumed":
+        return text.strip().lower() in ("true", "1")
+    if key == "real_budget" and not text.lstrip("-").isdigit():
+        return text  # "all"
+    if key in ("budget", "real_budget", "seed", "images_seed"):
+        return int(text)
+    return float(text)
+
+
+def _results_csv(p: Any) -> Path:
+    """A report's ``results.csv``: the path given, or the one in the folder given."""
+    path = Path(str(p)).expanduser()
+    return path / "results.csv" if path.is_dir() else path
+
+
+def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, Any]]:
+    """Rows a previous report wrote to a ``results.csv`` (a path, or the folder holding one), for runs whose folders
+    are not here: a sweep run on another machine, or logs since cleaned. They enter the tables, the headline and its
+    interval like found runs; results.csv keeps no CED curve, so they are missing from ``ced.png`` only (an existing
+    ``ced.png`` is then kept: :func:`landmark_lab.reports.plots.keep_ced`). Each row
+    remembers its file (``recorded``). Errors name ``option``, the setting the files were given in."""
+    rows = []
+    for p in paths:
+        path = _results_csv(p)
+        if not path.is_file():
+            raise ConfigError(f"{option}: {path} not found (give the results.csv a previous report wrote, or its folder).")
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                missing = [c for c in RECORDED_REQUIRED if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise DataError(f"{option}: {path} is not a report's results.csv: no column {', '.join(missing)} "
+                                    f"(it has: {', '.join(reader.fieldnames or []) or 'no header'}).")
+                for line, raw in enumerate(reader, start=2):
+                    row: dict[str, Any] = {"ced": None, "recorded": str(path)}
+                    for key in COLUMNS:
+                        text = (raw.get(key) or "").strip()
+                        try:
+                            value = _recorded_value(key, text)
+                        except ValueError:
+                            raise DataError(f"{option}: {path}, line {line}: {key}={text!r} is not a number; fix or "
+                                            "delete that line (or re-run report on the run folders).") from None
+                        row[key] = value
+                    if not row["strategy"] or not row["run"] or row["budget"] is None or not _finite(row["nme_io"]):
+                        raise DataError(f"{option}: {path}, line {line}: a row needs a strategy, a budget, a run and a "
+                                        f"finite nme_io (got {raw.get('strategy')!r}, {raw.get('budget')!r}, "
+                                        f"{raw.get('run')!r}, {raw.get('nme_io')!r}).")
+                    # files written before results.csv recorded these two: the run seed drew the images; not resumed
+                    if row["images_seed"] is None:
+                        row["images_seed"] = row["seed"]
+                    row["resumed"] = bool(row["resumed"])
+                    rows.append(row)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"{option}: {path} could not be read as CSV ({type(exc).__name__}: {exc}).") from None
+    return rows
+
+
+def baseline_rows(paths: list[Any], found: list[dict[str, Any]],
+                  recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The real-only rows of other reports' ``results.csv`` files (:func:`recorded_rows`), as the real-only curve of
+    a sweep that varied something else (the synthetic sources, say) and ran no real-only run of its own: its
+    headline, interval and paired table then compare against them. Refused where the sweep has real-only runs of
+    its own, found (``found``) or among the ``recorded`` rows (a recorded real-only row of a run the baseline also
+    holds is the baseline's own, copied by an earlier report): they would be averaged with the baseline's as one
+    curve."""
+    if not paths:
+        return []
+    own = [r["run"] for r in found if r["strategy"] == "real_only"]
+    if own:
+        raise ConfigError(f"baseline: the sweep has real_only runs of its own ({own[0]}{' ...' if len(own) > 1 else ''}); "
+                          "--baseline gives the real-only curve to a sweep that ran none. Drop --baseline, or move "
+                          "those runs out of the sweep folder.")
+    rows = []
+    for p in paths:
+        got = [r for r in recorded_rows([p], "baseline") if r["strategy"] == "real_only"]
+        if not got:
+            raise DataError(f"baseline: {_results_csv(p)} has no real_only rows to compare against (give the "
+                            "results.csv of a report whose sweep ran real_only).")
+        rows += [{**r, "baseline": True} for r in got]
+    theirs = {r["run"] for r in rows}
+    own = [r for r in recorded or [] if r["strategy"] == "real_only" and r["run"] not in theirs]
+    if own:
+        raise ConfigError(f"baseline: the --recorded file {own[0]['recorded']} holds real_only rows the baseline does "
+                          f"not ({own[0]['run']}{' ...' if len(own) > 1 else ''}); --baseline gives the real-only curve "
+                          "to a sweep that ran none. Drop --baseline, or delete those rows from the recorded file.")
+    return rows
+
+
+def merge_recorded(rows: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (runs found under the sweep) plus the recorded rows of runs not among them: a run folder that is here
+    replaces its recorded row (same ``run`` name); of two recorded rows of one run, the first file's is kept."""
+    seen = {r["run"] for r in rows}
+    out = list(rows)
+    for r in recorded:
+        if r["run"] not in seen:
+            seen.add(r["run"])
+            out.append(r)
+    return out
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Every run's row, sorted by strategy, budget and seed (written atomically)."""
+    write_csv_atomic(path, sorted(rows, key=lambda r: (r["strategy"], r["budget"], r["seed"] or 0)), COLUMNS,
+                     extrasaction="ignore")
+
+
+def reference_rows(paths: list[Any]) -> list[dict[str, Any]]:
+    """Rows for reference lines from ``evaluate`` run folders (e.g. ``evaluate peer=dlib``): drawn as a flat line
+    at budget 0, like synthetic-only, labelled by what was evaluated."""
+    rows = []
+    for p in paths:
+        m = Path(str(p)).expanduser()
+        m = m / "metrics.json" if m.is_dir() else m
+        try:
+            d = json.loads(m.read_text())
+            metrics = d["test"]["metrics"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"references: {m} is not an evaluate run's metrics.json ({type(exc).__name__}: {exc}).") from None
+        if not _finite(metrics.get("nme_io")):
+            raise DataError(f"references: {m} has no finite nme_io.")
+        box = (d.get("protocol") or {}).get("box", "landmarks")
+        name = f"{d['peer']} (peer, {box} boxes)" if d.get("peer") else f"{Path(str(d.get('checkpoint', m))).name} ({box} boxes)"
+        row = {"strategy": name, "budget": 0, "real_budget": None, "seed": 0, "run": str(m.parent),
+               "ced": d["test"].get("ced"), "seconds": (d.get("timing") or {}).get("total_seconds")}
+        row.update({k: metrics.get(k) for k in COLUMNS if k in metrics})
+        rows.append(row)
+    return rows

@@ -1,0 +1,1 @@
+"""Training: the objects a config builds, the stages of a run, caches, callbacks, loggers, self-training, speed."""
