@@ -41,6 +41,36 @@ def test_heads_share_interface():
         assert out.shape == (2, 68, 2) and out.min() >= -1 and out.max() <= 2
 
 
+def test_a_new_head_is_one_registered_subclass():
+    """The head contract is the base class: a head that implements only ``forward`` trains through the module and
+    runs in the inference network (confidence NaN); a registered class that is not a LandmarkHead is refused."""
+    from landmark_lab.models.heads import HEADS, LandmarkHead
+
+    class CentreHead(LandmarkHead):
+        def __init__(self, in_channels: int) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(in_channels, 68 * 2)
+
+        def forward(self, feats: torch.Tensor) -> torch.Tensor:
+            return self.fc(feats.mean(dim=(2, 3))).view(-1, 68, 2).sigmoid()
+
+    HEADS.register("test_centre")(CentreHead)
+    HEADS.register("test_not_a_head")(torch.nn.Identity)
+    try:
+        m = LandmarkModule(**{**MODEL, "head": {"name": "test_centre"}}, input_size=64)
+        batch = {"image": torch.randn(2, 3, 64, 64), "landmarks": torch.rand(2, 68, 2) * 63,
+                 "is_3d": torch.tensor([True, False])}
+        m.training_step(batch, 0).backward()
+        assert m.head.fc.weight.grad.abs().sum() > 0
+        points, score = m.inference_net()(torch.rand(1, 3, 64, 64) * 255)
+        assert points.shape == (1, 68, 2) and torch.isnan(score).all()
+        with pytest.raises(ConfigError, match=r"model\.head\.name=test_not_a_head.*LandmarkHead"):
+            LandmarkModule(**{**MODEL, "head": {"name": "test_not_a_head"}}, input_size=64)
+    finally:
+        HEADS._items.pop("test_centre", None)
+        HEADS._items.pop("test_not_a_head", None)
+
+
 def test_losses():
     p, t = torch.zeros(1, 68, 2), torch.zeros(1, 68, 2)
     t[..., 0] = 1 / 64  # one pixel at scale 64

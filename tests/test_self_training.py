@@ -156,7 +156,9 @@ def test_a_strategy_is_one_yaml_file(tmp_path, cache_dir):
     mine.mkdir(parents=True)
     stage = "    steps: 4\n    lr: 1.0e-3\n"
     (mine / "warm_start.yaml").write_text(
-        "name: self_train\nlabel: warm_start\nstages:\n  - name: synthetic\n    train_on: synthetic\n" + stage
+        "name: self_train\nlabel: warm_start\n"
+        'report:\n  warm_start: {order: 15, label: "my warm start", short: "warm start + {n} real"}\n'
+        "stages:\n  - name: synthetic\n    train_on: synthetic\n" + stage
         + "  - name: real\n    train_on: real\n" + stage)
     run = tmp_path / "run"
     argv = ["--config-dir", str(tmp_path / "my_conf"), "strategy=warm_start", "data.real_budget=12",
@@ -166,3 +168,10 @@ def test_a_strategy_is_one_yaml_file(tmp_path, cache_dir):
     assert m["strategy"] == "warm_start" and [s["name"] for s in m["stages"]] == ["synthetic", "real"]
     assert [s["steps"] for s in m["stages"]] == [4, 4] and m["data"]["real_train"] == 12
     assert m["data"]["synthetic_train"] > 0 and "unlabelled" not in m["data"]
+    # ... and reported from the same file: its label, headline name and place (after real_only, before pre-training)
+    from landmark_lab.reports.rows import LABELS, SHORT, collect, ordered
+
+    rows, _ = collect(tmp_path)
+    assert [r["strategy"] for r in rows] == ["warm_start"] and LABELS["warm_start"] == "my warm start"
+    assert SHORT["warm_start"].format(n=12) == "warm start + 12 real"
+    assert ordered(["pretrain_finetune", "warm_start", "real_only"]) == ["real_only", "warm_start", "pretrain_finetune"]

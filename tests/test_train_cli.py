@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
 from landmark_lab.cli.evaluate import evaluate_checkpoint as run_evaluate
 from landmark_lab.cli.train import train
 from landmark_lab.errors import ConfigError
+from landmark_lab.training.callbacks import StageAware
 
 from .conftest import CONF, ROOT, W300, needs_300w, needs_shared, tiny_overrides
 
@@ -209,3 +211,31 @@ def test_validation_interval_reaches_the_last_step():
             interval = validation_interval(steps, every)
             checks = steps // interval
             assert interval <= every and steps - checks * interval < checks  # the last check is near the end
+
+
+class StageRecorder(StageAware, L.Callback):
+    """A user's callback that needs its stage's name and folder: it subclasses StageAware, nothing more."""
+
+
+def test_stage_callbacks_are_bound_by_type_not_by_target_name(make_cfg, tmp_path):
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from landmark_lab.training.callbacks import DivergenceGuard
+    from landmark_lab.training.stages import stage_callbacks
+
+    cfg = make_cfg(["+callbacks.mine._target_=tests.test_train_cli.StageRecorder", "callbacks.early_stopping.patience=2"])
+    stage_dir = tmp_path / "run" / "checkpoints" / "finetune"
+    callbacks = stage_callbacks(cfg, "finetune", stage_dir, with_logger=False)
+    kinds = {type(c) for c in callbacks}
+    assert LearningRateMonitor not in kinds  # no logger to write to
+    assert EarlyStopping in kinds  # patience 2: kept
+    ckpt = next(c for c in callbacks if isinstance(c, ModelCheckpoint))
+    assert Path(ckpt.dirpath) == stage_dir.resolve()
+    guard = next(c for c in callbacks if isinstance(c, DivergenceGuard))
+    mine = next(c for c in callbacks if isinstance(c, StageRecorder))
+    assert guard.stage == mine.stage == "finetune" and mine.stage_dir == stage_dir
+    cfg = make_cfg(["callbacks.early_stopping.patience=0"])
+    assert not any(isinstance(c, EarlyStopping) for c in stage_callbacks(cfg, "pretrain", stage_dir, True))
+    cfg = make_cfg(["+callbacks.broken._target_=tests.test_train_cli.NoSuchCallback"])
+    with pytest.raises(ConfigError, match=r"callbacks\.broken: cannot build tests\.test_train_cli\.NoSuchCallback"):
+        stage_callbacks(cfg, "pretrain", stage_dir, True)

@@ -9,26 +9,17 @@ import cv2
 import numpy as np
 
 from landmark_lab.landmarks import REGIONS
+from landmark_lab.utils.drawing import draw_points, pyplot
 
 REGION_COLOURS = {"jaw": (230, 60, 60), "brows": (240, 170, 0), "nose": (40, 170, 40), "eyes": (40, 120, 240),
                   "mouth": (200, 60, 200)}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def draw_regions(image: np.ndarray, pts: np.ndarray, scale: int = 1, radius: int = 2) -> np.ndarray:
     """Landmarks drawn on an RGB copy, one colour per region (so a swapped index shows)."""
     big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR) if scale != 1 else image.copy()
     for name, idx in REGIONS.items():
-        for x, y in (np.asarray(pts)[list(idx)] + 0.5) * scale:
-            cv2.circle(big, (int(round(x)), int(round(y))), radius, REGION_COLOURS[name], -1, cv2.LINE_AA)
+        draw_points(big, np.asarray(pts)[list(idx)], REGION_COLOURS[name], radius, scale)
     return big
 
 
@@ -36,7 +27,7 @@ def framing_figure(real: Mapping[str, np.ndarray], before: Mapping[str, np.ndarr
                    distances: Mapping[str, tuple[float, float]], path: Path,
                    names: tuple[str, str] = ("real", "synthetic")) -> None:
     """Width/height scatter before and after imitation (the study's Figure 4) and one histogram per framing column."""
-    plt = _plt()
+    plt = pyplot()
     cols = list(real)
     fig, axes = plt.subplots(2, 4, figsize=(17, 8), dpi=110)
     w, h = "image width (px)", "image height (px)"
@@ -67,7 +58,7 @@ def framing_figure(real: Mapping[str, np.ndarray], before: Mapping[str, np.ndarr
 
 def augment_grid(tiles: list[tuple[str, np.ndarray, np.ndarray]], path: Path, cols: int = 6, scale: int = 2) -> None:
     """One face per augmentation, landmarks drawn by region, the transform's name above each."""
-    plt = _plt()
+    plt = pyplot()
     rows = (len(tiles) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8), dpi=110)
     for ax in np.atleast_1d(axes).flat:
@@ -85,7 +76,7 @@ def augment_grid(tiles: list[tuple[str, np.ndarray, np.ndarray]], path: Path, co
 def ambiguity_figure(measures: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], path: Path) -> None:
     """One row per measure: the mean shape of each dataset with per-point std as circles, and the stds
     side by side by landmark index."""
-    plt = _plt()
+    plt = pyplot()
     rows = len(measures)
     n = len(next(iter(measures.values())))
     fig, axes = plt.subplots(rows, n + 1, figsize=(5 * n + 7, 5 * rows), dpi=110, squeeze=False,
@@ -129,7 +120,7 @@ def ambiguity_figure(measures: Mapping[str, Mapping[str, tuple[np.ndarray, np.nd
 def conventions_figure(panels: list[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: Path) -> None:
     """Faces with several label sets overlaid (e.g. projected 3D vs 2D outline; model base vs adapted),
     zoomed on the face, each point of the first set joined to the same point of the second."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 6.2), dpi=110, squeeze=False)
     styles = [dict(marker="o", facecolors="none", edgecolors="tab:red", s=40, linewidths=1.5),
               dict(marker="x", color="tab:cyan", s=22, linewidths=1.5),

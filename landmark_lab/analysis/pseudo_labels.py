@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from landmark_lab.analysis.figures import _plt
 from landmark_lab.data.pts import read_pts
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.metrics import nme_per_face
 from landmark_lab.training.self_training import RULES, PseudoLabels
+from landmark_lab.utils.drawing import pyplot
 
 FAILURE = 0.08  # a pseudo-label worse than this NME io counts as a failure (the usual 8 % threshold)
 SHARES = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -69,7 +69,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _figure(rounds: list[tuple[str, PseudoLabels, np.ndarray, dict[str, Any]]], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for name, labels, nme, g in rounds:
         found = labels.found.astype(bool)

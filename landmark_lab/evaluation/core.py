@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torchvision.ops import box_iou
 from tqdm.auto import tqdm
 
 from landmark_lab.errors import DataError
@@ -120,14 +121,6 @@ def mean_shape_baseline(mean_shape: torch.Tensor, loader: DataLoader) -> EvalRes
     return EvalResult(scalars, ced, per_face=_per_face(metric))
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 # A detection counts as the labelled face when it overlaps the landmark box at least this much (dlib's box
 # covers brows to chin, so even a perfect detection has an IoU of about 0.5-0.7 with it).
 MATCH_IOU = 0.3
@@ -151,10 +144,12 @@ def evaluate_images(predictor: Any, dataset: Any, box: str = "landmarks", flip: 
             faces = predictor.predict(sample.image, boxes=[gt_box], flip=flip, box_kind="landmarks")
         else:
             found = predictor.detect(sample.image)
-            best = max(found, key=lambda b: _iou(b, gt_box), default=None)
-            if best is None or _iou(best, gt_box) < MATCH_IOU:
+            iou = box_iou(torch.tensor(found, dtype=torch.float64).view(-1, 4),
+                          torch.tensor([gt_box], dtype=torch.float64))[:, 0].nan_to_num(0.0)  # empty boxes: 0
+            if not len(found) or float(iou.max()) < MATCH_IOU:
                 missed.append(sample.id)
                 continue
+            best = found[int(iou.argmax())]
             faces = predictor.predict(sample.image, boxes=[best], flip=flip, box_kind="face")
         pred = torch.from_numpy(faces[0].landmarks[None].astype(np.float32))
         target = torch.from_numpy(sample.landmarks[None].astype(np.float32))

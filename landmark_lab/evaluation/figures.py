@@ -8,6 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from landmark_lab.utils.drawing import draw_points, pyplot
+
 
 def draw_landmarks(image: np.ndarray, pred: np.ndarray, target: np.ndarray | None = None, scale: int = 3) -> np.ndarray:
     """An RGB image enlarged ``scale`` times with ground truth (green) and prediction (red) drawn on it."""
@@ -15,8 +17,7 @@ def draw_landmarks(image: np.ndarray, pred: np.ndarray, target: np.ndarray | Non
     for pts, colour in ((target, (0, 200, 0)), (pred, (255, 0, 0))):
         if pts is None:
             continue
-        for x, y in (np.asarray(pts) + 0.5) * scale:
-            cv2.circle(big, (int(round(x)), int(round(y))), 2, colour, -1, cv2.LINE_AA)
+        draw_points(big, pts, colour, 2, scale)
     return big
 
 
@@ -33,10 +34,7 @@ def prediction_grid(images: list[np.ndarray], preds: np.ndarray, targets: np.nda
 
 def ced_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str = "") -> None:
     """Save cumulative error distribution curves (inter-ocular NME)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     for name, (xs, ys) in curves.items():

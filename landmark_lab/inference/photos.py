@@ -12,6 +12,7 @@ import numpy as np
 from landmark_lab.data.folder import IMAGE_EXTENSIONS
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.inference.predictor import FacePrediction
+from landmark_lab.utils.drawing import draw_points
 from landmark_lab.utils.run import LOCK_FILE, move_to_backup
 
 # Photos outside these sizes are refused before decoding: a 1x1 image yields garbage points, a 50000x50000 PNG
@@ -82,6 +83,5 @@ def draw_faces(image: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
     for f in faces:
         x0, y0, x1, y1 = (round(v) for v in f.box)
         cv2.rectangle(out, (x0, y0), (x1, y1), (255, 160, 0), r)
-        for x, y in f.landmarks:
-            cv2.circle(out, (round(float(x)), round(float(y))), r + 1, (0, 0, 255), -1, lineType=cv2.LINE_AA)
+        draw_points(out, f.landmarks, (0, 0, 255), r + 1)
     return out

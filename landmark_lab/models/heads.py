@@ -1,7 +1,8 @@
 """Landmark heads: feature map (B, C, H, W) -> landmarks (B, 68, 2) in normalised crop coordinates.
 
 Normalised coordinates are ``(pixel + 0.5) / input_size``: 0 and 1 are the crop's outer edges.
-Every head has the same interface, so a heatmap head drops in where the regression head was.
+Every head subclasses :class:`LandmarkHead`, so a heatmap head drops in where the regression head was, and the
+model, the inference network and export ask the base class what a head can do instead of probing attributes.
 """
 
 from __future__ import annotations
@@ -10,12 +11,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from landmark_lab.errors import ConfigError
 from landmark_lab.landmarks import NUM_LANDMARKS
 from landmark_lab.models.heatmaps import DECODERS, decode_local, heatmap_loss
 from landmark_lab.registry import Registry
 
 
-class RegressionHead(nn.Module):
+class LandmarkHead(nn.Module):
+    """What every landmark head is: ``forward(features) -> (B, K, 2)`` normalised coordinates, plus
+
+    - ``pyramid``: False to read the backbone's last feature map (constructed with its channel count), True to read
+      the list of maps from its ``stride`` attribute down (constructed with the list of their channel counts);
+    - ``has_maps``: True for heads trained on heatmaps too; they implement :meth:`forward_with_maps`,
+      :meth:`map_loss` and carry ``coord_weight`` (the coordinate loss's weight beside the map loss);
+    - :meth:`init_mean_shape` (a coordinate bias to start from the mean face; default none) and
+      :meth:`forward_with_confidence` (default: no confidence, NaN).
+
+    Register a new head with ``HEADS.register("name")`` and select it with ``model.head.name=name``.
+    """
+
+    pyramid: bool = False
+    has_maps: bool = False
+    coord_weight: float = 1.0
+
+    def init_mean_shape(self, mean_shape: torch.Tensor) -> None:
+        """Start from ``mean_shape`` (normalised, ``(K, 2)``); heads without a coordinate bias ignore it."""
+
+    def forward_with_confidence(self, feats: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks and a per-face confidence in [0, 1] (NaN for a head that has none)."""
+        coords = self(feats)
+        return coords, torch.full(coords.shape[:1], float("nan"), dtype=coords.dtype, device=coords.device)
+
+    def forward_with_maps(self, feats: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks and the heatmaps :meth:`map_loss` supervises (heads with ``has_maps`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no heatmaps (has_maps is False)")
+
+    def map_loss(self, maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The heatmap loss against normalised target points ``(B, K, 2)`` (heads with ``has_maps`` only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no heatmaps (has_maps is False)")
+
+
+
+class RegressionHead(LandmarkHead):
     """Global average pool + linear regression of the 136 coordinates."""
 
     def __init__(self, in_channels: int, num_points: int = NUM_LANDMARKS, dropout: float = 0.0) -> None:
@@ -36,7 +73,7 @@ class RegressionHead(nn.Module):
         return self.fc(x).view(-1, self.num_points, 2)
 
 
-class IntegralHead(nn.Module):
+class IntegralHead(LandmarkHead):
     """Heatmap head with soft-argmax (integral regression): upsample, one map per point, expectation."""
 
     def __init__(self, in_channels: int, num_points: int = NUM_LANDMARKS, channels: int = 128,
@@ -49,9 +86,6 @@ class IntegralHead(nn.Module):
         self.body = nn.Sequential(*layers)
         self.maps = nn.Conv2d(channels, num_points, 1)
         self.beta = beta
-
-    def init_mean_shape(self, mean_shape: torch.Tensor) -> None:
-        """No-op: a heatmap head has no coordinate bias to initialise."""
 
     def _prob(self, feats: torch.Tensor) -> torch.Tensor:
         maps = self.maps(self.body(feats))
@@ -78,7 +112,7 @@ class IntegralHead(nn.Module):
         return self._expectation(prob), mass.flatten(2).amax(-1).mean(-1)
 
 
-class HeatmapHead(nn.Module):
+class HeatmapHead(LandmarkHead):
     """Gaussian heatmaps at ``stride`` (default 4) with sub-pixel decoding.
 
     A small feature pyramid (Lin et al. 2017) reads the backbone's maps from ``stride`` to its coarsest: each
@@ -90,6 +124,7 @@ class HeatmapHead(nn.Module):
     """
 
     pyramid = True  # LandmarkModule passes the list of feature maps from ``stride`` down (Backbone.forward_pyramid)
+    has_maps = True
 
     def __init__(self, in_channels: list[int], num_points: int = NUM_LANDMARKS, channels: int = 64, stride: int = 4,
                  sigma: float = 1.5, decode: str = "dark", coord_weight: float = 1.0, map_weight: float = 1.0,
@@ -104,9 +139,6 @@ class HeatmapHead(nn.Module):
         self.maps = nn.Conv2d(channels, num_points, 1)
         nn.init.normal_(self.maps.weight, std=1e-3)
         nn.init.zeros_(self.maps.bias)
-
-    def init_mean_shape(self, mean_shape: torch.Tensor) -> None:
-        """No-op: a heatmap head has no coordinate bias to initialise."""
 
     def heatmaps(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """``(B, K, H/stride, W/stride)`` maps from the feature pyramid (finest first)."""
@@ -143,23 +175,26 @@ class HeatmapHead(nn.Module):
         return self.decode(maps), maps.flatten(2).amax(-1).clamp(0.0, 1.0).mean(-1)
 
 
-def head_features(backbone: nn.Module, head: nn.Module, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+def head_features(backbone: nn.Module, head: LandmarkHead, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
     """What ``head`` reads from ``backbone``: the last feature map, or the pyramid for heads that ask for it."""
-    if getattr(head, "pyramid", False):
+    if head.pyramid:
         return backbone.forward_pyramid(image, head.stride)
     return backbone(image)
 
 
-def build_head(name: str, backbone: nn.Module, **options: object) -> nn.Module:
+def build_head(name: str, backbone: nn.Module, **options: object) -> LandmarkHead:
     """The head called ``name`` for ``backbone`` (pyramid heads get the channels of each level they read)."""
     cls = HEADS.get(name)
-    if getattr(cls, "pyramid", False):
+    if not (isinstance(cls, type) and issubclass(cls, LandmarkHead)):
+        raise ConfigError(f"model.head.name={name}: {cls!r} is registered as a head but does not subclass "
+                          "landmark_lab.models.heads.LandmarkHead (the contract the model and export rely on).")
+    if cls.pyramid:
         levels = backbone.pyramid_levels(int(options.get("stride", 4)))
         return cls([c for _, c, _ in levels], **options)
     return cls(backbone.num_features, **options)
 
 
-HEADS: Registry[type[nn.Module]] = Registry("landmark head", "model.head.name")
+HEADS: Registry[type[LandmarkHead]] = Registry("landmark head", "model.head.name")
 HEADS.register("regression")(RegressionHead)
 HEADS.register("integral")(IntegralHead)
 HEADS.register("heatmap")(HeatmapHead)

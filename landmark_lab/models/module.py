@@ -111,7 +111,7 @@ class LandmarkModule(L.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         feats = self._features(batch["image"])
         maps = None
-        if hasattr(self.head, "map_loss"):
+        if self.head.has_maps:
             base, maps = self.head.forward_with_maps(feats)
         else:
             base = self.head(feats)

@@ -27,9 +27,5 @@ class LandmarkNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = head_features(self.backbone, self.head, (image - self.mean) / self.std)
-        if hasattr(self.head, "forward_with_confidence"):
-            base, score = self.head.forward_with_confidence(feats)
-        else:
-            base = self.head(feats)
-            score = torch.full(base.shape[:1], float("nan"), dtype=base.dtype, device=base.device)
+        base, score = self.head.forward_with_confidence(feats)
         return self.adapter(base) * self.input_size - 0.5, score

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from landmark_lab.reports.rows import LABELS, ORDER, REGIONS, ordered
+from landmark_lab.utils.drawing import pyplot
 
 
 def y_window(agg: dict) -> tuple[float, float] | None:
@@ -29,10 +30,7 @@ def y_window(agg: dict) -> tuple[float, float] | None:
 def plot_budget(agg: dict, path: Path, title: str) -> None:
     """NME vs real budget (log axis), one line per strategy, seed std as error bars. The axis fits the curves
     (:func:`y_window`); a point above it is drawn at the top edge as a triangle with its value written beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
     stacked: dict[int, int] = defaultdict(int)  # off-axis labels already written at a budget: the next goes below
@@ -78,10 +76,7 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
 
 def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
     """Per-region NME bars for each strategy at one budget (synthetic only at its own)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     strategies = [s for s in ORDER if any(r["strategy"] == s for r in rows)]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=130)
@@ -123,10 +118,7 @@ def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
 
 def plot_runs(rows: list[dict], path: Path, title: str) -> None:
     """NME per run (with the adapter, and without where it differs) as horizontal bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = sorted(rows, key=lambda r: r["run"], reverse=True)
     y = np.arange(len(rows))

@@ -1,5 +1,6 @@
 """A sweep's rows: one per finished run, read from its ``metrics.json`` (or from an earlier report's ``results.csv``,
-a baseline's, a reference evaluation's), and written back as ``results.csv``. The strategies' order and labels."""
+a baseline's, a reference evaluation's), and written back as ``results.csv``. The strategies' order and labels, from
+the ``report`` blocks of their YAML files."""
 
 from __future__ import annotations
 
@@ -10,36 +11,83 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.landmarks import REGIONS as LANDMARK_REGIONS
+from landmark_lab.utils.compose import config_dir
 from landmark_lab.utils.io import write_csv_atomic
 
-COLUMNS = ["strategy", "budget", "real_budget", "seed", "images_seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08", "fr_io@0.1",
-           "auc_io@0.08", "auc_io@0.1", "nme_io_jaw", "nme_io_brows", "nme_io_nose", "nme_io_eyes", "nme_io_mouth",
-           "nme_io_inner", "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io",
-           "seconds", "resumed", "run"]
+REGIONS = list(LANDMARK_REGIONS)  # the per-region columns, in the order landmarks.REGIONS defines them
+COLUMNS = ["strategy", "budget", "real_budget", "seed", "images_seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08",
+           "fr_io@0.1", "auc_io@0.08", "auc_io@0.1", *(f"nme_io_{r}" for r in REGIONS), "nme_io_inner",
+           "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io", "seconds", "resumed",
+           "run"]
 
 
 # Columns a recorded results.csv must have to be read back (recorded_rows); the others may be missing or empty.
 RECORDED_REQUIRED = ["strategy", "budget", "seed", "nme_io", "run"]
 
 
-REGIONS = ["jaw", "brows", "nose", "eyes", "mouth"]
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-ORDER = ["real_only", "pretrain_finetune", "self_train", "self_train_real", "self_train_zero", "combined", "mixing",
-         "data_adapt", "synth_only_adapted", "synth_only"]
+def _catalogue_entry(name: str, spec: Any, where: str) -> tuple[float, str, str]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("label"), str):
+        raise ConfigError(f"{where}: report.{name} needs a label (and an order and a short name): "
+                          "{order: 10, label: \"...\", short: \"... {n} real\"}.")
+    order = spec.get("order", math.inf)
+    return (float(order) if _finite(order) else math.inf, spec["label"], str(spec.get("short") or f"{name} with {{n}} real"))
 
 
-LABELS = {"real_only": "real only", "pretrain_finetune": "synthetic pre-training + fine-tuning",
-          "combined": "combined (synthetic + real batches)",
-          "mixing": "mixing (label-adapted synthetic + real batches)",
-          "data_adapt": "data adaptation (label-adapted synthetic only)",
-          "synth_only_adapted": "synthetic only + label adapter fitted on the real budget",
-          "synth_only": "synthetic only (no real image)",
-          "self_train": "pre-training + fine-tuning + self-training on unlabelled photos",
-          "self_train_real": "real only + self-training on unlabelled photos",
-          "self_train_zero": "zero hand labels: synthetic teacher + self-training on unlabelled photos"}
+def strategy_catalogue() -> dict[str, tuple[float, str, str]]:
+    """``name -> (order, label, short)`` of every reported strategy, read from the ``report`` block of the packaged
+    ``conf/strategy/*.yaml``: a strategy's place in tables and curves, its legend label and its headline name are
+    defined beside its stages. Runs of strategies from other config folders bring theirs in their metrics.json
+    (:func:`add_reported`)."""
+    out: dict[str, tuple[float, str, str]] = {}
+    for path in sorted((config_dir() / "strategy").glob("*.yaml")):
+        loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        report = (loaded.get("report") if isinstance(loaded, dict) else None) or {}
+        for name, spec in report.items():
+            out[str(name)] = _catalogue_entry(str(name), spec, str(path))
+    return out
+
+
+CATALOGUE = strategy_catalogue()
+ORDER: list[str] = []
+LABELS: dict[str, str] = {}
+SHORT: dict[str, str] = {}
+
+
+def _refresh() -> None:
+    ORDER[:] = sorted(CATALOGUE, key=lambda n: CATALOGUE[n][0])
+    LABELS.clear()
+    LABELS.update({n: v[1] for n, v in CATALOGUE.items()})
+    SHORT.clear()
+    SHORT.update({n: v[2] for n, v in CATALOGUE.items()})
+
+
+_refresh()
+
+
+def add_reported(metrics: dict[str, Any]) -> None:
+    """Make a run's own strategy reportable when the packaged configs do not define it (a strategy YAML in the
+    user's ``--config-dir``): its recorded ``strategy.report`` block, or else its name, after the packaged ones."""
+    config = metrics.get("config")
+    strategy = config.get("strategy") if isinstance(config, dict) else None
+    report = strategy.get("report") if isinstance(strategy, dict) else None
+    changed = False
+    for name, spec in (report or {}).items() if isinstance(report, dict) else ():
+        if name not in CATALOGUE:
+            try:
+                CATALOGUE[str(name)] = _catalogue_entry(str(name), spec, "a run's recorded strategy")
+            except ConfigError:
+                continue  # a malformed block in a run's record: the run is still reported, under its name
+            changed = True
+    if changed:
+        _refresh()
 
 
 def ordered(names: Any) -> list[str]:
@@ -55,10 +103,6 @@ def strategy_of(metrics: dict[str, Any]) -> str:
     strategy = metrics["strategy"]
     share = _recorded_data(metrics, "synth_share")
     return "mixing" if strategy == "data_adapt" and _finite(share) and share < 1 else strategy
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _recorded_data(metrics: dict[str, Any], key: str) -> Any:
@@ -102,6 +146,7 @@ def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
             d = json.loads(m.read_text())
             metrics = d["test"]["metrics"]
             strategy = strategy_of(d)
+            add_reported(d)
             if not isinstance(metrics, dict):
                 raise TypeError(f"'test.metrics' is {type(metrics).__name__}, not a table of metrics")
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from landmark_lab.reports.plots import ced_runs
-from landmark_lab.reports.rows import ORDER, REGIONS, ordered
+from landmark_lab.reports.rows import ORDER, REGIONS, SHORT, ordered
 from landmark_lab.reports.stats import equivalent_budget, equivalent_budget_interval, face_values, faces_cover, seed_values
 
 
@@ -18,14 +18,6 @@ def _bound(x: float, largest: int, smallest: int) -> str:
     if math.isinf(x):
         return f"more than {largest}"
     return f"fewer than {smallest}" if x == 0.0 else f"{x:.0f}"
-
-
-SHORT = {"pretrain_finetune": "pretrain + {n} real", "synth_only_adapted": "synthetic only + adapter fitted on {n} real",
-         "combined": "combined with {n} real", "data_adapt": "data adaptation with {n} real",
-         "mixing": "mixing with {n} real",
-         "synth_only": "synthetic only (no real image)",
-         "self_train": "pretrain + {n} real + self-training", "self_train_real": "{n} real + self-training",
-         "self_train_zero": "synthetic + self-training, no labelled image"}
 
 
 def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[dict[str, Any]] | None = None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -14,13 +15,24 @@ _ADVICE = ("Lower the learning rate (schedule.lr / schedule.finetune_lr) or chec
            "command with resume=true (it retries this run) or in a new folder.")
 
 
-class DivergenceGuard(L.Callback):
+class StageAware:
+    """Mixin for a callback that needs the stage it runs in: the training script builds each callback from its
+    config, then calls :meth:`bind_stage` with the stage's name and folder (``RUN/checkpoints/<stage>``)."""
+
+    stage: str = ""
+    stage_dir: Path | None = None
+
+    def bind_stage(self, stage: str, stage_dir: Path) -> None:
+        self.stage, self.stage_dir = stage, Path(stage_dir)
+
+
+class DivergenceGuard(StageAware, L.Callback):
     """Stop a stage at the first non-finite training loss or validation NME: a diverged run is never a result.
 
     It runs before the checkpoint callback (Lightning orders checkpointing last), so no NaN weights are saved.
     """
 
-    def __init__(self, stage: str, monitor: str = "val/nme_io") -> None:
+    def __init__(self, stage: str = "", monitor: str = "val/nme_io") -> None:
         self.stage, self.monitor = stage, monitor
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +12,32 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
-class _KeepingWriter(ExperimentWriter):
-    """Lightning's CSV writer deletes an existing ``metrics.csv``; this one appends to it, so a resumed run
-    keeps the training curve from before the interruption."""
-
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
-                header = fh.readline().strip()
-            self.metrics_keys = [k for k in header.split(",") if k]
-
-
 class KeepingCSVLogger(CSVLogger):
-    """:class:`CSVLogger` that appends to the curve already in its folder (resume) instead of erasing it."""
+    """:class:`CSVLogger` that appends to the curve already in its folder (a resumed run keeps the training curve
+    from before the interruption).
+
+    Lightning's writer deletes an existing ``metrics.csv`` when it is built; the file is moved aside while it is
+    built (a crash then leaves ``metrics.csv.kept``, never nothing), moved back, and its header handed to the
+    writer's public ``metrics_keys`` so that rows with other columns append instead of failing.
+    """
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+            path = os.path.join(self.log_dir, ExperimentWriter.NAME_METRICS_FILE)
+            kept = f"{path}.kept"
+            if self._fs.isfile(path):
+                self._fs.mv(path, kept)
+            with warnings.catch_warnings():  # "... will be deleted": not this one, it was moved aside
+                warnings.filterwarnings("ignore", message="Experiment logs directory")
+                writer = ExperimentWriter(log_dir=self.log_dir)
+            if self._fs.isfile(kept):
+                self._fs.mv(kept, path)
+                with self._fs.open(path, "r", newline="") as fh:
+                    writer.metrics_keys = [k for k in fh.readline().strip().split(",") if k]
+            self._experiment = writer
         return self._experiment
 
 

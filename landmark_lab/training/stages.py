@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from landmark_lab.adaptation.posthoc import fit_posthoc_adapter
@@ -25,7 +25,7 @@ from landmark_lab.data.unlabelled import PseudoLabelled
 from landmark_lab.datamodules.splits import expand, groups_of
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.models.checkpoint import apply_state, load_weights, read_checkpoint, save_model
-from landmark_lab.training.callbacks import StepRecorder
+from landmark_lab.training.callbacks import StageAware, StepRecorder
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.training.self_training import pseudo_label
 from landmark_lab.training.signals import SigtermStop, fit_interrupted
@@ -55,27 +55,28 @@ def stage_steps(stage: DictConfig, n_train: int, batch_size: int) -> int:
 
 
 def stage_callbacks(cfg: DictConfig, stage: str, stage_dir: Path, with_logger: bool) -> list[Any]:
-    """The stage's callbacks from ``cfg.callbacks`` (each a ``_target_`` config; null entries skipped)."""
+    """The stage's callbacks from ``cfg.callbacks`` (each a ``_target_`` config; null entries skipped), bound to
+    the stage by type: a ModelCheckpoint writes into ``stage_dir``, a :class:`StageAware` one is told its stage."""
     from hydra.utils import instantiate
 
     out: list[Any] = []
     for name, spec in (cfg.get("callbacks") or {}).items():
         if spec is None:
             continue
-        target = str(spec.get("_target_", ""))
-        if target.endswith("EarlyStopping") and int(spec.get("patience", 0)) <= 0:
-            continue  # patience 0: never stop early (the best checkpoint is kept anyway)
-        if target.endswith("LearningRateMonitor") and not with_logger:
-            continue  # it needs a logger to write to
-        extra: dict[str, Any] = {}
-        if target.endswith("ModelCheckpoint"):
-            extra["dirpath"] = str(stage_dir)
-        if target.endswith("DivergenceGuard"):
-            extra["stage"] = stage
         try:
-            out.append(instantiate(spec, **extra))
+            callback = instantiate(spec)
         except Exception as exc:
+            target = spec.get("_target_") if isinstance(spec, DictConfig) else None
             raise ConfigError(f"callbacks.{name}: cannot build {target or 'it'} ({type(exc).__name__}: {exc}).") from None
+        if isinstance(callback, EarlyStopping) and callback.patience <= 0:
+            continue  # patience 0: never stop early (the best checkpoint is kept anyway)
+        if isinstance(callback, LearningRateMonitor) and not with_logger:
+            continue  # it needs a logger to write to
+        if isinstance(callback, ModelCheckpoint):
+            callback.dirpath = os.path.realpath(stage_dir)  # as its constructor stores a local dirpath
+        if isinstance(callback, StageAware):
+            callback.bind_stage(stage, stage_dir)
+        out.append(callback)
     return out
 
 

@@ -72,8 +72,9 @@ def is_rank_zero() -> bool:
 RESULT_SECTIONS = ("seed", "data", "strategy", "model", "augment", "optimizer", "scheduler", "schedule", "eval",
                    "posthoc_adapter")
 # ... except where files live and how fast they load, which may differ between machines and checkouts ...
+# (and strategy.report: how reports name a strategy's results, not how they are trained) ...
 NOT_RESULT_KEYS = frozenset({"root", "cache_dir", "num_workers", "pin_memory", "persistent_workers",
-                             "eval_batch_size", "workers"})
+                             "eval_batch_size", "workers", "report"})
 # ... and the schedule's inputs to the strategy's stages (steps, lr, epochs, ...): they are compared as the stages
 # resolved them, so a setting that a strategy does not use (schedule.finetune_lr for real-only) is no difference.
 # The runner reads only these schedule keys itself:
