@@ -3,6 +3,8 @@ as speeds: these tests check what is timed, not how fast)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from landmark_lab.training.speed import STEP_PARTS, machine_line, step_lines, step_parts
@@ -59,3 +61,46 @@ def test_flops_are_counted_per_step_and_set_against_a_known_cards_peak(make_cfg,
     monkeypatch.setattr(speed, "steps_on_gpu", lambda cfg: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
     assert "= 0.8 % of the NVIDIA H200's dense bf16 peak (989 TFLOP/s)" in speed.flops_line(cfg, 8e12, 1000.0)
+
+
+def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, cache_dir, capsys):
+    """bench with bench.pareto.runs: each trained run's test NME, ONNX fp32 and int8 latency, dlib's in the same
+    process; results.csv (every model, dlib last) and pareto.png written by the command."""
+    pytest.importorskip("onnxruntime")
+    import csv
+
+    from .conftest import run_cli, tiny_overrides
+
+    runs = tmp_path / "runs"
+    argv = ["+experiment=real_only", "strategy.stages.0.steps=2", *tiny_overrides(cache_dir)]
+    assert run_cli("train", [*argv, f"hydra.run.dir={runs / 'tiny'}"]) == 0
+    out = tmp_path / "deploy"
+    bench = [f"bench.pareto.runs=[{runs}]", f"bench.pareto.out={out}", "bench.pareto.reps=5",
+             *[o for o in tiny_overrides(cache_dir) if o.startswith(("paths.", "++data.", "data."))],
+             f"hydra.run.dir={tmp_path / 'bench'}"]
+    assert run_cli("bench", bench) == 0
+    printed = capsys.readouterr().out
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    model = rows[0]
+    recorded = json.loads((runs / "tiny" / "metrics.json").read_text())
+    assert model["model"] == recorded["config"]["model"]["backbone"]["name"] and model["input_px"] == "64"
+    assert float(model["ms_fp32"]) > 0 and model["run"] == str(runs / "tiny")
+    assert float(model["ms_int8"]) > 0 and model["nme_change_int8"] != "" and 0 < float(model["nme_io"]) < 100
+    if "dlib 68-point predictor:" in printed:  # the predict extra is installed
+        assert rows[-1]["model"].startswith("dlib") and float(rows[-1]["ratio_to_dlib"]) == 1.0
+        dlib = float(rows[-1]["ms_fp32"])
+        assert abs(float(model["ratio_to_dlib"]) - float(model["ms_fp32"]) / dlib) < 0.01
+    assert (out / "pareto.png").stat().st_size > 0 and f"wrote {out / 'results.csv'}" in printed
+    # a folder that is not there: one clear line, exit 2
+    assert run_cli("bench", [f"bench.pareto.runs=[{tmp_path / 'nowhere'}]", f"hydra.run.dir={tmp_path / 'b2'}"]) == 2
+    assert "bench.pareto.runs" in capsys.readouterr().err
+
+
+def test_the_frontier_keeps_only_models_nothing_beats_on_both_axes():
+    from landmark_lab.evaluation.pareto import DeployPoint, frontier
+
+    pts = [DeployPoint("a", 96, "heatmap", 4.0, 2.0), DeployPoint("b", 96, "heatmap", 5.0, 1.0),
+           DeployPoint("c", 96, "heatmap", 4.5, 3.0), DeployPoint("d", 128, "heatmap", 3.5, 9.0),
+           DeployPoint("e", 128, "heatmap", None, 0.5)]
+    assert [p.model for p in frontier(pts)] == ["b", "a", "d"]

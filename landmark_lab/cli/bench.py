@@ -62,7 +62,10 @@ def run_bench(cfg: DictConfig) -> list[str]:
         lines.append(line)
 
     say(machine_line(cfg))
-    if b.get("index_only"):  # indexing at scale alone (cold and warm, 10k and 100k entries by default)
+    pareto = b.get("pareto") or {}
+    if pareto.get("runs"):  # accuracy against latency of trained models alone (experiments/deploy/)
+        _pareto(cfg, pareto, say)
+    elif b.get("index_only"):  # indexing at scale alone (cold and warm, 10k and 100k entries by default)
         with tempfile.TemporaryDirectory(prefix="landmark_lab_index_", dir=b.get("index_dir")) as work:
             for line in index_scale(str(b.index_source), tuple(int(x) for x in b.index_sizes),
                                     int(b.index_workers or cfg.data.num_workers or 1), work):
@@ -73,6 +76,25 @@ def run_bench(cfg: DictConfig) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.txt").write_text("\n".join(lines) + "\n")
     return lines
+
+
+def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
+    """Time every trained model of ``bench.pareto.runs`` and dlib's predictor; write results.csv and pareto.png."""
+    from landmark_lab.evaluation.pareto import dlib_nme_from, measure_family, run_folders, write_results
+    from landmark_lab.utils.run import run_dir_of
+
+    runs = run_folders(p.runs)
+    dlib_nme = dlib_nme_from(p.get("dlib_metrics"))
+    points, dlib = measure_family(runs, bool(p.get("int8", True)), int(p.get("reps", 200)))
+    say(f"dlib 68-point predictor: {dlib:.3f} ms/face" if dlib else "dlib: not installed (no dlib point)")
+    for q in points:
+        nme = f"{q.nme_io:5.2f} %" if q.nme_io is not None else "   n/a"
+        int8 = f", int8 {q.ms_int8:.3f} ms ({q.nme_change_int8:+.2f} NME points)" if q.ms_int8 is not None else ""
+        ratio = f", {q.ratio_to_dlib:.2f}x dlib" if q.ratio_to_dlib is not None else ""
+        say(f"{q.model} {q.input_px}px {q.head}: NME io {nme}, fp32 {q.ms_fp32:.3f} ms/face{ratio}{int8}")
+    out = Path(str(p.out)).expanduser() if p.get("out") else run_dir_of(cfg)
+    for path in write_results(points, dlib, dlib_nme, out):
+        say(f"wrote {path}")
 
 
 def _model_figures(cfg: DictConfig, say: Callable[[str], None]) -> None:

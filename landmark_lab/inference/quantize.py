@@ -43,7 +43,8 @@ def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np
     return np.stack(images), np.stack(labels).astype(np.float32)
 
 
-def _session(path: Path, threads: int = 1) -> Any:
+def onnx_session(path: Path, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session on ``threads`` threads (one: the figures every latency here is quoted at)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -85,7 +86,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
-    reader = Reader(_session(fp32).get_inputs()[0].name, calibration)
+    reader = Reader(onnx_session(fp32).get_inputs()[0].name, calibration)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "int8.onnx"
         quantize_static(str(fp32), str(staged), reader, quant_format=QuantFormat.QDQ, per_channel=True,
@@ -124,7 +125,7 @@ def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any) -> dict[str, A
     calib, _ = _crops(*groups["train"], crop, int(cfg.calibration_faces))
     test, truth = _crops(*groups["test"], crop, int(cfg.check_faces))
     quantize_int8(fp32, out, calib)
-    sessions = {"fp32": _session(fp32), "int8": _session(out)}
+    sessions = {"fp32": onnx_session(fp32), "int8": onnx_session(out)}
     nme, ms = {}, {}
     for name, session in sessions.items():
         pred = _predict(session, test)

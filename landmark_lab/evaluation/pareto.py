@@ -1,0 +1,222 @@
+"""Accuracy against one-thread latency for a family of trained models, with dlib's predictor as a point.
+
+Each trained run folder gives its model (the last stage's best checkpoint) and its real-test NME (``metrics.json``);
+the model is exported to ONNX and timed at batch 1 on one thread (fp32, and int8 where asked: ONNX Runtime static
+quantisation calibrated on the run's own real training faces). dlib's 68-point predictor is timed in the same
+process, so every ratio comes from one measurement session. ``bench`` writes ``results.csv`` and ``pareto.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.utils.drawing import pyplot
+from landmark_lab.utils.io import inside, write_csv_atomic
+
+
+@dataclass
+class DeployPoint:
+    """One model on the chart (a row of ``results.csv``)."""
+
+    model: str
+    input_px: int
+    head: str
+    nme_io: float | None  # % on the run's real test set (the run's own protocol: its test-time flip setting)
+    ms_fp32: float
+    ms_int8: float | None = None
+    nme_change_int8: float | None = None  # int8 minus fp32, points of %, on the run's held-out test faces
+    ratio_to_dlib: float | None = None  # ms_fp32 / dlib's ms (below 1: faster than dlib)
+    run: str = ""
+
+
+COLUMNS = [f.name for f in fields(DeployPoint)]
+
+
+def run_folders(paths: Iterable[str | Path]) -> list[Path]:
+    """Training run folders from ``paths``: each a run folder (with ``metrics.json``) or a folder of them."""
+    out: list[Path] = []
+    for p in paths:
+        path = Path(str(p)).expanduser()
+        if (path / "metrics.json").is_file():
+            out.append(path)
+        elif path.is_dir():
+            found = sorted(m.parent for m in path.rglob("metrics.json") if "backup_" not in str(m))
+            if not found:
+                raise ConfigError(f"bench.pareto.runs: {path} holds no finished run (no metrics.json below it).")
+            out += found
+        else:
+            raise ConfigError(f"bench.pareto.runs: {path} not found (give training run folders, or a folder of them).")
+    return out
+
+
+def run_model(run: Path) -> tuple[Any, dict[str, Any]]:
+    """The model a finished run tested (its last stage's best checkpoint) and its ``metrics.json``."""
+    from landmark_lab.models.checkpoint import load_landmark_model
+
+    path = run / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+        best = metrics["stages"][-1]["best_checkpoint"]
+    except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise DataError(f"{path}: not a finished training run's metrics.json ({type(exc).__name__}: {exc}).") from None
+    if not best:
+        raise DataError(f"{path}: its last stage kept no checkpoint; train it again (or drop it from bench.pareto.runs).")
+    ckpt = inside(run, best, str(path))
+    if not ckpt.is_file():
+        raise DataError(f"{path}: its model {ckpt} is missing (checkpoints deleted?); that run cannot be timed.")
+    return load_landmark_model(ckpt), metrics
+
+
+def _median_ms(fn: Callable[[], Any], runs: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+def dlib_ms(runs: int = 200) -> float:
+    """Median ms of dlib's 68-point predictor on one face given its box, one thread (a procedural face)."""
+    from landmark_lab.data.procedural.domains import generate_face
+    from landmark_lab.inference.dlib_peer import DlibPeer
+    from landmark_lab.landmarks import landmark_box
+
+    face = generate_face("real", 7, 256)
+    image = np.ascontiguousarray(face.image)
+    peer, box = DlibPeer(), landmark_box(face.lm_2d)
+    return _median_ms(lambda: peer.predict(image, [box]), runs)
+
+
+def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int = 64,
+                check_faces: int = 200) -> DeployPoint:
+    """Export ``run``'s model, time it (fp32 and, with ``int8``, quantised) at batch 1 on one thread."""
+    from omegaconf import OmegaConf
+
+    from landmark_lab.inference.export import export_model
+    from landmark_lab.inference.quantize import latency_ms, onnx_session, quantize_checked
+
+    model, metrics = run_model(run)
+    size = int(model.input_size)
+    nme = (metrics.get("test") or {}).get("metrics", {}).get("nme_io")
+    hp = model.hparams
+    point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=str(hp["head"].get("name", "regression")),
+                        nme_io=100 * float(nme) if isinstance(nme, (int, float)) and math.isfinite(nme) else None,
+                        ms_fp32=math.nan, run=str(run))
+    crop = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, _ = export_model(model, Path(tmp) / "fp32.onnx")
+        point.ms_fp32 = round(latency_ms(onnx_session(fp32), crop, runs=runs), 3)
+        if int8:
+            data = (metrics.get("config") or {}).get("data")
+            if not isinstance(data, dict):
+                raise DataError(f"{run / 'metrics.json'}: no recorded data config to calibrate int8 on.")
+            cfg = OmegaConf.create({"data": data, "calibration_faces": calibration_faces, "check_faces": check_faces,
+                                    "max_nme_change": 1e9})  # measured here, never refused: the chart shows the cost
+            q = quantize_checked(model, fp32, Path(tmp) / "int8.onnx", cfg)
+            point.ms_int8 = round(latency_ms(onnx_session(Path(tmp) / "int8.onnx"), crop, runs=runs), 3)
+            point.nme_change_int8 = q["nme_change"]
+    return point
+
+
+def frontier(points: list[DeployPoint]) -> list[DeployPoint]:
+    """The points no other point beats on both latency (fp32) and NME, fastest first."""
+    ok = sorted((p for p in points if p.nme_io is not None and math.isfinite(p.ms_fp32)),
+                key=lambda p: (p.ms_fp32, p.nme_io))
+    out: list[DeployPoint] = []
+    for p in ok:
+        if not out or p.nme_io < out[-1].nme_io:
+            out.append(p)
+    return out
+
+
+def measure_family(runs: list[Path], int8: bool, reps: int = 200,
+                   progress: bool = True) -> tuple[list[DeployPoint], float | None]:
+    """Every run's point and dlib's latency (None where dlib is not installed), on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        try:
+            dlib: float | None = round(dlib_ms(reps), 3)
+        except ConfigError:  # dlib is optional (the predict extra): the chart then has no dlib point
+            dlib = None
+        points = [measure_run(r, int8, reps) for r in tqdm(runs, desc="timing models", unit="model", disable=not progress)]
+    finally:
+        torch.set_num_threads(threads)
+    for p in points:
+        p.ratio_to_dlib = round(p.ms_fp32 / dlib, 2) if dlib else None
+    return points, dlib
+
+
+def write_results(points: list[DeployPoint], dlib: float | None, dlib_nme: float | None, out: Path) -> list[Path]:
+    """``results.csv`` (every model tried, dlib's row last) and ``pareto.png`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(p) for p in sorted(points, key=lambda p: p.ms_fp32)]
+    if dlib is not None:
+        rows.append(asdict(DeployPoint("dlib ERT (shape_predictor_68)", 0, "ERT", dlib_nme, dlib, ratio_to_dlib=1.0)))
+    write_csv_atomic(out / "results.csv", rows, COLUMNS)
+    pareto_figure(points, dlib, dlib_nme, out / "pareto.png")
+    return [out / "results.csv", out / "pareto.png"]
+
+
+def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float | None, path: Path) -> None:
+    """NME io against ms/face (log axis): every model (int8 as a hollow marker beside its fp32 point), the frontier,
+    and dlib as a star (or a vertical line where its NME on this test set was not given)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=130)
+    shown = [p for p in points if p.nme_io is not None]
+    for p in shown:
+        ax.scatter(p.ms_fp32, p.nme_io, s=36, zorder=3)
+        ax.annotate(f"{p.model} {p.input_px}px {p.head}", (p.ms_fp32, p.nme_io), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+        if p.ms_int8 is not None:
+            y = p.nme_io + (p.nme_change_int8 or 0.0)
+            ax.scatter(p.ms_int8, y, s=36, facecolors="none", edgecolors="grey", zorder=3)
+            ax.annotate("", (p.ms_int8, y), (p.ms_fp32, p.nme_io), arrowprops={"arrowstyle": "->", "color": "grey"})
+    best = frontier(shown)
+    if len(best) > 1:
+        ax.step([p.ms_fp32 for p in best], [p.nme_io for p in best], where="post", color="black", lw=0.8,
+                label="frontier (fp32)")
+    if dlib is not None:
+        if dlib_nme is not None:
+            ax.scatter(dlib, dlib_nme, marker="*", s=160, color="crimson", zorder=4, label=f"dlib ERT ({dlib:.2f} ms)")
+        else:
+            ax.axvline(dlib, color="crimson", ls="--", lw=1, label=f"dlib ERT latency ({dlib:.2f} ms; NME not given)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per face, batch 1, one CPU thread (ONNX Runtime; hollow: int8)")
+    ax.set_ylabel("NME, inter-ocular (%)")
+    ax.set_title("accuracy against latency")
+    ax.grid(alpha=0.3, which="both")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def dlib_nme_from(path: str | Path | None) -> float | None:
+    """dlib's NME io (%) from an ``evaluate peer=dlib`` run's ``metrics.json`` (or its folder); None without one."""
+    if not path:
+        return None
+    m = Path(str(path)).expanduser()
+    m = m / "metrics.json" if m.is_dir() else m
+    try:
+        value = json.loads(m.read_text())["test"]["metrics"]["nme_io"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"bench.pareto.dlib_metrics: {m} is not an evaluate run's metrics.json "
+                          f"({type(exc).__name__}: {exc}).") from None
+    return 100 * float(value)
