@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Accuracy against one-thread latency (experiments/deploy/README.md): train a family of small models on the recipe's
+# protocol (train AFW + HELEN train, test LFPW train), evaluate dlib's predictor on the same test faces, then time
+# every model and dlib in one bench run and write results.csv + pareto.png here. Resumable (resume=true);
+# DRY_RUN=1 prints the commands. Each training run is about as long as the recipe's (3600 steps) on one core.
+#   bash experiments/deploy/run.sh            # OUT=logs/deploy, FAMILY as below
+set -euo pipefail
+OUT=${OUT:-logs/deploy}
+FAMILY=${FAMILY:-"
+mobilenetv3_small_100 96 heatmap
+mobilenetv3_large_100 96 heatmap
+mobilenetv3_large_100 128 heatmap
+lcnet_100 128 heatmap
+efficientnet_lite0 128 heatmap
+repvit_m0_9 128 heatmap
+resnet18 128 heatmap
+"}
+run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
+while read -r backbone px head; do
+  [ -z "$backbone" ] && continue
+  OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN \
+    "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" \
+    data.num_workers=0 logger=csv resume=true "hydra.run.dir=$OUT/${backbone}_${px}_${head}"
+done <<< "$FAMILY"
+# dlib with its own detector on the same test faces (its NME for the chart's point)
+run python -m landmark_lab.evaluate peer=dlib data=300w "data.split=[lfpw/trainset]" eval.box=detector \
+  "hydra.run.dir=$OUT/dlib" overwrite=true
+# every latency from this one run, on an otherwise idle machine
+run python -m landmark_lab.bench "bench.pareto.runs=[$OUT]" "bench.pareto.dlib_metrics=$OUT/dlib" \
+  "bench.pareto.out=$(dirname "$0")" "hydra.run.dir=$OUT/bench"
