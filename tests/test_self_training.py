@@ -169,9 +169,9 @@ def test_a_strategy_is_one_yaml_file(tmp_path, cache_dir):
     assert [s["steps"] for s in m["stages"]] == [4, 4] and m["data"]["real_train"] == 12
     assert m["data"]["synthetic_train"] > 0 and "unlabelled" not in m["data"]
     # ... and reported from the same file: its label, headline name and place (after real_only, before pre-training)
-    from landmark_lab.reports.rows import LABELS, SHORT, collect, ordered
+    from landmark_lab.reports.rows import collect, ordered, strategy_label, strategy_short
 
     rows, _ = collect(tmp_path)
-    assert [r["strategy"] for r in rows] == ["warm_start"] and LABELS["warm_start"] == "my warm start"
-    assert SHORT["warm_start"].format(n=12) == "warm start + 12 real"
+    assert [r["strategy"] for r in rows] == ["warm_start"] and strategy_label("warm_start") == "my warm start"
+    assert strategy_short("warm_start").format(n=12) == "warm start + 12 real"
     assert ordered(["pretrain_finetune", "warm_start", "real_only"]) == ["real_only", "warm_start", "pretrain_finetune"]

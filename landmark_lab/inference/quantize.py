@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,22 @@ def _predict(session: Any, crops: np.ndarray, batch: int = 32) -> np.ndarray:
     return np.concatenate([session.run(None, {name: crops[i:i + batch]})[0] for i in range(0, len(crops), batch)])
 
 
-def latency_ms(session: Any, crop: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
-    """Median milliseconds of one batch-1 call on ``crop`` (1, 3, S, S)."""
-    name = session.get_inputs()[0].name
+def median_ms(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> float:
+    """Median milliseconds of one call of ``fn`` over ``runs`` calls, after ``warmup`` untimed ones."""
     for _ in range(warmup):
-        session.run(None, {name: crop})
+        fn()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        session.run(None, {name: crop})
+        fn()
         times.append(time.perf_counter() - t0)
     return 1000.0 * float(np.median(times))
+
+
+def latency_ms(session: Any, crop: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
+    """Median milliseconds of one batch-1 call on ``crop`` (1, 3, S, S)."""
+    name = session.get_inputs()[0].name
+    return median_ms(lambda: session.run(None, {name: crop}), runs, warmup)
 
 
 def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
@@ -133,7 +139,7 @@ def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any) -> dict[str, A
             out.unlink(missing_ok=True)
             raise DataError(f"{out}: the {name} model's predictions are not finite; nothing was written.")
         nme[name] = 100 * float(nme_per_face(torch.from_numpy(pred), torch.from_numpy(truth)).mean())
-        ms[name] = latency_ms(session, test[:1])
+        ms[name] = latency_ms(session, test[:1], runs=int(cfg.get("latency_runs", 100)))
     change = nme["int8"] - nme["fp32"]
     report = {"nme_io_fp32": round(nme["fp32"], 3), "nme_io_int8": round(nme["int8"], 3),
               "nme_change": round(change, 3), "ms_fp32": round(ms["fp32"], 3), "ms_int8": round(ms["int8"], 3),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landmark_lab.reports.rows import LABELS, ORDER, REGIONS, ordered
+from landmark_lab.reports.rows import REGIONS, ordered, strategy_label, strategy_order
 from landmark_lab.utils.drawing import pyplot
 
 
@@ -41,7 +41,7 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
         pts = agg[s]
         if s == "synth_only" or set(pts) == {0}:
             m, sd, _ = pts[min(pts)]
-            label = f"{LABELS.get(s, s)}: {100 * m:.2f}%"
+            label = f"{strategy_label(s)}: {100 * m:.2f}%"
             if 100 * m > top:
                 ax.plot([], [], ls="--", color="gray", label=label + " (above the axis)")
                 continue
@@ -52,7 +52,7 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
         y = [100 * pts[x][0] for x in b]
         shown = [i for i, v in enumerate(y) if v <= top]
         line = ax.errorbar([b[i] for i in shown], [y[i] for i in shown], yerr=[100 * pts[b[i]][1] for i in shown],
-                           marker="o", capsize=3, label=LABELS.get(s, s) + ("" if shown else " (above the axis)"))
+                           marker="o", capsize=3, label=strategy_label(s) + ("" if shown else " (above the axis)"))
         color = line.lines[0].get_color()
         for i in (i for i, v in enumerate(y) if v > top):  # off the axis: a triangle at the edge, its value beside
             ax.plot(b[i], edge, marker="^", ms=9, color=color, clip_on=False)
@@ -78,7 +78,7 @@ def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
     """Per-region NME bars for each strategy at one budget (synthetic only at its own)."""
     plt = pyplot()
 
-    strategies = [s for s in ORDER if any(r["strategy"] == s for r in rows)]
+    strategies = [s for s in strategy_order() if any(r["strategy"] == s for r in rows)]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=130)
     width = 0.8 / max(1, len(strategies))
     for k, s in enumerate(strategies):
@@ -86,7 +86,7 @@ def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
         if not sel:
             continue
         means = [100 * np.mean([r[f"nme_io_{g}"] for r in sel]) for g in REGIONS]
-        ax.bar(np.arange(len(REGIONS)) + k * width, means, width, label=LABELS.get(s, s))
+        ax.bar(np.arange(len(REGIONS)) + k * width, means, width, label=strategy_label(s))
     ax.set_xticks(np.arange(len(REGIONS)) + width * (len(strategies) - 1) / 2, REGIONS)
     ax.set_ylabel("NME, inter-ocular (%)")
     ax.set_title(f"Per-region real-test NME at {budget} real images")
@@ -107,11 +107,11 @@ def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
     from landmark_lab.evaluation.figures import ced_plot
 
     curves = {}
-    for s in ORDER:
+    for s in strategy_order():
         sel = [r for r in rows if r["strategy"] == s and r["budget"] in (budget, 0) and r.get("ced")]
         if sel:
             xs = np.asarray(sel[0]["ced"]["nme_io"])
-            curves[LABELS.get(s, s)] = (xs, np.mean([r["ced"]["fraction"] for r in sel], axis=0))
+            curves[strategy_label(s)] = (xs, np.mean([r["ced"]["fraction"] for r in sel], axis=0))
     if curves:
         ced_plot(curves, path, title=f"CED at {budget} real images")
 
@@ -140,5 +140,6 @@ def plot_runs(rows: list[dict], path: Path, title: str) -> None:
 
 def ced_runs(rows: list[dict], budget: int) -> tuple[list[dict], list[dict]]:
     """The runs ``ced.png`` shows at ``budget``, and those of them without a CED curve (read from a results.csv)."""
-    at = [r for r in rows if r["strategy"] in ORDER and r["budget"] in (budget, 0)]
+    known = strategy_order()
+    at = [r for r in rows if r["strategy"] in known and r["budget"] in (budget, 0)]
     return at, [r for r in at if not r.get("ced")]

@@ -8,7 +8,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -33,20 +33,29 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _catalogue_entry(name: str, spec: Any, where: str) -> tuple[float, str, str]:
+class ReportName(NamedTuple):
+    """How reports name one strategy: its place in tables and curves, its legend label, its headline name."""
+
+    order: float
+    label: str
+    short: str  # with ``{n}``: the labelled images
+
+
+def _catalogue_entry(name: str, spec: Any, where: str) -> ReportName:
     if not isinstance(spec, dict) or not isinstance(spec.get("label"), str):
         raise ConfigError(f"{where}: report.{name} needs a label (and an order and a short name): "
                           "{order: 10, label: \"...\", short: \"... {n} real\"}.")
     order = spec.get("order", math.inf)
-    return (float(order) if _finite(order) else math.inf, spec["label"], str(spec.get("short") or f"{name} with {{n}} real"))
+    return ReportName(float(order) if _finite(order) else math.inf, spec["label"],
+                      str(spec.get("short") or f"{name} with {{n}} real"))
 
 
-def strategy_catalogue() -> dict[str, tuple[float, str, str]]:
-    """``name -> (order, label, short)`` of every reported strategy, read from the ``report`` block of the packaged
+def strategy_catalogue() -> dict[str, ReportName]:
+    """``name -> ReportName`` of every reported strategy, read from the ``report`` block of the packaged
     ``conf/strategy/*.yaml``: a strategy's place in tables and curves, its legend label and its headline name are
     defined beside its stages. Runs of strategies from other config folders bring theirs in their metrics.json
     (:func:`add_reported`)."""
-    out: dict[str, tuple[float, str, str]] = {}
+    out: dict[str, ReportName] = {}
     for path in sorted((config_dir() / "strategy").glob("*.yaml")):
         loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         report = (loaded.get("report") if isinstance(loaded, dict) else None) or {}
@@ -55,45 +64,54 @@ def strategy_catalogue() -> dict[str, tuple[float, str, str]]:
     return out
 
 
-CATALOGUE = strategy_catalogue()
-ORDER: list[str] = []
-LABELS: dict[str, str] = {}
-SHORT: dict[str, str] = {}
+_CATALOGUE: dict[str, ReportName] = {}
 
 
-def _refresh() -> None:
-    ORDER[:] = sorted(CATALOGUE, key=lambda n: CATALOGUE[n][0])
-    LABELS.clear()
-    LABELS.update({n: v[1] for n, v in CATALOGUE.items()})
-    SHORT.clear()
-    SHORT.update({n: v[2] for n, v in CATALOGUE.items()})
+def catalogue() -> dict[str, ReportName]:
+    """The reported strategies: the packaged ones (read on first use), plus those :func:`add_reported` added."""
+    if not _CATALOGUE:
+        _CATALOGUE.update(strategy_catalogue())
+    return _CATALOGUE
 
 
-_refresh()
+def strategy_order() -> list[str]:
+    """The reported strategies in their report order."""
+    names = catalogue()
+    return sorted(names, key=lambda n: names[n].order)
+
+
+def strategy_label(name: str) -> str:
+    """A strategy's legend label (its name where no report block defines one)."""
+    entry = catalogue().get(name)
+    return entry.label if entry else name
+
+
+def strategy_short(name: str) -> str:
+    """A strategy's name in headlines, with ``{n}`` for its labelled images."""
+    entry = catalogue().get(name)
+    return entry.short if entry else f"{name} with {{n}} real"
 
 
 def add_reported(metrics: dict[str, Any]) -> None:
     """Make a run's own strategy reportable when the packaged configs do not define it (a strategy YAML in the
-    user's ``--config-dir``): its recorded ``strategy.report`` block, or else its name, after the packaged ones."""
+    user's ``--config-dir``): its recorded ``strategy.report`` block. A strategy without one is reported under its
+    name, after the known ones (:func:`ordered`)."""
     config = metrics.get("config")
     strategy = config.get("strategy") if isinstance(config, dict) else None
     report = strategy.get("report") if isinstance(strategy, dict) else None
-    changed = False
-    for name, spec in (report or {}).items() if isinstance(report, dict) else ():
-        if name not in CATALOGUE:
+    known = catalogue()
+    for name, spec in report.items() if isinstance(report, dict) else ():
+        if str(name) not in known:
             try:
-                CATALOGUE[str(name)] = _catalogue_entry(str(name), spec, "a run's recorded strategy")
+                known[str(name)] = _catalogue_entry(str(name), spec, "a run's recorded strategy")
             except ConfigError:
                 continue  # a malformed block in a run's record: the run is still reported, under its name
-            changed = True
-    if changed:
-        _refresh()
 
 
 def ordered(names: Any) -> list[str]:
-    """Strategy names in the report's order (ORDER), others (reference lines) after them as they came."""
-    names = list(names)
-    return [s for s in ORDER if s in names] + [s for s in names if s not in ORDER]
+    """Strategy names in the report's order (:func:`strategy_order`), others (reference lines) after them as they came."""
+    names, known = list(names), strategy_order()
+    return [s for s in known if s in names] + [s for s in names if s not in known]
 
 
 def strategy_of(metrics: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from landmark_lab.reports.plots import ced_runs
-from landmark_lab.reports.rows import ORDER, REGIONS, SHORT, ordered
+from landmark_lab.reports.rows import REGIONS, ordered, strategy_order, strategy_short
 from landmark_lab.reports.stats import equivalent_budget, equivalent_budget_interval, face_values, faces_cover, seed_values
 
 
@@ -42,7 +42,7 @@ def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[di
             words = {"≈": f"≈ real-only with {b:.0f} real images",
                      "<": "is better than real-only with " + largest.format(b=b),
                      ">": f"is worse than real-only with {b:.0f} real images"}[rel]
-            name = SHORT.get(strategy, strategy + " with {n} real").format(n=n)
+            name = strategy_short(strategy).format(n=n)
             line = f"{name} (NME {100 * mean:.2f}%, {seeds} seed{'s' if seeds > 1 else ''}) {words}"
             if rows is not None:
                 interval = equivalent_budget_interval(values, n, strategy=strategy, faces=faces)
@@ -67,7 +67,7 @@ def budget_table(rows: list[dict], budget: int) -> list[str]:
     """The study's Table 2 at one real budget: every strategy's NME per face region (mean ± std over seeds), and the
     same without the label adapter where the run recorded it (its base output was trained on 3d labels)."""
     sel = [r for r in rows if r["budget"] in (budget, 0)]
-    strategies = [s for s in ORDER if any(r["strategy"] == s for r in sel)]
+    strategies = [s for s in strategy_order() if any(r["strategy"] == s for r in sel)]
     strategies += sorted({r["strategy"] for r in sel} - set(strategies))
     if not strategies:
         return []
@@ -129,7 +129,7 @@ def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
           "first run of a seed carries its cost, the others reuse it. A resumed run's time covers only its last "
           "part: such runs are left out (\"resumed\" where every seed was resumed).", "",
           "| strategy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-    for s in [s for s in ORDER if any(r["strategy"] == s for r in rows)]:
+    for s in [s for s in strategy_order() if any(r["strategy"] == s for r in rows)]:
         cells = []
         for b in budgets:
             here = [r for r in rows if r["strategy"] == s and r["budget"] == b]
