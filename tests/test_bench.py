@@ -75,7 +75,7 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     argv = ["+experiment=real_only", "strategy.stages.0.steps=2", *tiny_overrides(cache_dir)]
     assert run_cli("train", [*argv, f"hydra.run.dir={runs / 'tiny'}"]) == 0
     out = tmp_path / "deploy"
-    bench = [f"bench.pareto.runs=[{runs}]", f"bench.pareto.out={out}", "bench.pareto.reps=5",
+    bench = [f"bench.pareto.runs=[{runs}]", f"bench.pareto.out={out}", "bench.pareto.reps=5", "bench.video_frames=12",
              *[o for o in tiny_overrides(cache_dir) if o.startswith(("paths.", "++data.", "data."))],
              f"hydra.run.dir={tmp_path / 'bench'}"]
     assert run_cli("bench", bench) == 0
@@ -92,6 +92,10 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
         dlib = float(rows[-1]["ms_fp32"])
         assert abs(float(model["ratio_to_dlib"]) - float(model["ms_fp32"]) / dlib) < 0.01
     assert (out / "pareto.png").stat().st_size > 0 and f"wrote {out / 'results.csv'}" in printed
+    # the fastest model tracks a clip made from its own test photos (bench.pareto.video_frames follows bench.video_frames)
+    video = json.loads((out / "video.json").read_text())
+    assert video["frames"] == 12 and video["run"] == str(runs / "tiny") and video["fps_tracking"] > 0
+    assert "frames/s tracking" in printed
     # a folder that is not there: one clear line, exit 2
     assert run_cli("bench", [f"bench.pareto.runs=[{tmp_path / 'nowhere'}]", f"hydra.run.dir={tmp_path / 'b2'}"]) == 2
     assert "bench.pareto.runs" in capsys.readouterr().err

@@ -393,7 +393,8 @@ def test_refused_command_keeps_a_run_folder_the_user_made(tmp_path):
     ("data.transform.crop.box=faces", r"data\.transform\.crop\.box='faces' is not valid"),
     ("+experiment=synth_only_adapted posthoc_adapter.name=affinee", r"posthoc_adapter\.name='affinee' .*Did you mean 'affine'"),
     ("data=300w data.root=/nonexistent/300w", r"^data\.root=/nonexistent/300w: folder not found"),
-    ("strategy.name=mixup", r"strategy\.name='mixup' is not valid"),
+    # a strategy's name only names it (any YAML file is a strategy): what a stage trains on is the choice
+    ("strategy.stages.0.train_on=reall", r"strategy\.stages\.0\.train_on='reall' is not valid.*Did you mean 'real'"),
 ])
 def test_typos_are_named_before_any_work(make_cfg, tmp_path, override, message):
     if torch.cuda.is_available() and "cuda" in override:

@@ -148,26 +148,29 @@ def test_unlabelled_folder_reads_nested_photos_and_names_bad_ones(tmp_path):
 
 
 def test_a_strategy_is_one_yaml_file(tmp_path, cache_dir):
-    """A strategy of the user's own from the stage kinds (train_on), in a config folder outside the package: synthetic
-    pre-training, then the real budget, reported under its own label."""
+    """A strategy of the user's own, named by itself, from the stage kinds (train_on), in a config folder outside the
+    package: synthetic pre-training, then batches a quarter synthetic and three quarters real (validated on real),
+    reported under its own name; what the stages leave out (epochs, min/max steps) comes from stage_defaults."""
     from .conftest import run_cli, tiny_overrides
 
     mine = tmp_path / "my_conf" / "strategy"
     mine.mkdir(parents=True)
     stage = "    steps: 4\n    lr: 1.0e-3\n"
     (mine / "warm_start.yaml").write_text(
-        "name: self_train\nlabel: warm_start\n"
+        "name: warm_start\n"
         'report:\n  warm_start: {order: 15, label: "my warm start", short: "warm start + {n} real"}\n'
         "stages:\n  - name: synthetic\n    train_on: synthetic\n" + stage
-        + "  - name: real\n    train_on: real\n" + stage)
+        + "  - name: mixed\n    train_on: mixed\n    synth_share: 0.25\n" + stage)
     run = tmp_path / "run"
     argv = ["--config-dir", str(tmp_path / "my_conf"), "strategy=warm_start", "data.real_budget=12",
-            "schedule.val_every=2", *tiny_overrides(cache_dir), f"hydra.run.dir={run}"]
+            "schedule.val_every=2", "schedule.min_steps=3", *tiny_overrides(cache_dir), f"hydra.run.dir={run}"]
     assert run_cli("train", argv) == 0
     m = _metrics(run)
-    assert m["strategy"] == "warm_start" and [s["name"] for s in m["stages"]] == ["synthetic", "real"]
+    assert m["strategy"] == "warm_start" and [s["name"] for s in m["stages"]] == ["synthetic", "mixed"]
     assert [s["steps"] for s in m["stages"]] == [4, 4] and m["data"]["real_train"] == 12
     assert m["data"]["synthetic_train"] > 0 and "unlabelled" not in m["data"]
+    recorded = m["config"]["strategy"]["stages"]
+    assert [st["min_steps"] for st in recorded] == [3, 3] and recorded[1]["synth_share"] == 0.25
     # ... and reported from the same file: its label, headline name and place (after real_only, before pre-training)
     from landmark_lab.reports.rows import collect, ordered, strategy_label, strategy_short
 

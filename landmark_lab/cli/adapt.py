@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from landmark_lab.adaptation.posthoc import fit_posthoc_adapter
 from landmark_lab.cli.app import run_app
 from landmark_lab.cli.checks import check_eval_config
-from landmark_lab.datamodules.strategies import RealOnlyDataModule
+from landmark_lab.datamodules.strategies import StageData, StrategyDataModule
 from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, summary_line
 from landmark_lab.evaluation.figures import evaluation_figures
 from landmark_lab.models.checkpoint import load_checkpoint, save_model
@@ -32,7 +32,7 @@ def adapt_checkpoint(cfg: DictConfig) -> dict:
     if model.hparams.crop:  # crop as the model was trained
         with open_dict(data):
             data.transform.crop = dict(model.hparams.crop)
-    dm = RealOnlyDataModule(data, seed=int(cfg.seed))
+    dm = StrategyDataModule(data, seed=int(cfg.seed), stages=[StageData("train", "real")], strategy="real_only")
     dm.prepare_data()
     dm.setup("fit")
     p = cfg.posthoc_adapter

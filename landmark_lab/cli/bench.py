@@ -6,6 +6,7 @@ folder (the measurements: :mod:`landmark_lab.training.speed`). Asserts nothing.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -80,8 +81,8 @@ def run_bench(cfg: DictConfig) -> list[str]:
 
 def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
     """Time every trained model of ``bench.pareto.runs`` and dlib's predictor; write results.csv and pareto.png."""
-    from landmark_lab.evaluation.pareto import dlib_nme_from, measure_family, run_folders, write_results
-    from landmark_lab.utils.run import run_dir_of
+    from landmark_lab.evaluation.pareto import dlib_nme_from, measure_family, run_folders, track_clip, write_results
+    from landmark_lab.utils.run import run_dir_of, write_json
 
     runs = run_folders(p.runs)
     dlib_nme = dlib_nme_from(p.get("dlib_metrics"))
@@ -95,6 +96,15 @@ def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
     out = Path(str(p.out)).expanduser() if p.get("out") else run_dir_of(cfg)
     for path in write_results(points, dlib, dlib_nme, out):
         say(f"wrote {path}")
+    timed = [q for q in points if math.isfinite(q.ms_fp32)]
+    if int(p.get("video_frames") or 0) > 0 and timed:  # video with the fastest model on the chart
+        fastest = min(timed, key=lambda q: q.ms_fp32)
+        v = track_clip(Path(fastest.run), int(p.video_frames))
+        say(f"video {v['frame_size']} from its test photos, {v['model']} {v['input_px']}px, ONNX Runtime fp32, 1 thread, "
+            f"detector {v['detector']} on {v['detector_runs']} of {v['frames']} frames: {v['fps_tracking']:.1f} "
+            f"frames/s tracking ({v['fps_total']:.1f} with making the frames)")
+        write_json(out / "video.json", v)
+        say(f"wrote {out / 'video.json'}")
 
 
 def _model_figures(cfg: DictConfig, say: Callable[[str], None]) -> None:

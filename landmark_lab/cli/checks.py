@@ -193,19 +193,28 @@ def _check_trainer(cfg: DictConfig) -> None:
 
 
 def _check_stages(cfg: DictConfig) -> None:
-    from landmark_lab.datamodules.strategies import STRATEGIES
+    from landmark_lab.datamodules.strategies import TRAIN_ON, VALIDATE_ON
 
-    choice(cfg, "strategy.name", STRATEGIES)
     stages = _get(cfg, "strategy.stages") or []
     if not stages:
         raise ConfigError("strategy.stages is empty: a strategy needs at least one stage.")
+    names = [str(_get(cfg, f"strategy.stages.{i}.name", i)) for i in range(len(stages))]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"strategy.stages: two stages share a name ({', '.join(names)}); each stage's checkpoints "
+                          "live in a folder of its name, so give each its own.")
     for i in range(len(stages)):
         k = f"strategy.stages.{i}"
+        if _get(cfg, f"{k}.train_on", None) is None:
+            raise ConfigError(f"{k}.train_on is not set: say what stage {names[i]} trains on "
+                              f"({' | '.join(TRAIN_ON)}; see the stage keys in conf/train.yaml).")
+        choice(cfg, f"{k}.train_on", TRAIN_ON)
+        choice(cfg, f"{k}.validate_on", VALIDATE_ON, default="real")
+        for share in ("synth_share", "labelled_share"):
+            number(cfg, f"{k}.{share}", low=0, high=1, default=0.5)
         if _get(cfg, f"{k}.steps") not in (None, "auto"):
             integer(cfg, f"{k}.steps", low=1)
         number(cfg, f"{k}.lr", low=0, strict_low=True)
         number(cfg, f"{k}.epochs", low=0, strict_low=True, default=20)
-        choice(cfg, f"{k}.train_on", ["synthetic", "real", "pseudo"], default="real")
         lo = integer(cfg, f"{k}.min_steps", low=1, default=100)
         hi = integer(cfg, f"{k}.max_steps", low=1, default=1000)
         if hi < lo:

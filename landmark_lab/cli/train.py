@@ -36,6 +36,7 @@ from landmark_lab.training.stages import (
     run_stage,
     use_pseudo_labels,
 )
+from landmark_lab.utils.compose import complete_stages
 from landmark_lab.utils.run import (
     check_finished_run_matches,
     is_rank_zero,
@@ -56,6 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     as :class:`Interrupted` with ``failed.json`` written (reason ``interrupted``), never as a success.
     """
     t_start = time.perf_counter()
+    complete_stages(cfg)  # the stages with conf/train.yaml's stage_defaults, as checked, run and recorded
     # Every name, number, path and device is checked before anything is read, built or written.
     check_train_config(cfg)
     check_self_train_config(cfg)
@@ -96,9 +98,6 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
     data_seconds = time.perf_counter() - t0
 
     model = build_model(cfg)
-    first = cfg.strategy.stages[0].name
-    if hasattr(dm, "stage"):
-        dm.stage = first
     shape = mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf))
     model.init_mean_shape(shape)
 
@@ -120,8 +119,7 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
                 # Each later stage draws its own random stream: its data order and augmentation are then the same
                 # whether the stage before it trained here or came from a cache (the pre-training's, a resume's).
                 L.seed_everything(int(cfg.seed) + i, workers=True, verbose=False)
-            if hasattr(dm, "stage"):
-                dm.stage = stage.name
+            dm.stage = stage.name
             pseudo_info = None
             if stage.get("train_on") == "pseudo":
                 if teacher and i == first_pseudo:

@@ -1,4 +1,5 @@
-"""The shared data module: sources, real pool splits and budgets, loaders. Strategies pick train/val sets."""
+"""The shared data module: sources, real pool splits and budgets, loaders; what trains and validates when is the
+strategy's (:mod:`landmark_lab.datamodules.strategies`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def _plain(cfg: Any) -> Any:
 
 
 class LandmarkDataModule(L.LightningDataModule):
-    """Builds every split once; subclasses (strategies) decide what trains and what validates.
+    """Builds every split once; :class:`~landmark_lab.datamodules.strategies.StrategyDataModule` decides what
+    trains and what validates in each stage.
 
     The real training pool is split into validation and train groups first (an image and its
     flip always on the same side), then the budget takes an exact, nested subset of the train

@@ -1,7 +1,10 @@
-"""Mixing strategies: one LightningDataModule each, all built on :class:`LandmarkDataModule`."""
+"""The data of a mixing strategy: one data module for every strategy, reading what the current stage trains and
+validates on (each stage of ``conf/strategy/<name>.yaml`` says it; see :class:`StageData`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import DataLoader
@@ -10,164 +13,98 @@ from landmark_lab.datamodules.base import LandmarkDataModule
 from landmark_lab.datamodules.samplers import MixedBatchSampler
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.datamodules.splits import Item
-from landmark_lab.registry import Registry
+
+# What a stage can train on: synthetic faces, the labelled real budget, both in every batch (``synth_share`` of it
+# synthetic: the study's alpha), or photos the previous stage's model pseudo-labelled (mixed with the labelled budget).
+TRAIN_ON = ("synthetic", "real", "mixed", "pseudo")
+VALIDATE_ON = ("synthetic", "real")
 
 
-class SynthOnlyDataModule(LandmarkDataModule):
-    """Train on synthetic faces only; select the model on held-out synthetic faces (no real image is
-    seen before the test)."""
+@dataclass(frozen=True)
+class StageData:
+    """What one stage trains and validates on.
 
-    strategy = "synth_only"
+    ``synth_share`` is the synthetic share of each batch of a ``mixed`` stage (at 1 it trains on synthetic faces
+    alone); ``labelled_share`` the labelled share of each batch of a ``pseudo`` stage. ``validate_on`` defaults to
+    synthetic for a synthetic stage (no real image is seen before the test) and to real otherwise.
+    """
 
-    def uses(self, side: str) -> bool:
-        return side == "synthetic"
+    name: str
+    train_on: str = "real"
+    validate_on: str | None = None
+    synth_share: float = 0.5
+    labelled_share: float = 0.25
 
-    def training_set(self) -> tuple[list, list[Item]]:
-        return self.syn_sources, self.syn_train_items
+    def __post_init__(self) -> None:
+        if self.train_on not in TRAIN_ON:
+            raise ValueError(f"stage {self.name}: train_on={self.train_on!r} is not one of {', '.join(TRAIN_ON)}")
+        if self.validate_on is None:
+            object.__setattr__(self, "validate_on", "synthetic" if self.train_on == "synthetic" else "real")
+        if self.validate_on not in VALIDATE_ON:
+            raise ValueError(f"stage {self.name}: validate_on={self.validate_on!r} is not one of "
+                             f"{', '.join(VALIDATE_ON)}")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.syn_sources, self.syn_val_items)
-
-
-class RealOnlyDataModule(LandmarkDataModule):
-    """Train on the real budget only; validate on the held-out real split."""
-
-    strategy = "real_only"
-
-    def uses(self, side: str) -> bool:
-        return side == "real"
-
-    def training_set(self) -> tuple[list, list[Item]]:
-        return self.real_sources, self.real_train_items
-
-    def val_dataloader(self) -> DataLoader:
-        return self.real_val_dataloader()
+    @property
+    def synthetic_only(self) -> bool:
+        """Whether its training set is synthetic faces alone (a ``mixed`` stage at a synthetic share of 1 is)."""
+        return self.train_on == "synthetic" or (self.train_on == "mixed" and self.synth_share >= 1.0)
 
 
-class CombinedDataModule(LandmarkDataModule):
-    """Synthetic and real together, ``synth_share`` (the study's alpha) of every batch synthetic."""
+class StrategyDataModule(LandmarkDataModule):
+    """Every strategy's data module: ``stages`` in the strategy's order; the training command sets ``stage`` (a
+    stage's name) before each stage's fit, and the loaders follow what that stage trains and validates on."""
 
-    strategy = "combined"
-
-    def __init__(self, *args: Any, synth_share: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stages: Sequence[StageData], strategy: str = "custom", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.synth_share = synth_share
-
-    def training_set(self) -> tuple[list, list[Item]]:
-        n_syn_sources = len(self.syn_sources)
-        items = self.syn_train_items + [Item(it.source + n_syn_sources, it.index, it.flip) for it in self.real_train_items]
-        return self.syn_sources + self.real_sources, items
-
-    def train_dataloader(self) -> DataLoader:
-        ds = FaceDataset(*self.training_set(), self.train_tf)
-        sampler = MixedBatchSampler(len(self.syn_train_items), len(self.real_train_items), int(self.cfg["batch_size"]),
-                                    self.synth_share, self.train_steps, self.seed, *self.rank_world())
-        return self._loader(ds, True, batch_sampler=sampler)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.real_val_dataloader()
-
-
-class PretrainFinetuneDataModule(LandmarkDataModule):
-    """Stage ``pretrain``: synthetic only (validated on synthetic); stage ``finetune``: the real budget
-    (validated on real). The training script switches ``stage`` between its two ``fit`` calls."""
-
-    strategy = "pretrain_finetune"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stage = "pretrain"
-
-    def training_set(self) -> tuple[list, list[Item]]:
-        if self.stage == "pretrain":
-            return self.syn_sources, self.syn_train_items
-        return self.real_sources, self.real_train_items
-
-    def val_dataloader(self) -> DataLoader:
-        if self.stage == "pretrain":
-            return self._eval_loader(self.syn_sources, self.syn_val_items)
-        return self.real_val_dataloader()
-
-
-class DataAdaptDataModule(CombinedDataModule):
-    """The study's data adaptation. Stage ``label_map``: synthetic only (the model whose predictions the
-    label map is fitted on); then the training script translates the synthetic labels to the real
-    convention; stage ``train``: a fresh model on the adapted synthetic labels, mixed with the real budget
-    at ``synth_share`` (1.0 = adapted synthetic only, the study's strategy 3; below 1 = its mixing)."""
-
-    strategy = "data_adapt"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stage = "label_map"
-
-    def _synthetic_only(self) -> bool:
-        return self.stage == "label_map" or self.synth_share >= 1.0
-
-    def training_set(self) -> tuple[list, list[Item]]:
-        return (self.syn_sources, self.syn_train_items) if self._synthetic_only() else super().training_set()
-
-    def train_dataloader(self) -> DataLoader:
-        return LandmarkDataModule.train_dataloader(self) if self._synthetic_only() else super().train_dataloader()
-
-    def val_dataloader(self) -> DataLoader:
-        if self.stage == "label_map":
-            return self._eval_loader(self.syn_sources, self.syn_val_items)
-        return self.real_val_dataloader()
-
-
-class SelfTrainDataModule(LandmarkDataModule):
-    """Self-training on unlabelled real photos (``data.unlabelled``). Each stage says what it trains on
-    (``train_on`` in the strategy's YAML): ``synthetic`` (validated on synthetic), ``real`` (the labelled budget) or
-    ``pseudo`` (the photos the previous stage's model pseudo-labelled, mixed with the labelled budget so that
-    ``labelled_share`` of every batch is labelled; both validated on real)."""
-
-    strategy = "self_train"
-
-    def __init__(self, *args: Any, stages: dict[str, str] | None = None, labelled_share: float = 0.25,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stages = dict(stages or {})
-        self.stage = next(iter(self.stages), "pseudo")
-        self.labelled_share = float(labelled_share)
+        if not stages:
+            raise ValueError("a strategy needs at least one stage")
+        self.stages = {s.name: s for s in stages}
+        self.strategy = strategy
+        self.stage = stages[0].name
         self.pseudo_sources: list = []
         self.pseudo_items: list[Item] = []
 
     @property
-    def train_on(self) -> str:
-        return self.stages.get(self.stage, "pseudo")
+    def current(self) -> StageData:
+        """The stage being trained now."""
+        return self.stages[self.stage]
 
     def uses(self, side: str) -> bool:
-        return side == "real" or "synthetic" in self.stages.values()
+        """Whether any stage trains or validates on ``side`` ("synthetic"/"real"; pseudo-labelled stages train
+        beside the labelled real budget)."""
+        sides = {"mixed": {"synthetic", "real"}, "pseudo": {"real"}}
+        return any(side in sides.get(s.train_on, {s.train_on}) or side == s.validate_on for s in self.stages.values())
 
     def set_pseudo_labels(self, source: Any, items: list[Item]) -> None:
         """The pseudo-labelled photos the next ``pseudo`` stage trains on (``items`` index ``source``)."""
         self.pseudo_sources, self.pseudo_items = [source], items
 
     def training_set(self) -> tuple[list, list[Item]]:
-        if self.train_on == "synthetic":
+        st = self.current
+        if st.synthetic_only:
             return self.syn_sources, self.syn_train_items
-        if self.train_on == "real":
+        if st.train_on == "real":
             return self.real_sources, self.real_train_items
-        n = len(self.pseudo_sources)
-        labelled = [Item(it.source + n, it.index, it.flip) for it in self.real_train_items]
-        return self.pseudo_sources + self.real_sources, self.pseudo_items + labelled
+        first, first_items = ((self.syn_sources, self.syn_train_items) if st.train_on == "mixed"
+                              else (self.pseudo_sources, self.pseudo_items))
+        n = len(first)
+        return first + self.real_sources, first_items + [Item(it.source + n, it.index, it.flip)
+                                                         for it in self.real_train_items]
 
     def train_dataloader(self) -> DataLoader:
-        if self.train_on != "pseudo" or not self.real_train_items or not self.pseudo_items:
+        st = self.current
+        if st.train_on == "mixed" and not st.synthetic_only:
+            n_first, share = len(self.syn_train_items), st.synth_share
+        elif st.train_on == "pseudo" and self.real_train_items and self.pseudo_items:
+            n_first, share = len(self.pseudo_items), 1.0 - st.labelled_share
+        else:  # one set (a pseudo stage without labelled images, or without pseudo-labels, trains on what it has)
             return super().train_dataloader()
         ds = FaceDataset(*self.training_set(), self.train_tf)
-        sampler = MixedBatchSampler(len(self.pseudo_items), len(self.real_train_items), int(self.cfg["batch_size"]),
-                                    1.0 - self.labelled_share, self.train_steps, self.seed, *self.rank_world())
+        sampler = MixedBatchSampler(n_first, len(self.real_train_items), int(self.cfg["batch_size"]), share,
+                                    self.train_steps, self.seed, *self.rank_world())
         return self._loader(ds, True, batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        if self.train_on == "synthetic":
+        if self.current.validate_on == "synthetic":
             return self._eval_loader(self.syn_sources, self.syn_val_items)
         return self.real_val_dataloader()
-
-
-STRATEGIES: Registry[type[LandmarkDataModule]] = Registry("strategy", "strategy.name")
-for _cls in (SynthOnlyDataModule, RealOnlyDataModule, CombinedDataModule, PretrainFinetuneDataModule, DataAdaptDataModule,
-             SelfTrainDataModule):
-    STRATEGIES.register(_cls.strategy)(_cls)

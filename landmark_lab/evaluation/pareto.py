@@ -153,6 +153,64 @@ def measure_family(runs: list[Path], int8: bool, reps: int = 200,
     return points, dlib
 
 
+def test_faces(data: dict[str, Any], n: int = 3, margin: float = 1.0) -> list[np.ndarray]:
+    """``n`` photos of a run's real test set (its recorded ``data`` config), each cropped square around its labelled
+    face with ``margin`` of the face's size on every side: what a webcam frame would hold."""
+    from landmark_lab.datamodules.sources import open_sources
+
+    sources = open_sources(data["real"], "real", "test", progress=False)
+    faces: list[np.ndarray] = []
+    for src in sources:
+        for i in range(len(src)):
+            if len(faces) == n:
+                return faces
+            sample = src.load(i)
+            pts = np.asarray(sample.landmarks, np.float32)
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            half = (1 + 2 * margin) * max(x1 - x0, y1 - y0) / 2
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            img = sample.image
+            h, w = img.shape[:2]
+            box = [int(max(0, cx - half)), int(max(0, cy - half)), int(min(w, cx + half)), int(min(h, cy + half))]
+            side = min(box[2] - box[0], box[3] - box[1])
+            if side >= 64:
+                faces.append(np.ascontiguousarray(img[box[1]:box[1] + side, box[0]:box[0] + side]))
+    if not faces:
+        raise DataError("the run's test set has no face photo to make a video clip from.")
+    return faces
+
+
+def track_clip(run: Path, frames: int = 300) -> dict[str, Any]:
+    """Tracking speed of ``run``'s exported model (ONNX Runtime fp32, one thread) on a 640x480 clip of ``frames``
+    frames made from its own test photos (no download): dlib's detector on the first frame and wherever the tracked
+    face's score drops (no detector where dlib is not installed). The tracking summary plus what was timed."""
+    from landmark_lab.inference.detectors import build_detector
+    from landmark_lab.inference.export import export_model
+    from landmark_lab.inference.predictor import Predictor
+    from landmark_lab.inference.video import synthetic_clip, track_video
+
+    model, metrics = run_model(run)
+    data = (metrics.get("config") or {}).get("data")
+    if not isinstance(data, dict):
+        raise DataError(f"{run / 'metrics.json'}: no recorded data config to find its test photos.")
+    clip = synthetic_clip(test_faces(data), frames)
+    try:
+        detector, detector_name = build_detector("dlib"), "dlib HOG"
+    except ConfigError:  # dlib is optional (the predict extra): the first crop is then the whole frame
+        detector, detector_name = None, "none (dlib not installed)"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path, _ = export_model(model, Path(tmp) / "model.onnx")
+            summary = track_video(Predictor.from_onnx(path, detector, threads=1), iter(clip), None, 25.0,
+                                  progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return {**summary, "model": str(model.hparams["backbone"]["name"]), "input_px": int(model.input_size),
+            "detector": detector_name, "frame_size": "640x480", "threads": 1, "run": str(run)}
+
+
 def write_results(points: list[DeployPoint], dlib: float | None, dlib_nme: float | None, out: Path) -> list[Path]:
     """``results.csv`` (every model tried, dlib's row last) and ``pareto.png`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)

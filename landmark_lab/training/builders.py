@@ -2,56 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from landmark_lab.datamodules.base import LandmarkDataModule
 from landmark_lab.datamodules.sources import FaceDataset
-from landmark_lab.datamodules.strategies import STRATEGIES, CombinedDataModule, SelfTrainDataModule
+from landmark_lab.datamodules.strategies import StageData, StrategyDataModule
 from landmark_lab.errors import ConfigError
 from landmark_lab.models.module import LandmarkModule
+from landmark_lab.utils.compose import complete_stages
 
 
 def strategy_stages(cfg: DictConfig) -> list[DictConfig]:
-    """The strategy's stages, a ``train_on: pseudo`` stage repeated ``self_train.rounds`` times (``student``,
-    ``student2``, ...: each round's teacher is the model the round before left)."""
+    """The strategy's stages (completed by ``stage_defaults``), a ``train_on: pseudo`` stage repeated
+    ``self_train.rounds`` times (``student``, ``student2``, ...: each round's teacher is the model the round before
+    left)."""
+    complete_stages(cfg)
     rounds = int((cfg.get("self_train") or {}).get("rounds", 1))
     if rounds < 1:
         raise ConfigError(f"self_train.rounds={rounds} must be at least 1.")
     out = []
     for st in cfg.strategy.stages:
         out.append(st)
-        if str(st.get("train_on", "real")) == "pseudo":
+        if str(st.train_on) == "pseudo":
             out += [OmegaConf.merge(st, {"name": f"{st.name}{r}"}) for r in range(2, rounds + 1)]
     return out
 
 
-def build_datamodule(cfg: DictConfig, progress: bool = True) -> LandmarkDataModule:
-    """The strategy's data module over ``cfg.data``, with ``cfg.augment``."""
-    cls = STRATEGIES.get(cfg.strategy.name)
-    kwargs: dict[str, Any] = {"data": cfg.data, "augment": cfg.augment, "seed": int(cfg.seed),
-                              "progress": progress}
-    if issubclass(cls, CombinedDataModule):
-        kwargs["synth_share"] = float(cfg.data.synth_share)
+def stage_data(cfg: DictConfig, stage: DictConfig) -> StageData:
+    """What ``stage`` trains and validates on; a ``mixed`` stage's synthetic share defaults to ``data.synth_share``,
+    a ``pseudo`` stage's labelled share to ``self_train.labelled_share``."""
+    return StageData(
+        name=str(stage.name), train_on=str(stage.train_on), validate_on=stage.get("validate_on"),
+        synth_share=float(stage.get("synth_share", cfg.data.get("synth_share", 0.5))),
+        labelled_share=float(stage.get("labelled_share", (cfg.get("self_train") or {}).get("labelled_share", 0.25))))
+
+
+def build_datamodule(cfg: DictConfig, progress: bool = True) -> StrategyDataModule:
+    """The data module of the strategy's stages over ``cfg.data``, with ``cfg.augment``."""
     unlabelled = str((cfg.data.get("unlabelled") or {}).get("kind", "none"))
     stages = strategy_stages(cfg)
-    pseudo = any(str(st.get("train_on", "real")) == "pseudo" for st in stages)
-    if issubclass(cls, SelfTrainDataModule):
-        if pseudo and unlabelled == "none":
-            raise ConfigError(f"strategy={cfg.strategy.name} trains on unlabelled photos: add data/unlabelled=folder "
-                              "data.unlabelled.root=DIR (your photos) or data/unlabelled=pool_rest (the real pool "
-                              "beyond the budget, its labels unread).")
-        kwargs["stages"] = {str(st.name): str(st.get("train_on", "real")) for st in stages}
-        kwargs["labelled_share"] = float(cfg.self_train.labelled_share)
+    pseudo = any(str(st.train_on) == "pseudo" for st in stages)
+    if pseudo and unlabelled == "none":
+        raise ConfigError(f"strategy={cfg.strategy.name} trains on unlabelled photos: add data/unlabelled=folder "
+                          "data.unlabelled.root=DIR (your photos) or data/unlabelled=pool_rest (the real pool "
+                          "beyond the budget, its labels unread).")
     if unlabelled != "none" and not pseudo:
         raise ConfigError(f"data.unlabelled is set ({unlabelled}) but strategy={cfg.strategy.name} trains on no "
                           "unlabelled photo; use strategy=self_train (or self_train_real, self_train_zero), or drop "
                           "data/unlabelled.")
     # A stage that fits a post-hoc label adapter needs the real training labels even if it trains on none.
-    kwargs["calibrate_on_real"] = any(bool(st.get("fit_adapter", False)) for st in cfg.strategy.stages)
-    return cls(**kwargs)
+    calibrate = any(bool(st.get("fit_adapter", False)) for st in stages)
+    return StrategyDataModule(data=cfg.data, augment=cfg.augment, seed=int(cfg.seed), progress=progress,
+                              calibrate_on_real=calibrate, stages=[stage_data(cfg, st) for st in stages],
+                              strategy=str(cfg.strategy.name))
 
 
 def build_model(cfg: DictConfig) -> LandmarkModule:

@@ -34,10 +34,6 @@ from landmark_lab.utils.run import is_rank_zero, run_dir_of, write_json
 
 log = logging.getLogger("landmark_lab.train")
 
-# Strategies whose first stage trains on synthetic data only: that stage can come from the cache.
-SYNTHETIC_FIRST = ("synth_only", "pretrain_finetune", "data_adapt")
-
-
 def eval_device(cfg: DictConfig) -> str:
     """The device the run trained on, for its test: a GPU run is tested on the GPU, a CPU run on the CPU."""
     accel = str(cfg.trainer.get("accelerator", "auto"))
@@ -177,8 +173,10 @@ def run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConfi
             return {**info, "reused": True}
     n_train = len(dm.training_set()[1])
     steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
-    synthetic_first = cfg.strategy.name in SYNTHETIC_FIRST or stage.get("train_on") == "synthetic"
-    use_cache = (index == 0 and synthetic_first and cfg.pretrain_cache.enabled and not cfg.trainer.get("fast_dev_run"))
+    # A first stage on synthetic faces alone depends on no real image (nor on the budget): the same training for
+    # every strategy and budget that starts with it, so it can come from the cache (unless the stage says cache: false).
+    cacheable = index == 0 and stage.train_on == "synthetic" and bool(stage.get("cache", True))
+    use_cache = cacheable and cfg.pretrain_cache.enabled and not cfg.trainer.get("fast_dev_run")
     last = stage_dir / "last.ckpt"
     resume_from = last if last.is_file() else None
     if not use_cache:

@@ -108,8 +108,10 @@ def budget(cfg: DictConfig, key: str = "data.real_budget") -> None:
         return
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    # 0 labelled images is a budget only where no stage trains on labelled real images (self-training alone).
-    zero_ok = not any(str(st.get("train_on", "real")) == "real" for st in (_get(cfg, "strategy.stages", None) or []))
+    # 0 labelled images is a budget only where no stage trains on labelled real images nor fits an adapter on them
+    # (synthetic only, self-training alone).
+    zero_ok = not any(str(st.get("train_on")) in ("real", "mixed") or st.get("fit_adapter")
+                      for st in (_get(cfg, "strategy.stages", None) or []))
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (value == 0 and not zero_ok):
         raise ConfigError(f"{user_key(cfg, key)}={value!r} must be a positive whole number of images or 'all'"
                           + (" (0 only for a strategy that trains on no labelled real image, e.g. self_train_zero)."

@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from landmark_lab.errors import ConfigError
 
@@ -58,4 +58,17 @@ def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: 
             cfg.paths.root_dir = str(root_dir)
         cfg.paths.output_dir = str(run_dir)
         del cfg["hydra"]
+    return cfg
+
+
+def complete_stages(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with each of its strategy's stages completed by ``stage_defaults`` (conf/train.yaml) under what the
+    stage sets itself, in place; idempotent. A config without ``stage_defaults`` (a record of an older version,
+    whose stages listed every key) is returned as it is."""
+    defaults, stages = cfg.get("stage_defaults"), OmegaConf.select(cfg, "strategy.stages")
+    if defaults is None or stages is None:
+        return cfg
+    # merged unresolved, so a stage's ${schedule...} values resolve against this config as the user's overrides set them
+    with open_dict(cfg):
+        cfg.strategy.stages = [OmegaConf.merge(defaults, st) for st in stages]
     return cfg

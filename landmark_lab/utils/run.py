@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import Container, DictConfig, OmegaConf
 
 from landmark_lab.errors import ConfigError
+from landmark_lab.utils.compose import complete_stages
 from landmark_lab.utils.io import write_text_atomic
 
 RESULT_FILES = ("metrics.json",)
@@ -79,6 +80,9 @@ NOT_RESULT_KEYS = frozenset({"root", "cache_dir", "num_workers", "pin_memory", "
 # resolved them, so a setting that a strategy does not use (schedule.finetune_lr for real-only) is no difference.
 # The runner reads only these schedule keys itself:
 SCHEDULE_READ = frozenset({"val_every"})
+# Stage keys that runs recorded before them lack: the strategy's name implied what they say (which data a stage
+# trains on), so a record without them is no difference.
+ADDED_STAGE_KEYS = frozenset({"train_on"})
 
 
 def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -94,6 +98,7 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _result_sections(cfg: DictConfig) -> dict[str, Any]:
+    complete_stages(cfg)  # a .hydra/config.yaml record holds the stages as the strategy file wrote them
     out: dict[str, Any] = {}
     for key in RESULT_SECTIONS:
         if key in cfg:
@@ -109,6 +114,9 @@ def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[st
     recorded, current = _jsonable(recorded), _jsonable(current)
     old = _leaves({k: recorded.get(k) for k in RESULT_SECTIONS if k in recorded})
     new = _leaves({k: current.get(k) for k in RESULT_SECTIONS if k in recorded})
+    for key in set(new) - set(old):
+        if key.startswith("strategy.stages.") and key.rsplit(".", 1)[1] in ADDED_STAGE_KEYS:
+            del new[key]
     unset = "(unset)"
     return [f"{key}: {old.get(key, unset)} -> {new.get(key, unset)}"
             for key in sorted(set(old) | set(new)) if old.get(key, unset) != new.get(key, unset)]
