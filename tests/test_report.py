@@ -56,6 +56,22 @@ def test_aggregate_and_incomplete(sweep):
     assert mean == pytest.approx(0.16) and n == 2 and std == pytest.approx(0.00707, abs=1e-4)
 
 
+def test_a_row_is_typed_and_its_columns_come_from_where_they_are_defined(sweep):
+    """Every results.csv column is a key of the Row type, the region columns are landmarks.REGIONS' (in its order),
+    and a collected row holds only Row's keys."""
+    from typing import get_type_hints
+
+    from landmark_lab.landmarks import REGIONS
+    from landmark_lab.reports.rows import COLUMNS, Row
+
+    keys = list(get_type_hints(Row))
+    assert set(COLUMNS) <= set(keys) and [c for c in COLUMNS if c.startswith("nme_io_") and c[7:] in REGIONS] == [
+        f"nme_io_{r}" for r in REGIONS]
+    assert [k for k in keys if k.startswith("nme_io_") and k[7:] in REGIONS] == [f"nme_io_{r}" for r in REGIONS]
+    rows, _ = collect(sweep)
+    assert rows and all(set(r) <= set(keys) for r in rows)
+
+
 def test_data_adaptation_mixed_with_real_images_is_reported_as_mixing(tmp_path):
     # The study's strategies 3 and 4 are one data module (strategy=data_adapt) at two synthetic shares of the batch.
     _run(tmp_path, "data_adapt", 50, 0, 0.10, config={"data": {"synth_share": 1.0}})

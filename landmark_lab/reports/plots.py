@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landmark_lab.reports.rows import REGIONS, ordered, strategy_label, strategy_order
+from landmark_lab.reports.rows import REGIONS, Row, ordered, strategy_label, strategy_order
 from landmark_lab.utils.drawing import pyplot
 
 
@@ -74,7 +74,7 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
+def plot_regions(rows: list[Row], budget: int, path: Path) -> None:
     """Per-region NME bars for each strategy at one budget (synthetic only at its own)."""
     plt = pyplot()
 
@@ -96,13 +96,13 @@ def plot_regions(rows: list[dict], budget: int, path: Path) -> None:
     plt.close(fig)
 
 
-def keep_ced(rows: list[dict], budget: int, path: Path) -> bool:
+def keep_ced(rows: list[Row], budget: int, path: Path) -> bool:
     """Whether to leave an existing ``ced.png`` in place: some runs at ``budget`` were read back from a results.csv
     (no CED curve), so redrawing would replace the curves of the report that had their folders with fewer."""
     return path.exists() and bool(ced_runs(rows, budget)[1])
 
 
-def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
+def plot_ced(rows: list[Row], budget: int, path: Path) -> None:
     """Mean CED curve over seeds per strategy at one budget."""
     from landmark_lab.evaluation.figures import ced_plot
 
@@ -116,7 +116,7 @@ def plot_ced(rows: list[dict], budget: int, path: Path) -> None:
         ced_plot(curves, path, title=f"CED at {budget} real images")
 
 
-def plot_runs(rows: list[dict], path: Path, title: str) -> None:
+def plot_runs(rows: list[Row], path: Path, title: str) -> None:
     """NME per run (with the adapter, and without where it differs) as horizontal bars."""
     plt = pyplot()
 
@@ -138,7 +138,7 @@ def plot_runs(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def ced_runs(rows: list[dict], budget: int) -> tuple[list[dict], list[dict]]:
+def ced_runs(rows: list[Row], budget: int) -> tuple[list[Row], list[Row]]:
     """The runs ``ced.png`` shows at ``budget``, and those of them without a CED curve (read from a results.csv)."""
     known = strategy_order()
     at = [r for r in rows if r["strategy"] in known and r["budget"] in (budget, 0)]

@@ -8,7 +8,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -19,6 +19,23 @@ from landmark_lab.utils.compose import config_dir
 from landmark_lab.utils.io import write_csv_atomic
 
 REGIONS = list(LANDMARK_REGIONS)  # the per-region columns, in the order landmarks.REGIONS defines them
+
+Metric = float | None  # a fraction (0.05 = 5 % NME); None where the run did not measure it
+# One run's row: a run found under the sweep (collect), a previous report's (recorded_rows, with ``recorded``: its
+# file), a baseline's (``baseline``) or a reference evaluation's (reference_rows). Typed for readers and checkers, a
+# plain dict at run time: csv.DictWriter writes it as it is, and the statistics take any metric column by its name.
+Row = TypedDict("Row", {
+    "strategy": str, "budget": int, "real_budget": int | str | None, "seed": int | None, "images_seed": int | None,
+    "nme_io": Metric, "nme_ip": Metric, "nme_box": Metric, "fr_io@0.08": Metric, "fr_io@0.1": Metric,
+    "auc_io@0.08": Metric, "auc_io@0.1": Metric,
+    "nme_io_jaw": Metric, "nme_io_brows": Metric, "nme_io_nose": Metric, "nme_io_eyes": Metric, "nme_io_mouth": Metric,
+    "nme_io_inner": Metric, "nme_io_no_adapter": Metric, "nme_io_jaw_no_adapter": Metric,
+    "nme_io_inner_no_adapter": Metric, "val_nme_io": Metric, "seconds": float | None, "resumed": bool, "run": str,
+    "ced": "dict[str, list[float]] | None",  # the CED curve (not in results.csv)
+    "per_face": "np.ndarray | None",  # each test face's NME (not in results.csv)
+    "recorded": str, "baseline": bool,
+}, total=False)
+# results.csv's columns, in order: a row's keys less the curves and where it came from
 COLUMNS = ["strategy", "budget", "real_budget", "seed", "images_seed", "nme_io", "nme_ip", "nme_box", "fr_io@0.08",
            "fr_io@0.1", "auc_io@0.08", "auc_io@0.1", *(f"nme_io_{r}" for r in REGIONS), "nme_io_inner",
            "nme_io_no_adapter", "nme_io_jaw_no_adapter", "nme_io_inner_no_adapter", "val_nme_io", "seconds", "resumed",
@@ -138,7 +155,7 @@ def _images_seed(d: dict[str, Any]) -> Any:
     return d.get("seed") if split_seed is None else split_seed
 
 
-def collect(sweep: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def collect(sweep: Path) -> tuple[list[Row], list[str]]:
     """Rows of every finished run under ``sweep`` and the runs without a usable result: unfinished, failed
     (``failed.json``, e.g. diverged) or with a metrics.json whose numbers are missing or not finite."""
     rows, incomplete = [], []
@@ -215,7 +232,7 @@ def _results_csv(p: Any) -> Path:
     return path / "results.csv" if path.is_dir() else path
 
 
-def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, Any]]:
+def recorded_rows(paths: list[Any], option: str = "recorded") -> list[Row]:
     """Rows a previous report wrote to a ``results.csv`` (a path, or the folder holding one), for runs whose folders
     are not here: a sweep run on another machine, or logs since cleaned. They enter the tables, the headline and its
     interval like found runs; results.csv keeps no CED curve, so they are missing from ``ced.png`` only (an existing
@@ -234,7 +251,7 @@ def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, 
                     raise DataError(f"{option}: {path} is not a report's results.csv: no column {', '.join(missing)} "
                                     f"(it has: {', '.join(reader.fieldnames or []) or 'no header'}).")
                 for line, raw in enumerate(reader, start=2):
-                    row: dict[str, Any] = {"ced": None, "recorded": str(path)}
+                    row: Row = {"ced": None, "recorded": str(path)}
                     for key in COLUMNS:
                         text = (raw.get(key) or "").strip()
                         try:
@@ -257,8 +274,8 @@ def recorded_rows(paths: list[Any], option: str = "recorded") -> list[dict[str, 
     return rows
 
 
-def baseline_rows(paths: list[Any], found: list[dict[str, Any]],
-                  recorded: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def baseline_rows(paths: list[Any], found: list[Row],
+                  recorded: list[Row] | None = None) -> list[Row]:
     """The real-only rows of other reports' ``results.csv`` files (:func:`recorded_rows`), as the real-only curve of
     a sweep that varied something else (the synthetic sources, say) and ran no real-only run of its own: its
     headline, interval and paired table then compare against them. Refused where the sweep has real-only runs of
@@ -288,7 +305,7 @@ def baseline_rows(paths: list[Any], found: list[dict[str, Any]],
     return rows
 
 
-def merge_recorded(rows: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_recorded(rows: list[Row], recorded: list[Row]) -> list[Row]:
     """``rows`` (runs found under the sweep) plus the recorded rows of runs not among them: a run folder that is here
     replaces its recorded row (same ``run`` name); of two recorded rows of one run, the first file's is kept."""
     seen = {r["run"] for r in rows}
@@ -300,13 +317,13 @@ def merge_recorded(rows: list[dict[str, Any]], recorded: list[dict[str, Any]]) -
     return out
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[Row], path: Path) -> None:
     """Every run's row, sorted by strategy, budget and seed (written atomically)."""
     write_csv_atomic(path, sorted(rows, key=lambda r: (r["strategy"], r["budget"], r["seed"] or 0)), COLUMNS,
                      extrasaction="ignore")
 
 
-def reference_rows(paths: list[Any]) -> list[dict[str, Any]]:
+def reference_rows(paths: list[Any]) -> list[Row]:
     """Rows for reference lines from ``evaluate`` run folders (e.g. ``evaluate peer=dlib``): drawn as a flat line
     at budget 0, like synthetic-only, labelled by what was evaluated."""
     rows = []

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 
+from landmark_lab.reports.rows import Row
 
-def aggregate(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, dict[int, tuple[float, float, int]]]:
+
+def aggregate(rows: list[Row], key: str = "nme_io") -> dict[str, dict[int, tuple[float, float, int]]]:
     """strategy -> budget -> (mean, std over seeds, number of seeds), from :func:`seed_values`."""
     return {s: {b: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) for b, v in bs.items()}
             for s, bs in seed_values(rows, key).items()}
@@ -39,7 +40,7 @@ def equivalent_budget(nme: float, curve: dict[int, tuple[float, float, int]]) ->
     return "≈", float(math.exp(logb))
 
 
-def seed_values(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, dict[int, list[float]]]:
+def seed_values(rows: list[Row], key: str = "nme_io") -> dict[str, dict[int, list[float]]]:
     """strategy -> budget -> the per-seed values of ``key``."""
     out: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -48,7 +49,7 @@ def seed_values(rows: list[dict[str, Any]], key: str = "nme_io") -> dict[str, di
     return {s: dict(sorted(bs.items())) for s, bs in out.items()}
 
 
-def face_values(rows: list[dict[str, Any]]) -> dict[str, dict[int, list[np.ndarray]]]:
+def face_values(rows: list[Row]) -> dict[str, dict[int, list[np.ndarray]]]:
     """strategy -> budget -> the per-face NME arrays of the runs that recorded them (in :func:`seed_values`' order)."""
     out: dict[str, dict[int, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:

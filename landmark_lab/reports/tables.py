@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 
 from landmark_lab.reports.plots import ced_runs
-from landmark_lab.reports.rows import REGIONS, ordered, strategy_order, strategy_short
+from landmark_lab.reports.rows import REGIONS, Row, ordered, strategy_order, strategy_short
 from landmark_lab.reports.stats import equivalent_budget, equivalent_budget_interval, face_values, faces_cover, seed_values
 
 
@@ -20,7 +19,7 @@ def _bound(x: float, largest: int, smallest: int) -> str:
     return f"fewer than {smallest}" if x == 0.0 else f"{x:.0f}"
 
 
-def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[dict[str, Any]] | None = None) -> list[str]:
+def headlines(agg: dict[str, dict[int, tuple[float, float, int]]], rows: list[Row] | None = None) -> list[str]:
     """One sentence per strategy and budget other than real-only: the real-only budget it is worth, with a bootstrap
     interval over seeds (:func:`equivalent_budget_interval`) when ``rows`` are given and the points have seeds to
     resample. Pre-training + fine-tuning first: it is the study's headline."""
@@ -63,7 +62,7 @@ def _fmt(x: tuple[float, float, int]) -> str:
     return f"{100 * x[0]:.2f} ± {100 * x[1]:.2f} (n={x[2]})"
 
 
-def budget_table(rows: list[dict], budget: int) -> list[str]:
+def budget_table(rows: list[Row], budget: int) -> list[str]:
     """The study's Table 2 at one real budget: every strategy's NME per face region (mean ± std over seeds), and the
     same without the label adapter where the run recorded it (its base output was trained on 3d labels)."""
     sel = [r for r in rows if r["budget"] in (budget, 0)]
@@ -91,7 +90,7 @@ def budget_table(rows: list[dict], budget: int) -> list[str]:
     return md
 
 
-def paired_table(rows: list[dict]) -> list[str]:
+def paired_table(rows: list[Row]) -> list[str]:
     """Each strategy minus real-only at the same budget, paired by the seed that drew the real images: the pairs
     trained on the same real images, so the difference is free of how hard that draw happened to be (at 50 images
     it moves both arms by more than they differ). Mean ± std of the differences, and how many pairs favour the
@@ -122,7 +121,7 @@ def paired_table(rows: list[dict]) -> list[str]:
     return md
 
 
-def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
+def minutes_table(rows: list[Row], budgets: list[int]) -> list[str]:
     """Wall minutes per run (mean over seeds) per strategy and budget: what each point of the curve costs."""
     md = ["## Wall time per run (minutes, mean over seeds)", "",
           "A pre-training is trained once per seed and shared by that seed's budgets (the pre-training cache): the "
@@ -139,14 +138,14 @@ def minutes_table(rows: list[dict], budgets: list[int]) -> list[str]:
     return md
 
 
-def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomplete: list[str],
+def markdown(title: str, rows: list[Row], agg: dict, lines: list[str], incomplete: list[str],
              budget: int = 50, ced_kept: bool = False) -> str:
     budgets = sorted({b for s in agg.values() for b in s})
     strategies = ordered(agg)
     baseline = [r for r in rows if r.get("baseline")]
     recorded = [r for r in rows if r.get("recorded") and not r.get("baseline")]
 
-    def files(some: list[dict]) -> str:
+    def files(some: list[Row]) -> str:
         return ", ".join(f"`{p}`" for p in sorted({r["recorded"] for r in some}))
 
     read_back = (f" {len(recorded)} of them were read from {files(recorded)} (a previous report's rows; their run "
@@ -182,7 +181,7 @@ def markdown(title: str, rows: list[dict], agg: dict, lines: list[str], incomple
     return "\n".join(md)
 
 
-def ced_note(rows: list[dict], budget: int, kept: bool = False) -> str:
+def ced_note(rows: list[Row], budget: int, kept: bool = False) -> str:
     """What ``ced.png`` leaves out: runs read back from a results.csv carry no CED curve; ``kept``: the figure an
     earlier report drew was left in place (see :func:`landmark_lab.reports.plots.keep_ced`)."""
     at, without = ced_runs(rows, budget)
@@ -203,7 +202,7 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.2f}"
 
 
-def runs_table(title: str, rows: list[dict], incomplete: list[str]) -> str:
+def runs_table(title: str, rows: list[Row], incomplete: list[str]) -> str:
     """One row per run folder (an ablation): NME overall, jaw and inner face, with and without the adapter."""
     md = [f"# Runs: {title}", "",
           "Real-test NME, inter-ocular (%). 'without adapter' = the same model's base (synthetic-convention) "
