@@ -28,6 +28,25 @@ def test_module_shapes_and_loss_routing():
     assert m.adapter.net[-1].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}])
+def test_a_teacher_adds_its_loss_and_stays_out_of_the_student(head):
+    """Distillation: the teacher's landmarks on the same crops (resized to its input size) add a loss; the teacher is
+    frozen, in no state_dict and no optimiser group, and set_teacher(None) ends it."""
+    cfg = {**MODEL, "backbone": {"name": "test_resnet"}, "head": head, "adapter": {"name": "none"}}
+    torch.manual_seed(0)
+    student, teacher = LandmarkModule(**cfg, input_size=64), LandmarkModule(**cfg, input_size=96)
+    batch = {"image": torch.randn(2, 3, 64, 64), "landmarks": torch.rand(2, 68, 2) * 63, "is_3d": torch.tensor([False, False])}
+    keys = set(student.state_dict())
+    alone = student.training_step(batch, 0).item()
+    student.set_teacher(teacher, weight=2.0)
+    taught = student.training_step(batch, 0)
+    taught.backward()
+    assert taught.item() > alone and all(p.grad is None for p in teacher.parameters())
+    assert set(student.state_dict()) == keys and not teacher.training
+    student.set_teacher(None)
+    assert student.training_step(batch, 0).item() == pytest.approx(alone)
+
+
 @pytest.mark.parametrize("name", list(ADAPTERS))
 def test_adapters_are_identity_at_init(name):
     pts = torch.rand(3, 68, 2)

@@ -239,3 +239,28 @@ def test_stage_callbacks_are_bound_by_type_not_by_target_name(make_cfg, tmp_path
     cfg = make_cfg(["+callbacks.broken._target_=tests.test_train_cli.NoSuchCallback"])
     with pytest.raises(ConfigError, match=r"callbacks\.broken: cannot build tests\.test_train_cli\.NoSuchCallback"):
         stage_callbacks(cfg, "pretrain", stage_dir, True)
+
+
+def test_distill_strategy_learns_from_a_teacher_checkpoint(tmp_path, cache_dir, capsys):
+    """strategy=distill: the teacher (a checkpoint path) is recorded in the stage, the student's checkpoint holds
+    only the student; no teacher, a teacher no stage uses, or one that frames faces otherwise: one clear line each."""
+    from .conftest import run_cli
+
+    tiny = [*tiny_overrides(cache_dir), "strategy.stages.0.steps=2", "data.real_budget=12"]
+    assert run_cli("train", ["strategy=real_only", *tiny, f"hydra.run.dir={tmp_path / 'teacher'}"]) == 0
+    ckpt = tmp_path / "teacher" / json.loads((tmp_path / "teacher" / "metrics.json").read_text())["stages"][0]["best_checkpoint"]
+    assert run_cli("train", ["strategy=distill", f"distill.teacher={ckpt}", "distill.weight=0.5", *tiny,
+                             "data.transform.crop.size=48", f"hydra.run.dir={tmp_path / 'student'}"]) == 0
+    m = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert m["strategy"] == "distill" and m["stages"][0]["distill"]["teacher"] == str(ckpt)
+    assert m["stages"][0]["distill"]["weight"] == 0.5 and m["stages"][0]["distill"]["teacher_model"].endswith("64px")
+    state = torch.load(tmp_path / "student" / m["stages"][0]["best_checkpoint"], weights_only=True)["state_dict"]
+    assert not any("teacher" in k for k in state)
+    capsys.readouterr()
+    for argv, says in ((["strategy=distill"], "set distill.teacher to a checkpoint"),
+                       ([f"distill.teacher={ckpt}"], "no stage of strategy=real_only learns from it"),
+                       (["strategy=distill", f"distill.teacher={tmp_path / 'none.ckpt'}"], "checkpoint not found"),
+                       (["strategy=distill", f"distill.teacher={ckpt}", "data.transform.crop.scale=1.6"],
+                        "frame faces otherwise than this run's (scale: 1.25 there, 1.6 here)")):
+        assert run_cli("train", [*argv, *tiny, f"hydra.run.dir={tmp_path / 'bad'}"]) == 2
+        assert says in capsys.readouterr().err

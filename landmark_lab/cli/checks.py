@@ -241,6 +241,23 @@ def check_train_config(cfg: DictConfig) -> None:
     _check_trainer(cfg)
     if any(bool(st.get("fit_adapter", False)) for st in cfg.strategy.stages):
         check_posthoc(cfg)
+    _check_distill(cfg)
+
+
+def _check_distill(cfg: DictConfig) -> None:
+    """A distilling stage needs its teacher, a checkpoint; a teacher no stage learns from is a mistake, not a no-op."""
+    teacher = _get(cfg, "distill.teacher", None)
+    if not any(bool(st.get("distill", False)) for st in cfg.strategy.stages):
+        if teacher:
+            raise ConfigError(f"distill.teacher={teacher} is set but no stage of strategy={cfg.strategy.name} learns "
+                              "from it; use strategy=distill (or a stage with distill: true), or drop distill.teacher.")
+        return
+    if not teacher:
+        raise ConfigError(f"strategy={cfg.strategy.name} distils from a teacher: set distill.teacher to a checkpoint "
+                          "this project wrote (e.g. the recipe's RUN/checkpoints/train/best.ckpt).")
+    if not Path(str(teacher)).expanduser().is_file():
+        raise ConfigError(f"distill.teacher={teacher}: checkpoint not found.")
+    number(cfg, "distill.weight", low=0, strict_low=True, default=1.0)
 
 
 def check_eval_config(cfg: DictConfig, adapt: bool = False) -> None:

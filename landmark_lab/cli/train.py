@@ -29,6 +29,7 @@ from landmark_lab.training.loggers import build_loggers, finish_loggers, log_tes
 from landmark_lab.training.self_training import check_self_train_config
 from landmark_lab.training.signals import sigterm_interrupts
 from landmark_lab.training.stages import (
+    distill_teacher,
     eval_device,
     fit_posthoc,
     load_teacher,
@@ -132,7 +133,16 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
             # recorded in the checkpoints, so evaluate leaves the "without adapter" figure out otherwise.
             model.hparams.base_supervised = bool(model.hparams.get("base_supervised")) or any(
                 getattr(src, "convention", "2d") == "3d" for src in dm.training_set()[0])
-            stages.append(run_stage(cfg, model, dm, i, stage, run_dir, loggers))
+            taught = None
+            if stage.get("distill"):
+                teacher, taught = distill_teacher(cfg, model)
+                model.set_teacher(teacher, float(cfg.distill.weight))
+            try:
+                stages.append(run_stage(cfg, model, dm, i, stage, run_dir, loggers))
+            finally:
+                model.set_teacher(None)
+            if taught is not None:
+                stages[-1]["distill"] = taught
             if pseudo_info is not None:
                 stages[-1]["pseudo_labels"] = {**pseudo_info, **({"teacher": str(teacher)} if teacher and i == first_pseudo
                                                                  else {})}

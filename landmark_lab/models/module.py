@@ -137,6 +137,18 @@ class LandmarkModule(L.LightningModule):
             map_loss = self.head.map_loss(maps[own], target[own]) * float(own.sum()) / n
             self.log("train/map_loss", map_loss, batch_size=len(is3d))
             loss = loss + map_loss
+        if self.__dict__.get("_teacher") is not None:
+            taught = self._teacher_targets(batch)
+            # the teacher's points are learnt where the labels are: by the maps for the samples they learn, by the
+            # coordinate output for the rest
+            if maps is None:
+                kd = self.criterion(torch.where(is3d.view(-1, 1, 1), base, adapted), taught)
+            else:
+                kd = self.head.map_loss(maps[own], taught[own]) * float(own.sum()) / n if own.any() else loss * 0
+                if not own.all():
+                    kd = kd + self.criterion(adapted[~own], taught[~own]) * float((~own).sum()) / n
+            self.log("train/distill_loss", kd, batch_size=len(is3d))
+            loss = loss + self.__dict__["_teacher"][1] * kd
         self.log("train/loss", loss, prog_bar=True, batch_size=len(is3d))
         return loss
 
@@ -158,6 +170,28 @@ class LandmarkModule(L.LightningModule):
             # Compile the forward, not the module: parameter names (and so checkpoints) stay unchanged.
             self.backbone.forward = torch.compile(self.backbone.forward)
             self.backbone._compiled = True
+
+    def set_teacher(self, teacher: nn.Module | None, weight: float = 1.0) -> None:
+        """Distil from ``teacher`` (a trained :class:`LandmarkModule`, frozen) in the next ``fit``: each training crop's
+        loss gains ``weight`` times the loss against the teacher's landmarks on the same crop (the heatmap head's
+        map loss, or the coordinate loss). ``None`` stops distilling. The teacher is held outside the module's
+        children, so it is in no checkpoint and no optimiser group."""
+        if teacher is not None:
+            teacher.eval().requires_grad_(False)
+        self.__dict__["_teacher"] = (teacher, float(weight)) if teacher is not None else None
+
+    @torch.no_grad()
+    def _teacher_targets(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The teacher's landmarks on this batch's crops, normalised crop coordinates, each sample in its label's
+        convention (resized to the teacher's input size where it differs: the crops frame the face alike)."""
+        teacher, _ = self.__dict__["_teacher"]
+        teacher.to(batch["image"].device)
+        image = batch["image"]
+        if teacher.input_size != self.input_size:
+            size = (teacher.input_size, teacher.input_size)
+            image = torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+        base, adapted = teacher(image)
+        return torch.where(batch["is_3d"].view(-1, 1, 1), base, adapted)
 
     def start_stage(self, name: str, lr: float, steps: int) -> None:
         """Set the stage the next ``fit`` trains (its lr and steps), recorded in the hyper-parameters."""

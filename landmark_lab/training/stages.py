@@ -175,7 +175,8 @@ def run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConfi
     steps = stage_steps(stage, n_train, int(cfg.data.batch_size))
     # A first stage on synthetic faces alone depends on no real image (nor on the budget): the same training for
     # every strategy and budget that starts with it, so it can come from the cache (unless the stage says cache: false).
-    cacheable = index == 0 and stage.train_on == "synthetic" and bool(stage.get("cache", True))
+    cacheable = (index == 0 and stage.train_on == "synthetic" and bool(stage.get("cache", True))
+                 and not stage.get("distill"))  # the cache is keyed without the teacher
     use_cache = cacheable and cfg.pretrain_cache.enabled and not cfg.trainer.get("fast_dev_run")
     last = stage_dir / "last.ckpt"
     resume_from = last if last.is_file() else None
@@ -232,6 +233,28 @@ def load_teacher(model: Any, path: str) -> None:
     ckpt = read_checkpoint(weights, "teacher checkpoint")
     apply_state(model, ckpt.get("state_dict"), weights, "teacher checkpoint")
     log.info("self-training: the first teacher is %s", weights)
+
+
+def distill_teacher(cfg: DictConfig, model: Any) -> tuple[Any, dict]:
+    """The frozen teacher of a ``distill: true`` stage (``distill.teacher``, read pickle-free) and its record for
+    metrics.json. Refused where it frames faces otherwise than this run (its crops are this run's, resized)."""
+    from landmark_lab.models.checkpoint import load_landmark_model
+
+    path = Path(str(cfg.distill.teacher)).expanduser()
+    teacher = load_landmark_model(path)
+    mine = OmegaConf.to_container(cfg.data.transform.crop, resolve=True)
+    theirs = dict(teacher.hparams.get("crop") or {})
+    # the framing, not the input size nor the training-time jitter (the teacher sees the jittered crops themselves)
+    differ = sorted(k for k in mine if k not in ("size", "shift_jitter", "zoom_jitter") and k in theirs
+                    and theirs[k] != mine[k])
+    if differ:
+        shown = ", ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in differ)
+        raise ConfigError(f"distill.teacher={path}: its crops frame faces otherwise than this run's ({shown}); the "
+                          "teacher sees this run's crops resized, so set data.transform.crop to match it.")
+    log.info("distillation: %s (%s, %d px) teaches this stage", path, teacher.hparams["backbone"]["name"],
+             teacher.input_size)
+    return teacher, {"teacher": str(path), "weight": float(cfg.distill.weight),
+                     "teacher_model": f"{teacher.hparams['backbone']['name']} {teacher.input_size}px"}
 
 
 def use_pseudo_labels(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path, progress: bool) -> dict:
