@@ -74,6 +74,8 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     runs = tmp_path / "runs"
     argv = ["+experiment=real_only", "strategy.stages.0.steps=2", *tiny_overrides(cache_dir)]
     assert run_cli("train", [*argv, f"hydra.run.dir={runs / 'tiny'}"]) == 0
+    (runs / "dlib").mkdir()  # an evaluate run beside the training runs is not one of them
+    (runs / "dlib" / "metrics.json").write_text(json.dumps({"test": {"metrics": {"nme_io": 0.03}}}))
     out = tmp_path / "deploy"
     bench = [f"bench.pareto.runs=[{runs}]", f"bench.pareto.out={out}", "bench.pareto.reps=5", "bench.video_frames=12",
              *[o for o in tiny_overrides(cache_dir) if o.startswith(("paths.", "++data.", "data."))],
@@ -83,6 +85,8 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     model = rows[0]
+    assert [r["run"] for r in rows if not r["model"].startswith("dlib")] == [str(runs / "tiny")]
+    assert model["strategy"] == "real_only"
     recorded = json.loads((runs / "tiny" / "metrics.json").read_text())
     assert model["model"] == recorded["config"]["model"]["backbone"]["name"] and model["input_px"] == "64"
     assert float(model["ms_fp32"]) > 0 and model["run"] == str(runs / "tiny")

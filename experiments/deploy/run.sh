@@ -22,6 +22,18 @@ while read -r backbone px head; do
     "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" \
     data.num_workers=0 logger=csv resume=true "hydra.run.dir=$OUT/${backbone}_${px}_${head}"
 done <<< "$FAMILY"
+# distillation (strategy=distill): the fastest model taught by a bigger one of the family (TEACHER: its run folder's
+# name under OUT; STUDENT: "backbone px head"); DISTILL= (empty) skips it
+DISTILL=${DISTILL-1}
+TEACHER=${TEACHER:-mobilenetv3_large_100_96_heatmap}
+STUDENT=${STUDENT:-"mobilenetv3_small_100 96 heatmap"}
+if [ -n "$DISTILL" ]; then
+  read -r backbone px head <<< "$STUDENT"
+  OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN strategy=distill \
+    "distill.teacher=$OUT/$TEACHER/checkpoints/train/best.ckpt" \
+    "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" \
+    data.num_workers=0 logger=csv resume=true "hydra.run.dir=$OUT/distill_${backbone}_${px}_${head}_from_$TEACHER"
+fi
 # dlib with its own detector on the same test faces (its NME for the chart's point)
 run python -m landmark_lab.evaluate peer=dlib data=300w "data.split=[lfpw/trainset]" eval.box=detector \
   "hydra.run.dir=$OUT/dlib" overwrite=true

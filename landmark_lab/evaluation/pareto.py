@@ -37,10 +37,25 @@ class DeployPoint:
     ms_int8: float | None = None
     nme_change_int8: float | None = None  # int8 minus fp32, points of %, on the run's held-out test faces
     ratio_to_dlib: float | None = None  # ms_fp32 / dlib's ms (below 1: faster than dlib)
+    strategy: str = ""  # how it was trained (metrics.json's strategy: real_only, distill, ...)
     run: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the chart names it: model, input, head, and how it was trained where that is not real-only."""
+        how = "" if self.strategy in ("", "real_only") else f" ({self.strategy})"
+        return f"{self.model} {self.input_px}px {self.head}{how}"
 
 
 COLUMNS = [f.name for f in fields(DeployPoint)]
+
+
+def _trained(metrics: Path) -> bool:
+    """Whether ``metrics`` is a training run's record (it has stages); an unreadable one counts, to be named later."""
+    try:
+        return "stages" in json.loads(metrics.read_text())
+    except (OSError, json.JSONDecodeError, TypeError):
+        return True
 
 
 def run_folders(paths: Iterable[str | Path]) -> list[Path]:
@@ -51,7 +66,8 @@ def run_folders(paths: Iterable[str | Path]) -> list[Path]:
         if (path / "metrics.json").is_file():
             out.append(path)
         elif path.is_dir():
-            found = sorted(m.parent for m in path.rglob("metrics.json") if "backup_" not in str(m))
+            # training runs only: an evaluate run beside them (dlib's, say) has a metrics.json too, and no stages
+            found = sorted(m.parent for m in path.rglob("metrics.json") if "backup_" not in str(m) and _trained(m))
             if not found:
                 raise ConfigError(f"bench.pareto.runs: {path} holds no finished run (no metrics.json below it).")
             out += found
@@ -105,7 +121,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
     hp = model.hparams
     point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=str(hp["head"].get("name", "regression")),
                         nme_io=100 * float(nme) if isinstance(nme, (int, float)) and math.isfinite(nme) else None,
-                        ms_fp32=math.nan, run=str(run))
+                        ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), run=str(run))
     with tempfile.TemporaryDirectory() as tmp:
         fp32, _ = export_model(model, Path(tmp) / "fp32.onnx")
         if not int8:
@@ -230,7 +246,7 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
     shown = [p for p in points if p.nme_io is not None]
     for p in shown:
         ax.scatter(p.ms_fp32, p.nme_io, s=36, zorder=3)
-        ax.annotate(f"{p.model} {p.input_px}px {p.head}", (p.ms_fp32, p.nme_io), fontsize=7, xytext=(4, 3),
+        ax.annotate(p.label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")
         if p.ms_int8 is not None:
             y = p.nme_io + (p.nme_change_int8 or 0.0)
