@@ -214,3 +214,24 @@ def test_readme_python_example_runs_as_printed(model_and_data, tmp_path, monkeyp
     cv2.imwrite(str(img_dir / "000000.jpg"), cv2.cvtColor(dm.test_sources[0].load(0).image, cv2.COLOR_RGB2BGR))
     monkeypatch.chdir(tmp_path)
     exec(compile(block.group(1), "README.md", "exec"), {})
+
+
+def test_a_reparameterisable_backbone_is_exported_folded_and_the_model_kept(tmp_path):
+    """RepGhost's training-time branches are folded into single convolutions in the exported file (fewer Conv nodes
+    than the model has Conv2d layers), the file agrees with the eager model, and the model itself is left unfolded."""
+    pytest.importorskip("onnx")
+    import onnx
+
+    from landmark_lab.inference.export import export_model, parity
+    from landmark_lab.models.module import LandmarkModule
+
+    torch.manual_seed(0)
+    model = LandmarkModule(backbone={"name": "repghostnet_050"}, head={"name": "heatmap", "stride": 4},
+                           adapter={"name": "none"}, loss={"name": "wing"}, input_size=64,
+                           crop={"size": 64, "scale": 1.25, "box": "landmarks"}).eval()
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    path, _ = export_model(model, tmp_path / "rep.onnx")
+    nodes = sum(n.op_type == "Conv" for n in onnx.load(str(path)).graph.node)
+    assert nodes < convs and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == convs
+    crops = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 64)).astype(np.float32)
+    assert parity(model, path, crops) < 0.01

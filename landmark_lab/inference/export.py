@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.utils.model import reparameterize_model
 
 from landmark_lab.errors import ConfigError
 from landmark_lab.utils.io import atomic_path, write_text_atomic
@@ -59,7 +60,9 @@ def export_model(model: Any, out: str | Path, fmt: str = "onnx", opset: int = 17
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r} is not valid; use one of {list(FORMATS)}.")
     out = Path(out)
-    net = model.inference_net().cpu().eval()
+    # re-parameterisable backbones (RepVGG-style: MobileOne, RepViT, RepGhost, FastViT) fold their training-time
+    # branches into single convolutions for inference: the file holds the deployed graph (a copy; the model is kept)
+    net = reparameterize_model(model.inference_net().cpu().eval())
     size = int(model.input_size)
     example = torch.rand(2, 3, size, size) * 255
     info = export_info(model)
