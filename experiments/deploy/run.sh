@@ -12,7 +12,7 @@ mobilenetv3_large_100 96 heatmap
 mobilenetv3_large_100 128 heatmap
 lcnet_100 128 heatmap
 efficientnet_lite0 128 heatmap
-repvit_m0_9 128 heatmap
+repghostnet_050 128 heatmap
 resnet18 128 heatmap
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
