@@ -14,12 +14,16 @@ lcnet_100 128 heatmap
 efficientnet_lite0 128 heatmap
 repghostnet_050 128 heatmap
 resnet18 128 heatmap
+mobilenetv3_small_100 96 regression
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
+# the recipe's head settings are the heatmap head's: another head drops them
+HEATMAP_KEYS="stride sigma decode channels coord_weight map_weight foreground_weight"
 while read -r backbone px head; do
   [ -z "$backbone" ] && continue
+  drop=(); [ "$head" != heatmap ] && for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done
   OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN \
-    "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" \
+    "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
     data.num_workers=0 logger=csv resume=true "hydra.run.dir=$OUT/${backbone}_${px}_${head}"
 done <<< "$FAMILY"
 # distillation (strategy=distill): the fastest model taught by a bigger one of the family (TEACHER: its run folder's
