@@ -256,6 +256,20 @@ def test_distill_strategy_learns_from_a_teacher_checkpoint(tmp_path, cache_dir, 
     assert m["stages"][0]["distill"]["weight"] == 0.5 and m["stages"][0]["distill"]["teacher_model"].endswith("64px")
     state = torch.load(tmp_path / "student" / m["stages"][0]["best_checkpoint"], weights_only=True)["state_dict"]
     assert not any("teacher" in k for k in state)
+    # a distilling stage before a self-training round: every stage trains, and the round's teacher is the model
+    # before it (not the distillation teacher, nor a skipped stage's)
+    mine = tmp_path / "my_conf" / "strategy"
+    mine.mkdir(parents=True)
+    stage = "    steps: 2\n    lr: 1.0e-3\n"
+    (mine / "taught_then_self.yaml").write_text(
+        "name: taught_then_self\nstages:\n  - name: taught\n    train_on: real\n    distill: true\n" + stage
+        + "  - name: again\n    train_on: real\n" + stage + "  - name: student\n    train_on: pseudo\n" + stage)
+    assert run_cli("train", ["--config-dir", str(tmp_path / "my_conf"), "strategy=taught_then_self",
+                             f"distill.teacher={ckpt}", "data/unlabelled=pool_rest", *tiny,
+                             f"hydra.run.dir={tmp_path / 'mixed'}"]) == 0
+    m = json.loads((tmp_path / "mixed" / "metrics.json").read_text())
+    assert [st["name"] for st in m["stages"]] == ["taught", "again", "student"]
+    assert "distill" in m["stages"][0] and "teacher" not in m["stages"][2]["pseudo_labels"]
     capsys.readouterr()
     for argv, says in ((["strategy=distill"], "set distill.teacher to a checkpoint"),
                        ([f"distill.teacher={ckpt}"], "no stage of strategy=real_only learns from it"),

@@ -100,7 +100,7 @@ def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
     if int(p.get("video_frames") or 0) > 0 and timed:  # video with the fastest model on the chart
         fastest = min(timed, key=lambda q: q.ms_fp32)
         v = track_clip(Path(fastest.run), int(p.video_frames))
-        say(f"video {v['frame_size']} from its test photos, {v['model']} {v['input_px']}px, ONNX Runtime fp32, 1 thread, "
+        say(f"video {v['frame_size']} from its test photos, {v['model']} {v['input_px']}px, {v['runtime']}, 1 thread, "
             f"detector {v['detector']} on {v['detector_runs']} of {v['frames']} frames: {v['fps_tracking']:.1f} "
             f"frames/s tracking ({v['fps_total']:.1f} with making the frames)")
         write_json(out / "video.json", v)

@@ -134,9 +134,9 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
             model.hparams.base_supervised = bool(model.hparams.get("base_supervised")) or any(
                 getattr(src, "convention", "2d") == "3d" for src in dm.training_set()[0])
             taught = None
-            if stage.get("distill"):
-                teacher, taught = distill_teacher(cfg, model)
-                model.set_teacher(teacher, float(cfg.distill.weight))
+            if stage.get("distill"):  # (``teacher`` above is self-training's first teacher, a path)
+                distiller, taught = distill_teacher(cfg)
+                model.set_teacher(distiller, float(cfg.distill.weight))
             try:
                 stages.append(run_stage(cfg, model, dm, i, stage, run_dir, loggers))
             finally:

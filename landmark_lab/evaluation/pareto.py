@@ -197,34 +197,17 @@ def test_faces(data: dict[str, Any], n: int = 3, margin: float = 1.0) -> list[np
 
 
 def track_clip(run: Path, frames: int = 300) -> dict[str, Any]:
-    """Tracking speed of ``run``'s exported model (ONNX Runtime fp32, one thread) on a 640x480 clip of ``frames``
-    frames made from its own test photos (no download): dlib's detector on the first frame and wherever the tracked
-    face's score drops (no detector where dlib is not installed). The tracking summary plus what was timed."""
-    from landmark_lab.inference.detectors import build_detector
-    from landmark_lab.inference.export import export_model
-    from landmark_lab.inference.predictor import Predictor
-    from landmark_lab.inference.video import synthetic_clip, track_video
+    """Tracking speed of ``run``'s model on a 640x480 clip of ``frames`` frames made from its own test photos (no
+    download), as :func:`~landmark_lab.inference.video.time_tracking` times it; the summary plus what was timed."""
+    from landmark_lab.inference.video import time_tracking
 
     model, metrics = run_model(run)
     data = (metrics.get("config") or {}).get("data")
     if not isinstance(data, dict):
         raise DataError(f"{run / 'metrics.json'}: no recorded data config to find its test photos.")
-    clip = synthetic_clip(test_faces(data), frames)
-    try:
-        detector, detector_name = build_detector("dlib"), "dlib HOG"
-    except ConfigError:  # dlib is optional (the predict extra): the first crop is then the whole frame
-        detector, detector_name = None, "none (dlib not installed)"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path, _ = export_model(model, Path(tmp) / "model.onnx")
-            summary = track_video(Predictor.from_onnx(path, detector, threads=1), iter(clip), None, 25.0,
-                                  progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    summary = time_tracking(model, test_faces(data), frames)
     return {**summary, "model": str(model.hparams["backbone"]["name"]), "input_px": int(model.input_size),
-            "detector": detector_name, "frame_size": "640x480", "threads": 1, "run": str(run)}
+            "run": str(run)}
 
 
 def write_results(points: list[DeployPoint], dlib: float | None, dlib_nme: float | None, out: Path) -> list[Path]:

@@ -11,6 +11,7 @@ the frames per second.
 from __future__ import annotations
 
 import csv
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from landmark_lab.errors import ConfigError, DataError
+from landmark_lab.inference.detectors import build_detector
 from landmark_lab.inference.predictor import FacePrediction, Predictor
 from landmark_lab.landmarks import landmark_box
 
@@ -171,3 +174,30 @@ def synthetic_clip(faces: list[np.ndarray], frames: int = 300, size: tuple[int, 
         frame[y:y + side, x:x + side] = face
         out.append(frame)
     return out
+
+
+def time_tracking(model: Any, faces: list[np.ndarray], frames: int = 300) -> dict[str, Any]:
+    """Tracking speed of ``model`` (a LandmarkModule) on a 640x480 clip of ``frames`` frames made from ``faces``
+    (:func:`synthetic_clip`), on one thread, as deployed: exported to ONNX (eager PyTorch where ONNX is not
+    installed), dlib's detector on the first frame and wherever the tracked face's score drops (no detector where
+    dlib is not installed: the first crop is then the whole frame). The tracking summary, with what ran."""
+    from landmark_lab.inference.export import export_model  # timm and onnx: only the timing needs them
+
+    clip = synthetic_clip(faces, frames)
+    try:
+        detector, detector_name = build_detector("dlib"), "dlib HOG"
+    except ConfigError:  # dlib is optional (the predict extra)
+        detector, detector_name = None, "none (dlib not installed)"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path, _ = export_model(model, Path(tmp) / "model.onnx")
+                predictor, runtime = Predictor.from_onnx(path, detector, threads=1), "ONNX Runtime fp32"
+            except ConfigError:  # onnx / onnxruntime are optional (the predict extra)
+                predictor, runtime = Predictor.from_model(model, "cpu", detector), "eager PyTorch"
+            summary = track_video(predictor, iter(clip), None, 25.0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return {**summary, "runtime": runtime, "detector": detector_name, "frame_size": "640x480", "threads": 1}

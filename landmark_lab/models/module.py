@@ -163,7 +163,10 @@ class LandmarkModule(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        """Training-time speed options (not at load time: a checkpoint is used the same way either way)."""
+        """Training-time speed options (not at load time: a checkpoint is used the same way either way), and the
+        teacher on the student's device (it is no child module, so Lightning does not move it)."""
+        if self.__dict__.get("_teacher") is not None:
+            self.__dict__["_teacher"][0].to(self.device)
         if self.hparams.get("channels_last"):
             self.to(memory_format=torch.channels_last)
         if self.hparams.get("compile") and not getattr(self.backbone, "_compiled", False):
@@ -185,7 +188,6 @@ class LandmarkModule(L.LightningModule):
         """The teacher's landmarks on this batch's crops, normalised crop coordinates, each sample in its label's
         convention (resized to the teacher's input size where it differs: the crops frame the face alike)."""
         teacher, _ = self.__dict__["_teacher"]
-        teacher.to(batch["image"].device)
         image = batch["image"]
         if teacher.input_size != self.input_size:
             size = (teacher.input_size, teacher.input_size)

@@ -312,33 +312,12 @@ def video_fps(cfg: DictConfig, frames: int = 300) -> list[str]:
     """Tracking speed on a 640x480 clip made from procedural faces (no download): the configured model at its input
     size, one thread, the detector (dlib, else none) only where the face is lost. Lines to print."""
     from landmark_lab.data.procedural.domains import generate_face
-    from landmark_lab.inference.detectors import build_detector
-    from landmark_lab.inference.predictor import Predictor
-    from landmark_lab.inference.video import synthetic_clip, track_video
+    from landmark_lab.inference.video import time_tracking
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        try:
-            detector, name = build_detector("dlib"), "dlib"
-        except Exception:  # dlib is optional (the predict extra): the first crop is then the whole frame
-            detector, name = None, "none (dlib not installed)"
-        model = build_model(cfg).eval()
-        clip = synthetic_clip([generate_face("real", k, 256).image for k in range(3)], frames)
-        with tempfile.TemporaryDirectory() as d:
-            try:  # the exported model, as it would be deployed; eager PyTorch where ONNX Runtime is missing
-                from landmark_lab.inference.export import export_model
-
-                path, _ = export_model(model, Path(d) / "m.onnx")
-                predictor, runtime = Predictor.from_onnx(path, detector, threads=1), "ONNX Runtime"
-            except Exception:
-                predictor, runtime = Predictor.from_model(model, "cpu", detector), "eager PyTorch"
-            s = track_video(predictor, iter(clip), None, 25.0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    s = time_tracking(build_model(cfg).eval(), [generate_face("real", k, 256).image for k in range(3)], frames)
     return [f"video 640x480, {cfg.model.backbone.name} {cfg.model.head.name} {cfg.data.transform.crop.size} px, "
-            f"{runtime}, 1 thread, tracking with detector {name} on {s['detector_runs']} of {s['frames']} frames: "
-            f"{s['fps_tracking']:.1f} "
+            f"{s['runtime']}, 1 thread, tracking with detector {s['detector']} on {s['detector_runs']} of {s['frames']} "
+            f"frames: {s['fps_tracking']:.1f} "
             "frames/s (untrained weights: the detector reruns only where the score drops, so a trained model's rate "
             "can differ)"]
 

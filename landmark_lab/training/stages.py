@@ -235,7 +235,7 @@ def load_teacher(model: Any, path: str) -> None:
     log.info("self-training: the first teacher is %s", weights)
 
 
-def distill_teacher(cfg: DictConfig, model: Any) -> tuple[Any, dict]:
+def distill_teacher(cfg: DictConfig) -> tuple[Any, dict]:
     """The frozen teacher of a ``distill: true`` stage (``distill.teacher``, read pickle-free) and its record for
     metrics.json. Refused where it frames faces otherwise than this run (its crops are this run's, resized)."""
     from landmark_lab.models.checkpoint import load_landmark_model
