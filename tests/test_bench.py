@@ -112,3 +112,36 @@ def test_the_frontier_keeps_only_models_nothing_beats_on_both_axes():
            DeployPoint("c", 96, "heatmap", 4.5, 3.0), DeployPoint("d", 128, "heatmap", 3.5, 9.0),
            DeployPoint("e", 128, "heatmap", None, 0.5)]
     assert [p.model for p in frontier(pts)] == ["b", "a", "d"]
+
+
+def test_a_heatmap_head_is_named_with_its_stride_where_it_is_not_the_default():
+    from landmark_lab.evaluation.pareto import head_name
+
+    assert head_name({"name": "heatmap", "stride": 4}) == "heatmap"
+    assert head_name({"name": "heatmap", "stride": 8}) == "heatmap s8"
+    assert head_name({"name": "regression"}) == "regression"
+    assert head_name({}) == "regression"
+
+
+def test_chart_labels_of_models_close_together_do_not_overlap():
+    """Three models within a few hundredths of a ms and of a point: each label is moved until none overlaps."""
+    from matplotlib.text import Text
+
+    from landmark_lab.evaluation.pareto import DeployPoint, _annotate
+    from landmark_lab.utils.drawing import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    pts = [DeployPoint(f"model_{k}", 128, "heatmap", 4.55 + 0.02 * k, 2.6 + 0.05 * k) for k in range(3)]
+    pts.append(DeployPoint("far_away", 96, "regression", 6.0, 0.6))
+    ax.set_xscale("log")
+    for p in pts:
+        ax.scatter(p.ms_fp32, p.nme_io)
+    _annotate(ax, pts)
+    fig.canvas.draw()
+    # the text alone (an annotation's own extent includes its leader line, which may cross a label)
+    boxes = [Text.get_window_extent(t, fig.canvas.get_renderer()) for t in ax.texts]
+    plt.close(fig)
+    assert len(boxes) == 4
+    overlapping = [(i, j) for i in range(4) for j in range(i + 1, 4) if boxes[i].overlaps(boxes[j])]
+    assert not overlapping

@@ -50,6 +50,16 @@ class DeployPoint:
 COLUMNS = [f.name for f in fields(DeployPoint)]
 
 
+def head_name(head: dict[str, Any]) -> str:
+    """A head as results.csv names it: its registry name, with a heatmap head's stride where it is not 4 (the
+    stride sets most of that head's cost, so two strides are two models on the chart)."""
+    name = str(head.get("name", "regression"))
+    stride = head.get("stride")
+    if name == "heatmap" and stride is not None and int(stride) != 4:
+        name += f" s{int(stride)}"
+    return name
+
+
 def _trained(metrics: Path) -> bool:
     """Whether ``metrics`` is a training run's record (it has stages); an unreadable one counts, to be named later."""
     try:
@@ -119,7 +129,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
     size = int(model.input_size)
     nme = (metrics.get("test") or {}).get("metrics", {}).get("nme_io")
     hp = model.hparams
-    point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=str(hp["head"].get("name", "regression")),
+    point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=head_name(dict(hp["head"])),
                         nme_io=100 * float(nme) if isinstance(nme, (int, float)) and math.isfinite(nme) else None,
                         ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), run=str(run))
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,10 +237,9 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=130)
     shown = [p for p in points if p.nme_io is not None]
+    ax.set_xscale("log")
     for p in shown:
         ax.scatter(p.ms_fp32, p.nme_io, s=36, zorder=3)
-        ax.annotate(p.label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
         if p.ms_int8 is not None:
             y = p.nme_io + (p.nme_change_int8 or 0.0)
             ax.scatter(p.ms_int8, y, s=36, facecolors="none", edgecolors="grey", zorder=3)
@@ -244,7 +253,6 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
             ax.scatter(dlib, dlib_nme, marker="*", s=160, color="crimson", zorder=4, label=f"dlib ERT ({dlib:.2f} ms)")
         else:
             ax.axvline(dlib, color="crimson", ls="--", lw=1, label=f"dlib ERT latency ({dlib:.2f} ms; NME not given)")
-    ax.set_xscale("log")
     from matplotlib.ticker import FormatStrFormatter
 
     for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 2, 3 ms, not 2x10^0
@@ -256,8 +264,26 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
+    _annotate(ax, shown)  # after the layout: it places labels in display pixels
     fig.savefig(path)
     plt.close(fig)
+
+
+def _annotate(ax: Any, points: list[DeployPoint], line_pt: float = 9.0) -> None:
+    """Each point's label beside it, moved up a line at a time where it would overlap one already placed (models
+    close in latency and NME would otherwise print over each other)."""
+    ax.figure.canvas.draw()  # the axes' final limits, so display positions are stable
+    to_px, pt_px = ax.transData.transform, ax.figure.dpi / 72.0
+    placed: list[tuple[float, float, float]] = []  # x0, x1, y of each label, display pixels
+    for p in sorted(points, key=lambda q: (q.nme_io or 0.0, q.ms_fp32)):
+        x, y = to_px((p.ms_fp32, p.nme_io))
+        width = 0.55 * 7 * pt_px * len(p.label)  # about 0.55 em a character at 7 pt
+        dy = 3.0
+        while any(x0 < x + width and x < x1 and abs((y + dy * pt_px) - ly) < line_pt * pt_px for x0, x1, ly in placed):
+            dy += line_pt
+        placed.append((x, x + width, y + dy * pt_px))
+        ax.annotate(p.label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(4, dy), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if dy > 3.0 else None)
 
 
 def dlib_nme_from(path: str | Path | None) -> float | None:
