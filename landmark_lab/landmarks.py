@@ -41,6 +41,11 @@ FLIP_68: np.ndarray = np.array(
 )  # fmt: skip
 
 
+def flip_point_values(values: np.ndarray) -> np.ndarray:
+    """Per-point values (68, ...) of a face (visibility, loss weights) in the mirrored face's point order."""
+    return np.asarray(values)[FLIP_68].copy()
+
+
 def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
     """Mirror (68, 2) pixel-centre landmarks of an image of ``width`` and swap left/right indices."""
     out = landmarks[FLIP_68].copy()

@@ -133,3 +133,32 @@ def test_loss_scale_follows_the_crop_unless_set():
     assert m.criterion.scale == 128.0
     m = LandmarkModule(**{**MODEL, "loss": {"name": "wing", "scale": 64}}, input_size=128)
     assert m.criterion.scale == 64.0
+
+
+@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}])
+def test_a_point_of_weight_zero_leaves_the_loss_and_all_ones_is_the_plain_mean(head):
+    """Per-point weights (pseudo-labelled points the teacher is unsure of): moving a weight-0 point's label changes
+    nothing; weights of one give exactly the unweighted loss."""
+    cfg = {**MODEL, "backbone": {"name": "test_resnet"}, "head": head, "adapter": {"name": "none"}}
+    torch.manual_seed(0)
+    m = LandmarkModule(**cfg, input_size=64)
+    m.train()
+    batch = {"image": torch.randn(2, 3, 64, 64), "landmarks": torch.rand(2, 68, 2) * 63, "is_3d": torch.tensor([False, False])}
+    plain = m.training_step(batch, 0).item()
+    assert m.training_step({**batch, "point_weight": torch.ones(2, 68)}, 0).item() == plain
+    weight = torch.ones(2, 68)
+    weight[0, 30] = weight[1, 8] = 0.0
+    weighted = m.training_step({**batch, "point_weight": weight}, 0).item()
+    moved = batch["landmarks"].clone()
+    moved[0, 30] += 20.0
+    moved[1, 8] -= 15.0
+    assert m.training_step({**batch, "landmarks": moved, "point_weight": weight}, 0).item() == pytest.approx(weighted)
+    assert m.training_step({**batch, "landmarks": moved}, 0).item() != pytest.approx(plain)
+
+
+def test_weighted_coordinate_loss_is_the_mean_over_the_weighted_points():
+    loss = CoordLoss("l1", scale=1.0)
+    pred, target = torch.zeros(1, 3, 2), torch.tensor([[[1.0, 0.0], [2.0, 0.0], [9.0, 0.0]]])
+    assert loss(pred, target).item() == pytest.approx(4.0)
+    assert loss(pred, target, torch.tensor([[1.0, 1.0, 0.0]])).item() == pytest.approx(1.5)
+    assert loss(pred, target, torch.zeros(1, 3)).item() == 0.0

@@ -513,3 +513,9 @@ def test_config_changes_name_result_settings_only():
              "strategy": {"stages": [stages[0], {**stages[1], "lr": 1e-3}]}}
     assert config_changes(recorded, other) == ["data.real_budget: 16 -> 32", "schedule.val_every: 300 -> 100",
                                                "seed: 0 -> 1", "strategy.stages.1.lr: 0.0003 -> 0.001"]
+    # a setting added later (self_train.point_drop) is no difference in a run recorded before it while it keeps the
+    # value that does what that run did
+    old_self_train = {**recorded, "self_train": {"keep": 0.8}}
+    assert config_changes(old_self_train, {**same, "self_train": {"keep": 0.8, "point_drop": 0.0}}) == []
+    assert config_changes(old_self_train, {**same, "self_train": {"keep": 0.5, "point_drop": 0.1}}) == [
+        "self_train.keep: 0.8 -> 0.5", "self_train.point_drop: (unset) -> 0.1"]

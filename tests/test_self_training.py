@@ -70,13 +70,15 @@ def test_self_train_ft50_rounds_cache_and_analysis(make_cfg, cache_dir, tmp_path
     from landmark_lab.analysis.pseudo_labels import pseudo
 
     overrides = ["+experiment=self_train_ft50", *FAST, "self_train.rounds=2", "self_train.confidence=both",
-                 f"self_train.cache_dir={tmp_path / 'pc'}"]
+                 "self_train.point_drop=0.1", f"self_train.cache_dir={tmp_path / 'pc'}"]
     train(make_cfg(overrides, run_dir=tmp_path / "a"))
     m = _metrics(tmp_path / "a")
     assert [s["name"] for s in m["stages"]] == ["pretrain", "finetune", "student", "student2"]
     assert m["strategy"] == "self_train" and m["real_budget"] == 16
     rounds = [s["pseudo_labels"] for s in m["stages"][2:]]
     assert [r["cache_hit"] for r in rounds] == [False, False] and rounds[0]["rule"] == "both"
+    # a tenth of the kept photos' points (those the teacher's mirrored crop disagrees on most) leave the loss
+    assert [r["points_dropped"] for r in rounds] == [round(0.1 * 68 * r["kept"]) for r in rounds]
     train(make_cfg(overrides, run_dir=tmp_path / "b"))
     assert _metrics(tmp_path / "b")["stages"][2]["pseudo_labels"]["cache_hit"] is True
     out = tmp_path / "analysis"
@@ -85,6 +87,9 @@ def test_self_train_ft50_rounds_cache_and_analysis(make_cfg, cache_dir, tmp_path
     g = result["rounds"]["student"]
     assert g["kept"] == rounds[0]["kept"] and 0 < g["nme_all"] < 1 and set(g["rules"]) == {"peak", "flip", "both"}
     assert (out / "pseudo.png").stat().st_size > 0 and "student2" in (out / "pseudo.md").read_text()
+    drops = g["point_drop"]  # what point_drop leaves, graded per point against the hidden labels
+    assert set(drops) == {"0.0", "0.05", "0.1", "0.2", "spearman_point_gap"} and drops["0.0"]["dropped_points"] is None
+    assert drops["0.1"]["kept_points"] > 0 and "Per point" in (out / "pseudo.md").read_text()
 
 
 def test_self_train_zero_and_a_teacher_checkpoint(make_cfg, cache_dir, tmp_path):
@@ -116,6 +121,10 @@ def test_self_train_zero_and_a_teacher_checkpoint(make_cfg, cache_dir, tmp_path)
     (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.rounds=0"], "self_train.rounds=0 must be at least 1"),
     (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.confidence=vote"],
      "self_train.confidence='vote' is not valid"),
+    (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.point_drop=1"],
+     "self_train.point_drop=1 would leave every pseudo-labelled point out"),
+    (["strategy=self_train", "data/unlabelled=pool_rest", "self_train.point_drop=-0.1"],
+     "self_train.point_drop=-0.1 must be at least 0"),
     (["strategy=self_train_real", "data/unlabelled=pool_rest", "self_train.teacher=/nonexistent.ckpt"],
      "self_train.teacher='/nonexistent.ckpt': checkpoint not found"),
 ])
@@ -178,3 +187,58 @@ def test_a_strategy_is_one_yaml_file(tmp_path, cache_dir):
     assert [r["strategy"] for r in rows] == ["warm_start"] and strategy_label("warm_start") == "my warm start"
     assert strategy_short("warm_start").format(n=12) == "warm start + 12 real"
     assert ordered(["pretrain_finetune", "warm_start", "real_only"]) == ["real_only", "warm_start", "pretrain_finetune"]
+
+
+def _labels(n: int = 4, gaps: np.ndarray | None = None) -> PseudoLabels:
+    rng = np.random.default_rng(0)
+    return PseudoLabels([Path(f"/photos/{i}.jpg") for i in range(n)], [f"p{i}" for i in range(n)],
+                        rng.uniform(0, 100, (n, 68, 2)).astype(np.float32), rng.uniform(size=n), rng.uniform(size=n),
+                        np.ones(n, dtype=bool), gaps)
+
+
+def test_point_weights_leave_out_the_points_with_the_largest_flip_gap_of_the_kept_photos(tmp_path):
+    gaps = np.random.default_rng(1).uniform(size=(4, 68)).astype(np.float32)
+    gaps[3] = 10.0  # the dropped photo's points: the largest, but not kept, so never counted
+    labels = _labels(4, gaps)
+    kept = np.array([True, True, True, False])
+    w = labels.point_weights(kept, 0.1)
+    assert w.shape == (4, 68) and set(np.unique(w)) == {0.0, 1.0}
+    assert (w[3] == 1).all() and (w[:3] == 0).sum() == round(0.1 * 3 * 68)
+    assert gaps[:3][w[:3] == 0].min() >= gaps[:3][w[:3] == 1].max()  # the largest gaps go
+    assert (labels.point_weights(kept, 0.0) == 1).all()
+    with pytest.raises(ConfigError, match=r"point_drop=1\.0"):
+        labels.point_weights(kept, 1.0)
+    # the per-point gaps travel with the file; a file from before them loads, and asks to predict again to drop points
+    again, _, _ = PseudoLabels.load(labels.save(tmp_path / "new.npz", kept))
+    np.testing.assert_array_equal(again.point_gap, gaps)
+    old, _, _ = PseudoLabels.load(_labels(4).save(tmp_path / "old.npz", kept))
+    assert old.point_gap is None and (old.point_weights(kept, 0.0) == 1).all()
+    with pytest.raises(DataError, match="no per-point flip gaps"):
+        old.point_weights(kept, 0.1)
+
+
+def test_a_pseudo_label_point_weight_follows_its_point_through_every_mirror(tmp_path):
+    """Mirrored items and the random training flip reorder the weights with the points (left eye <-> right eye)."""
+    import cv2
+
+    from landmark_lab.data.unlabelled import PseudoLabelled
+    from landmark_lab.datamodules.sources import FaceDataset
+    from landmark_lab.datamodules.splits import Item
+    from landmark_lab.landmarks import FLIP_68
+    from landmark_lab.transforms.pipeline import FaceTransform
+
+    photo = tmp_path / "a.png"
+    cv2.imwrite(str(photo), np.full((80, 80, 3), 90, np.uint8))
+    pts = np.random.default_rng(0).uniform(20, 60, (1, 68, 2)).astype(np.float32)
+    weights = np.ones((1, 68), np.float32)
+    weights[0, 36] = 0.0  # one outer eye corner left out
+    source = PseudoLabelled([photo], pts, ["a"], point_weights=weights)
+    crop = {"size": 32, "scale": 1.25, "box": "landmarks", "shift_jitter": 0.0, "zoom_jitter": 0.0}
+    plain = FaceDataset([source], [Item(0, 0)], FaceTransform(crop, train=False))[0]
+    assert plain["point_weight"].tolist() == weights[0].tolist()
+    mirrored = FaceDataset([source], [Item(0, 0, flip=True)], FaceTransform(crop, train=False))[0]
+    assert mirrored["point_weight"][int(FLIP_68[36])] == 0 and int(mirrored["point_weight"].sum()) == 67
+    flipped = FaceDataset([source], [Item(0, 0)], FaceTransform({**crop}, train=True, flip_p=1.0))[0]
+    assert flipped["point_weight"].tolist() == mirrored["point_weight"].tolist()
+    unweighted = FaceDataset([PseudoLabelled([photo], pts, ["a"])], [Item(0, 0)], FaceTransform(crop, train=False))[0]
+    assert (unweighted["point_weight"] == 1).all()

@@ -18,12 +18,13 @@ import torch
 
 from landmark_lab.data.pts import read_pts
 from landmark_lab.errors import ConfigError, DataError
-from landmark_lab.metrics import nme_per_face
+from landmark_lab.metrics import nme_per_face, normalizer, point_errors
 from landmark_lab.training.self_training import RULES, PseudoLabels
 from landmark_lab.utils.drawing import pyplot
 
 FAILURE = 0.08  # a pseudo-label worse than this NME io counts as a failure (the usual 8 % threshold)
 SHARES = (0.2, 0.4, 0.6, 0.8, 1.0)
+POINT_DROPS = (0.0, 0.05, 0.1, 0.2)  # self_train.point_drop values graded
 
 
 def _hidden_labels(images: list[Path], where: Path) -> np.ndarray:
@@ -60,6 +61,24 @@ def grade(labels: PseudoLabels, kept: np.ndarray | None, truth: np.ndarray) -> d
         out["rules"][rule] = {str(s): float(np.nanmean(nme[labels.keep(rule, s)])) for s in SHARES}
     conf = {rule: labels.confidence(rule) for rule in ("peak", "flip")}
     out["spearman"] = {rule: _spearman(-c[found], nme[found]) for rule, c in conf.items()}
+    out["point_drop"] = _point_drops(labels, kept, truth)
+    return out
+
+
+def _point_drops(labels: PseudoLabels, kept: np.ndarray, truth: np.ndarray) -> dict[str, Any] | None:
+    """What ``self_train.point_drop`` leaves: for each share, the mean error (io, per point) of the kept photos'
+    points that stay in the loss and of those left out (None for files without per-point flip gaps)."""
+    if labels.point_gap is None or not kept.any():
+        return None
+    err = (point_errors(torch.from_numpy(labels.landmarks), torch.from_numpy(truth))
+           / normalizer(torch.from_numpy(truth), "inter_ocular").clamp_min(1e-6)[:, None]).numpy()[kept]
+    out: dict[str, Any] = {}
+    for drop in POINT_DROPS:
+        w = labels.point_weights(kept, drop)[kept] > 0
+        out[str(drop)] = {"kept_points": float(err[w].mean()),
+                          "dropped_points": float(err[~w].mean()) if (~w).any() else None}
+    gaps = labels.point_gap[kept]
+    out["spearman_point_gap"] = _spearman(gaps.ravel(), err.ravel())
     return out
 
 
@@ -123,6 +142,17 @@ def pseudo(cfg: Any, out: Path) -> dict[str, Any]:
     for name, _, _, g in rounds:
         for rule in RULES:
             lines.append(f"- {name}, {rule}: " + " / ".join(f"{100 * g['rules'][rule][str(s)]:.2f}" for s in SHARES))
+    drops = [(name, g["point_drop"]) for name, _, _, g in rounds if g.get("point_drop")]
+    if drops:
+        lines += ["", "Per point (`self_train.point_drop`: the kept photos' points with the largest flip gap left out "
+                  "of the loss): mean point error, io %, of the points that stay / that are left out, by share left out:",
+                  ""]
+        for name, d in drops:
+            cells = [f"{int(100 * s)} %: {100 * d[str(s)]['kept_points']:.2f}"
+                     + (f" / {100 * d[str(s)]['dropped_points']:.2f}" if d[str(s)]["dropped_points"] is not None else "")
+                     for s in POINT_DROPS]
+            lines.append(f"- {name}: " + "; ".join(cells) + f" (rank corr. point gap / error "
+                         f"{d['spearman_point_gap']:.2f})")
     lines += ["", "Rank correlation: Spearman's between the confidence (peak: higher = surer; flip: lower gap = surer) "
               "and the error, over the photos with a face; positive = the rule ranks well."]
     out.mkdir(parents=True, exist_ok=True)

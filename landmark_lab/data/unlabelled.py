@@ -58,13 +58,18 @@ class UnlabelledFolder:
 
 class PseudoLabelled:
     """Photos with predicted landmarks (N, 68, 2) in image pixels: a reader like the labelled ones (domain
-    ``real``, the 2d convention the teacher predicts in)."""
+    ``real``, the 2d convention the teacher predicts in). ``point_weights`` (N, 68): each point's weight in the
+    student's loss (0 leaves a point the teacher is unsure of out), served as ``meta["point_weight"]``."""
 
-    def __init__(self, images: list[Path], landmarks: np.ndarray, ids: list[str], name: str = "pseudo") -> None:
+    def __init__(self, images: list[Path], landmarks: np.ndarray, ids: list[str], name: str = "pseudo",
+                 point_weights: np.ndarray | None = None) -> None:
         if len(images) != len(landmarks) or len(images) != len(ids):
             raise ValueError("PseudoLabelled: images, landmarks and ids must have the same length")
+        if point_weights is not None and np.shape(point_weights) != (len(images), np.shape(landmarks)[1]):
+            raise ValueError("PseudoLabelled: point_weights must be (N, 68), one weight per pseudo-labelled point")
         self.images = [Path(p) for p in images]
         self.landmarks = np.asarray(landmarks, dtype=np.float32)
+        self.point_weights = None if point_weights is None else np.asarray(point_weights, dtype=np.float32)
         self.ids, self.name = list(ids), name
         self.domain, self.convention = "real", "2d"
 
@@ -77,4 +82,5 @@ class PseudoLabelled:
             image = read_image(self.images[index])
         except DataError as exc:  # the photo changed since the teacher saw it
             raise DataError(f"{exc} (an unlabelled photo, pseudo-labelled earlier in this run)") from None
-        return Sample(image, self.landmarks[index].copy(), self.domain, self.convention, self.ids[index])
+        meta = {} if self.point_weights is None else {"point_weight": self.point_weights[index].copy()}
+        return Sample(image, self.landmarks[index].copy(), self.domain, self.convention, self.ids[index], meta=meta)

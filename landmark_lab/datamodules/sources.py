@@ -17,6 +17,7 @@ from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsRea
 from landmark_lab.data.w300 import load_split
 from landmark_lab.datamodules.splits import Item
 from landmark_lab.errors import ConfigError
+from landmark_lab.landmarks import flip_point_values
 from landmark_lab.registry import Registry
 from landmark_lab.transforms.geometry import hflip
 
@@ -188,6 +189,10 @@ class FaceDataset(Dataset):
         if item.flip:
             sample.image, sample.landmarks = hflip(sample.image, sample.landmarks)
             sample.id += "#flip"
+            if sample.visibility is not None:
+                sample.visibility = flip_point_values(sample.visibility)
+            if "point_weight" in sample.meta:
+                sample.meta = {**sample.meta, "point_weight": flip_point_values(sample.meta["point_weight"])}
         return sample
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

@@ -47,6 +47,8 @@ class FacePrediction:
     # Mean distance between the prediction and the un-mirrored prediction on the mirrored crop, in crop sides
     # (computed when predicting with flip averaging or with a head that has no score of its own); else None.
     flip_gap: float | None = None
+    # The same per point (68,), in crop sides: which of the face's points the two passes disagree on.
+    point_gaps: np.ndarray | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"box": [round(float(v), 2) for v in self.box],
@@ -161,8 +163,8 @@ class Predictor:
 
     def _run(self, image: np.ndarray, matrices: list[np.ndarray], flip: bool
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Landmarks in image pixels, scores and flip gaps (None without the mirrored pass) of the crops given by
-        ``matrices``."""
+        """Landmarks in image pixels, scores and per-point flip distances (n, 68) in crop pixels (None without the
+        mirrored pass) of the crops given by ``matrices``."""
         import cv2
 
         crops = np.stack([cv2.warpAffine(image, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
@@ -175,9 +177,9 @@ class Predictor:
             n = len(batch)
             direct, mirrored = pts[:n], pts[n:]
             averaged = flip_average(direct, mirrored, self.size)
-            gap = np.linalg.norm(direct - unmirror(mirrored, self.size), axis=-1).mean(-1) / self.size
+            gap = np.linalg.norm(direct - unmirror(mirrored, self.size), axis=-1)
             if not self.head_has_score:
-                score = np.exp(-gap / CONSISTENCY_SCALE)
+                score = np.exp(-(gap.mean(-1) / self.size) / CONSISTENCY_SCALE)
             else:
                 score = (score[:n] + score[n:]) / 2
             pts = averaged if flip else direct
@@ -219,8 +221,11 @@ class Predictor:
             for _ in range(passes):  # re-crop around the predicted landmarks, as the model was trained
                 matrices = [self.crop_for(landmark_box(p), "landmarks") for p in pts]
                 pts, score, gap = self._run(image, matrices, flip)
-        gaps = [None] * len(pts) if gap is None else [float(g) for g in gap]
-        return [FacePrediction(p, b, float(s), g) for p, b, s, g in zip(pts, boxes, score, gaps, strict=True)]
+        if gap is None:
+            return [FacePrediction(p, b, float(s)) for p, b, s in zip(pts, boxes, score, strict=True)]
+        means, per_point = gap.mean(-1) / self.size, (gap / self.size).astype(np.float32)
+        return [FacePrediction(p, b, float(s), float(m), g)
+                for p, b, s, m, g in zip(pts, boxes, score, means, per_point, strict=True)]
 
 
 def _check_image(image: Any) -> np.ndarray:

@@ -46,8 +46,9 @@ class LandmarkHead(nn.Module):
         """Landmarks and the heatmaps :meth:`map_loss` supervises (heads with ``has_maps`` only)."""
         raise NotImplementedError(f"{type(self).__name__} has no heatmaps (has_maps is False)")
 
-    def map_loss(self, maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The heatmap loss against normalised target points ``(B, K, 2)`` (heads with ``has_maps`` only)."""
+    def map_loss(self, maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The heatmap loss against normalised target points ``(B, K, 2)``, each map weighted by ``weight``
+        ``(B, K)`` where given (heads with ``has_maps`` only)."""
         raise NotImplementedError(f"{type(self).__name__} has no heatmaps (has_maps is False)")
 
 
@@ -166,9 +167,9 @@ class HeatmapHead(LandmarkHead):
         coords = decode_local(maps, self.sigma) if self.training else self.decode(maps)
         return coords, maps
 
-    def map_loss(self, maps: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Heatmap loss against normalised target points ``(B, K, 2)``."""
-        return self.map_weight * heatmap_loss(maps, target, self.sigma, self.foreground_weight)
+    def map_loss(self, maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Heatmap loss against normalised target points ``(B, K, 2)`` (maps weighted by ``weight`` (B, K))."""
+        return self.map_weight * heatmap_loss(maps, target, self.sigma, self.foreground_weight, weight)
 
     def forward_with_confidence(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         maps = self.heatmaps(feats)

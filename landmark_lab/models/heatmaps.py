@@ -26,12 +26,14 @@ def gaussian_targets(points: torch.Tensor, height: int, width: int, sigma: float
     return gy.unsqueeze(-1) * gx.unsqueeze(-2)
 
 
-def heatmap_loss(maps: torch.Tensor, points: torch.Tensor, sigma: float, foreground_weight: float = 0.0) -> torch.Tensor:
+def heatmap_loss(maps: torch.Tensor, points: torch.Tensor, sigma: float, foreground_weight: float = 0.0,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """Squared error to Gaussian targets, summed over each map's cells and averaged over maps and samples.
 
     Summing over cells (not averaging) keeps the loss at the scale of the coordinate losses (a map that is all
     zeros scores ``pi * sigma**2``), so one learning rate suits both. ``foreground_weight``: extra weight on
-    cells near the point (target > 0.1), the usual cure for maps that collapse to zero on small data.
+    cells near the point (target > 0.1), the usual cure for maps that collapse to zero on small data. ``weight``
+    (B, K): each map's weight in the average (0 leaves a map out).
     """
     if maps.numel() == 0:
         return maps.sum() * 0.0
@@ -39,7 +41,12 @@ def heatmap_loss(maps: torch.Tensor, points: torch.Tensor, sigma: float, foregro
     err = (maps - target) ** 2
     if foreground_weight:
         err = err * (1.0 + foreground_weight * (target > 0.1).to(err.dtype))
-    return err.flatten(2).sum(-1).mean()
+    per_map = err.flatten(2).sum(-1)
+    if weight is None:
+        return per_map.mean()
+    from landmark_lab.models.losses import weighted_mean
+
+    return weighted_mean(per_map, weight)
 
 
 def _neighbourhood(maps: torch.Tensor, radius: int, fill: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

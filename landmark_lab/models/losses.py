@@ -44,7 +44,14 @@ class CoordLoss(nn.Module):
         self.name, self.scale, self.w, self.eps = name, float(scale), w, eps
         self.c = w - w * math.log(1.0 + w / eps)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean per-point loss; with ``weight`` (B, K), the weighted mean (points of weight 0 left out)."""
         if pred.numel() == 0:
             return pred.sum() * 0.0
-        return self.fn((pred - target) * self.scale, self).mean()
+        per_point = self.fn((pred - target) * self.scale, self)
+        return per_point.mean() if weight is None else weighted_mean(per_point, weight)
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` weighted by ``weight`` of the same shape (0 when every weight is 0)."""
+    return (values * weight).sum() / weight.sum().clamp_min(1e-8)

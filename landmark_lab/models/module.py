@@ -34,6 +34,11 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _rows(weight: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
+    """The rows ``mask`` of per-point weights (None stays None: the unweighted mean)."""
+    return None if weight is None else weight[mask]
+
+
 class LandmarkModule(L.LightningModule):
     """Landmark regressor with a swappable backbone and head and a label-adapter head."""
 
@@ -118,6 +123,10 @@ class LandmarkModule(L.LightningModule):
         adapted = self.adapter(base)
         target = self.to_normalised(batch["landmarks"])
         is3d = batch["is_3d"]
+        # per-point loss weights (pseudo-labelled points the teacher is unsure of: 0); all ones: the plain mean
+        weight = batch.get("point_weight")
+        if weight is not None and bool((weight == 1).all()):
+            weight = None
         n = float(len(is3d))
         n3 = float(is3d.sum())
         w3, w2 = 1.0, 1.0
@@ -131,10 +140,10 @@ class LandmarkModule(L.LightningModule):
             own = is3d | maps_learn_2d
             w3 = self.head.coord_weight
             w2 = w3 if maps_learn_2d else 1.0
-        loss = (w3 * self.criterion(base[is3d], target[is3d]) * n3
-                + w2 * self.criterion(adapted[~is3d], target[~is3d]) * (n - n3)) / n
+        loss = (w3 * self.criterion(base[is3d], target[is3d], _rows(weight, is3d)) * n3
+                + w2 * self.criterion(adapted[~is3d], target[~is3d], _rows(weight, ~is3d)) * (n - n3)) / n
         if maps is not None:
-            map_loss = self.head.map_loss(maps[own], target[own]) * float(own.sum()) / n
+            map_loss = self.head.map_loss(maps[own], target[own], _rows(weight, own)) * float(own.sum()) / n
             self.log("train/map_loss", map_loss, batch_size=len(is3d))
             loss = loss + map_loss
         if self.__dict__.get("_teacher") is not None:

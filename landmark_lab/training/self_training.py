@@ -31,7 +31,7 @@ from landmark_lab.utils.io import atomic_path
 log = logging.getLogger("landmark_lab.train")
 
 RULES = ("peak", "flip", "both")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-point flip gaps stored
 
 
 @dataclass
@@ -39,7 +39,7 @@ class PseudoLabels:
     """A teacher's predictions on unlabelled photos: ``landmarks`` (N, 68, 2) image pixels, ``peak`` (N,) the
     head's confidence (heatmap peak height; flip agreement for regression heads), ``flip_gap`` (N,) the mean
     distance to the un-mirrored prediction of the mirrored crop in crop sides, ``found`` (N,) whether a face
-    was found at all."""
+    was found at all; ``point_gap`` (N, 68) the flip gap per point (None in files written before it was kept)."""
 
     images: list[Path]
     ids: list[str]
@@ -47,6 +47,7 @@ class PseudoLabels:
     peak: np.ndarray
     flip_gap: np.ndarray
     found: np.ndarray
+    point_gap: np.ndarray | None = None
 
     def confidence(self, rule: str) -> np.ndarray:
         """Higher is more trusted. ``both``: the mean of the two rules' ranks (their scales differ)."""
@@ -70,10 +71,33 @@ class PseudoLabels:
         mask[order] = True
         return mask
 
+    def point_weights(self, kept: np.ndarray, drop: float) -> np.ndarray:
+        """(N, 68) loss weights of the points: 0 for the ``drop`` share of the ``kept`` photos' points whose flip
+        gap is largest (the points the teacher is least sure of), 1 for the rest."""
+        if not 0.0 <= drop < 1.0:
+            raise ConfigError(f"self_train.point_drop={drop} must be in [0, 1): the share of points left out.")
+        weights = np.ones((len(self.images), NUM_LANDMARKS), np.float32)
+        kept = np.asarray(kept, dtype=bool)
+        if drop == 0.0 or not kept.any():
+            return weights
+        if self.point_gap is None:
+            raise DataError("these pseudo-labels have no per-point flip gaps (written by an older version); delete "
+                            "the file to predict again, or set self_train.point_drop=0.")
+        gaps = self.point_gap[kept]
+        n_drop = int(round(drop * gaps.size))
+        if n_drop:
+            order = np.argsort(-gaps, axis=None, kind="stable")[:n_drop]
+            w = np.ones(gaps.size, np.float32)
+            w[order] = 0.0
+            weights[kept] = w.reshape(gaps.shape)
+        return weights
+
     def save(self, path: Path, kept: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> Path:
         """Write an ``.npz`` (atomically); ``kept`` and ``extra`` (a JSON record) are stored when given."""
         arrays = {"landmarks": self.landmarks, "peak": self.peak, "flip_gap": self.flip_gap, "found": self.found,
                   "images": np.array([str(p) for p in self.images]), "ids": np.array(self.ids)}
+        if self.point_gap is not None:
+            arrays["point_gap"] = self.point_gap
         if kept is not None:
             arrays["kept"] = kept
         arrays["record"] = np.array(json.dumps(extra or {}))
@@ -88,7 +112,7 @@ class PseudoLabels:
         try:
             with np.load(path, allow_pickle=False) as z:
                 labels = cls([Path(p) for p in z["images"]], [str(i) for i in z["ids"]], z["landmarks"], z["peak"],
-                             z["flip_gap"], z["found"])
+                             z["flip_gap"], z["found"], z["point_gap"] if "point_gap" in z.files else None)
                 kept = z["kept"] if "kept" in z.files else None
                 record = json.loads(str(z["record"])) if "record" in z.files else {}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
@@ -116,6 +140,9 @@ def check_self_train_config(cfg: Any) -> None:
 
             import_dlib()
     integer(cfg, "self_train.rounds", low=1, default=1)
+    if number(cfg, "self_train.point_drop", low=0, high=1, default=0.0) == 1.0:
+        raise ConfigError("self_train.point_drop=1 would leave every pseudo-labelled point out of the student's loss; "
+                          "use a share below 1 (e.g. 0.1).")
     choice(cfg, "self_train.confidence", RULES, default="peak")
     number(cfg, "self_train.keep", low=0, high=1, strict_low=True, default=0.8)
     number(cfg, "self_train.labelled_share", low=0, high=1, default=0.25)
@@ -155,14 +182,17 @@ def predict_photos(model: Any, photos: list[tuple[Path, str]], spec: dict[str, A
     n = len(photos)
     lms = np.zeros((n, NUM_LANDMARKS, 2), np.float32)
     peak, gap, found = np.zeros(n), np.full(n, np.inf), np.zeros(n, dtype=bool)
+    point_gap = np.full((n, NUM_LANDMARKS), np.inf, np.float32)
     for i, (path, _) in enumerate(tqdm(photos, desc="teacher: pseudo-labels", disable=not progress, unit="photo")):
         faces = predictor.predict(read_image(path), flip=flip)
         if faces:
             face = faces[0]  # the detector's largest face
             lms[i], peak[i], found[i] = face.landmarks, face.score, True
             gap[i] = face.flip_gap if face.flip_gap is not None else np.inf
+            if face.point_gaps is not None:
+                point_gap[i] = face.point_gaps
     model.train(was_training)
-    return PseudoLabels([p for p, _ in photos], [i for _, i in photos], lms, peak, gap, found)
+    return PseudoLabels([p for p, _ in photos], [i for _, i in photos], lms, peak, gap, found, point_gap)
 
 
 def _cached_predictions(model: Any, photos: list[tuple[Path, str]], spec: dict[str, Any], settings: dict[str, Any],

@@ -267,7 +267,12 @@ def use_pseudo_labels(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path, pro
     stage = stage_dir.name
     kept = info.pop("kept_mask")
     index = np.nonzero(kept)[0]
-    source = PseudoLabelled([labels.images[k] for k in index], labels.landmarks[index], [labels.ids[k] for k in index])
+    drop = float(st.get("point_drop") or 0.0)
+    weights = labels.point_weights(kept, drop)[index] if drop else None
+    if weights is not None:
+        info["points_dropped"] = int((weights == 0).sum())
+    source = PseudoLabelled([labels.images[k] for k in index], labels.landmarks[index], [labels.ids[k] for k in index],
+                            point_weights=weights)
     dm.set_pseudo_labels(source, expand(groups_of([len(source)]), bool(cfg.data.get("flip_double", False))))
     if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
         path = labels.save(run_dir_of(cfg) / "pseudo_labels" / f"{stage}.npz", kept,

@@ -11,7 +11,7 @@ import torch
 
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
-from landmark_lab.landmarks import landmark_box
+from landmark_lab.landmarks import flip_point_values, landmark_box
 from landmark_lab.transforms.augment import build_pipeline
 from landmark_lab.transforms.geometry import crop_matrix, hflip, warp
 
@@ -112,6 +112,11 @@ class FaceTransform:
 
     def geometry(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Crop (with jitter when training), flip and augment; returns image, landmarks, crop matrix."""
+        image, pts, matrix, _ = self._geometry(sample)
+        return image, pts, matrix
+
+    def _geometry(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """:meth:`geometry` and whether the crop was mirrored (per-point values then change order)."""
         c = self.crop
         rng = self.rng
         shift, zoom = (0.0, 0.0), 1.0
@@ -126,19 +131,26 @@ class FaceTransform:
         image, pts = warp(sample.image, sample.landmarks, matrix, c.size)
         if sample is not original:  # the reported crop matrix maps the original image, as for every sample
             matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.vstack([sample.meta["reframe"], [0.0, 0.0, 1.0]]))[:2]
-        if self.flip_p and rng.random() < self.flip_p:
+        flipped = bool(self.flip_p and rng.random() < self.flip_p)
+        if flipped:
             image, pts = hflip(image, pts)
         pipe = self.synthetic_augment if sample.domain == "synthetic" else self.augment
         if pipe is not None:
             out = pipe(image=image, keypoints=pts)
             image, pts = out["image"], np.asarray(out["keypoints"], dtype=np.float32).reshape(-1, 2)
-        return image, pts, matrix
+        return image, pts, matrix, flipped
 
     def __call__(self, sample: Sample) -> dict[str, Any]:
-        image, pts, matrix = self.geometry(sample)
+        image, pts, matrix, flipped = self._geometry(sample)
+        # each point's weight in the loss: 1, or what the source gives (pseudo-labels the teacher is unsure of: 0)
+        weight = sample.meta.get("point_weight")
+        weight = np.ones(len(pts), np.float32) if weight is None else np.asarray(weight, np.float32)
+        if flipped:
+            weight = flip_point_values(weight)
         return {
             "image": torch.from_numpy(normalize(image)),
             "landmarks": torch.from_numpy(pts),
+            "point_weight": torch.from_numpy(weight),
             "is_3d": torch.tensor(sample.convention == "3d"),
             "is_real": torch.tensor(sample.domain == "real"),
             "crop_matrix": torch.from_numpy(matrix.astype(np.float32)),

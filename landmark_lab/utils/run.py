@@ -71,7 +71,7 @@ def is_rank_zero() -> bool:
 # What a run's result depends on, compared before a finished run is reused or an unfinished one continued
 # (resume=true) ...
 RESULT_SECTIONS = ("seed", "data", "strategy", "model", "augment", "optimizer", "scheduler", "schedule", "eval",
-                   "posthoc_adapter", "distill")
+                   "posthoc_adapter", "distill", "self_train")
 # ... except where files live and how fast they load, which may differ between machines and checkouts ...
 # (and strategy.report: how reports name a strategy's results, not how they are trained) ...
 NOT_RESULT_KEYS = frozenset({"root", "cache_dir", "num_workers", "pin_memory", "persistent_workers",
@@ -83,6 +83,9 @@ SCHEDULE_READ = frozenset({"val_every"})
 # Stage keys that runs recorded before them lack: the strategy's name implied what they say (which data a stage
 # trains on), so a record without them is no difference.
 ADDED_STAGE_KEYS = frozenset({"train_on"})
+# Settings added later, with the value that does what runs recorded before them did: a record without the key is no
+# difference while the current value is that one.
+ADDED_KEYS: dict[str, Any] = {"self_train.point_drop": 0.0}
 
 
 def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -116,6 +119,8 @@ def config_changes(recorded: dict[str, Any], current: dict[str, Any]) -> list[st
     new = _leaves({k: current.get(k) for k in RESULT_SECTIONS if k in recorded})
     for key in set(new) - set(old):
         if key.startswith("strategy.stages.") and key.rsplit(".", 1)[1] in ADDED_STAGE_KEYS:
+            del new[key]
+        elif key in ADDED_KEYS and new[key] == ADDED_KEYS[key]:
             del new[key]
     unset = "(unset)"
     return [f"{key}: {old.get(key, unset)} -> {new.get(key, unset)}"
