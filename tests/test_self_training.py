@@ -215,6 +215,9 @@ def test_point_weights_leave_out_the_points_with_the_largest_flip_gap_of_the_kep
     assert old.point_gap is None and (old.point_weights(kept, 0.0) == 1).all()
     with pytest.raises(DataError, match="no per-point flip gaps"):
         old.point_weights(kept, 0.1)
+    unflipped = _labels(4, np.full((4, 68), np.inf, np.float32))  # predicted with self_train.flip=false
+    with pytest.raises(ConfigError, match=r"self_train\.flip=true"):
+        unflipped.point_weights(kept, 0.1)
 
 
 def test_a_pseudo_label_point_weight_follows_its_point_through_every_mirror(tmp_path):

@@ -84,6 +84,9 @@ class PseudoLabels:
             raise DataError("these pseudo-labels have no per-point flip gaps (written by an older version); delete "
                             "the file to predict again, or set self_train.point_drop=0.")
         gaps = self.point_gap[kept]
+        if not np.isfinite(gaps).all():  # predicted without the mirrored pass (self_train.flip=false, a heatmap head)
+            raise ConfigError("self_train.point_drop ranks points by the teacher's flip gap, and these pseudo-labels were "
+                              "predicted without the mirrored crop: set self_train.flip=true, or point_drop=0.")
         n_drop = int(round(drop * gaps.size))
         if n_drop:
             order = np.argsort(-gaps, axis=None, kind="stable")[:n_drop]
