@@ -6,6 +6,7 @@
 #   bash experiments/deploy/run.sh            # OUT=logs/deploy, FAMILY as below
 set -euo pipefail
 OUT=${OUT:-logs/deploy}
+# "backbone px head [tag overrides...]": a tag names the run folder's variant (…_heatmap_s8), the overrides make it
 FAMILY=${FAMILY:-"
 mobilenetv3_small_100 96 heatmap
 mobilenetv3_large_100 96 heatmap
@@ -15,16 +16,20 @@ efficientnet_lite0 128 heatmap
 repghostnet_050 128 heatmap
 resnet18 128 heatmap
 mobilenetv3_small_100 96 regression
+repghostnet_050 128 regression
+mobilenetv3_small_100 96 heatmap s8 model.head.stride=8
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
 HEATMAP_KEYS="stride sigma decode channels coord_weight map_weight foreground_weight"
-while read -r backbone px head; do
+while read -r backbone px head tag overrides; do
   [ -z "$backbone" ] && continue
   drop=(); [ "$head" != heatmap ] && for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done
+  read -r -a extra <<< "${overrides:-}"
   OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN \
     "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
-    data.num_workers=0 logger=csv resume=true "hydra.run.dir=$OUT/${backbone}_${px}_${head}"
+    ${extra[@]+"${extra[@]}"} data.num_workers=0 logger=csv resume=true \
+    "hydra.run.dir=$OUT/${backbone}_${px}_${head}${tag:+_$tag}"
 done <<< "$FAMILY"
 # distillation (strategy=distill): the fastest model taught by a bigger one of the family (TEACHER: its run folder's
 # name under OUT; STUDENT: "backbone px head"); DISTILL= (empty) skips it
