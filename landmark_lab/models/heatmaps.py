@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from landmark_lab.models.losses import weighted_mean
 from landmark_lab.registry import Registry
 
 
@@ -42,11 +43,7 @@ def heatmap_loss(maps: torch.Tensor, points: torch.Tensor, sigma: float, foregro
     if foreground_weight:
         err = err * (1.0 + foreground_weight * (target > 0.1).to(err.dtype))
     per_map = err.flatten(2).sum(-1)
-    if weight is None:
-        return per_map.mean()
-    from landmark_lab.models.losses import weighted_mean
-
-    return weighted_mean(per_map, weight)
+    return per_map.mean() if weight is None else weighted_mean(per_map, weight)
 
 
 def _neighbourhood(maps: torch.Tensor, radius: int, fill: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -67,7 +67,12 @@ def plot_budget(agg: dict, path: Path, title: str) -> None:
     ax.set_xlabel("real training images (log scale)")
     ax.set_ylabel("real-test NME, inter-ocular (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    entries = len(ax.get_legend_handles_labels()[0])
+    if entries > 4:  # below the axes, where it covers no curve; the figure grows by its lines
+        fig.set_size_inches(7, 4.5 + 0.17 * entries)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    else:
+        ax.legend(fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
