@@ -43,12 +43,12 @@ FLIP_68: np.ndarray = np.array(
 
 def flip_point_values(values: np.ndarray) -> np.ndarray:
     """Per-point values (68, ...) of a face (visibility, loss weights) in the mirrored face's point order."""
-    return np.asarray(values)[FLIP_68].copy()
+    return np.asarray(values)[FLIP_68]  # an index array: numpy returns a new array
 
 
 def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
     """Mirror (68, 2) pixel-centre landmarks of an image of ``width`` and swap left/right indices."""
-    out = landmarks[FLIP_68].copy()
+    out = flip_point_values(landmarks)
     out[:, 0] = (width - 1) - out[:, 0]
     return out
 
