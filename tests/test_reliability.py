@@ -341,7 +341,7 @@ def test_evaluate_with_missing_checkpoint_leaves_no_folder(tmp_path, capsys):
     run = tmp_path / "ev"
     assert run_cli("evaluate", [f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={run}"]) == 2
     err = capsys.readouterr().err
-    assert "none.ckpt" in err and "file not found" in err and not run.exists()
+    assert "none.ckpt" in err and "checkpoint not found" in err and not run.exists()
     assert run_cli("adapt", [f"hydra.run.dir={run}"]) == 2
     assert "ckpt_path is required" in capsys.readouterr().err and not run.exists()
     # bad data found while the data is read (after the folder check): the new run folder is removed again

@@ -17,6 +17,7 @@ from landmark_lab.utils.checks import (
     _has,
     budget,
     check_checkpoint_path,
+    checkpoint_file,
     choice,
     integer,
     kwargs_fit,
@@ -255,8 +256,7 @@ def _check_distill(cfg: DictConfig) -> None:
     if not teacher:
         raise ConfigError(f"strategy={cfg.strategy.name} distils from a teacher: set distill.teacher to a checkpoint "
                           "this project wrote (e.g. the recipe's RUN/checkpoints/train/best.ckpt).")
-    if not Path(str(teacher)).expanduser().is_file():
-        raise ConfigError(f"distill.teacher={teacher}: checkpoint not found.")
+    checkpoint_file("distill.teacher", teacher)
     number(cfg, "distill.weight", low=0, strict_low=True, default=1.0)
 
 

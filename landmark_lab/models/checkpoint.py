@@ -68,12 +68,9 @@ def load_landmark_model(path: str | Path) -> Any:
 
 def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> Any:
     """:func:`load_landmark_model` for a path the user gave as ``key``: a missing file is named as such."""
-    from landmark_lab.errors import ConfigError
+    from landmark_lab.utils.checks import checkpoint_file
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"{key}={str(path)!r}: file not found. Checkpoints are in RUN/checkpoints/<stage>/.")
-    return load_landmark_model(path)
+    return load_landmark_model(checkpoint_file(key, path))
 
 
 def save_model(model: Any, path: str | Path) -> Path:

@@ -127,7 +127,7 @@ class PseudoLabels:
 
 def check_self_train_config(cfg: Any) -> None:
     """``data.unlabelled`` and ``self_train``, checked before anything is read (only where a stage uses them)."""
-    from landmark_lab.utils.checks import choice, integer, number, required
+    from landmark_lab.utils.checks import checkpoint_file, choice, integer, number, required
 
     kind = choice(cfg, "data.unlabelled.kind", ["none", "folder", "pool_rest"], default="none")
     if not any(str(st.get("train_on", "real")) == "pseudo" for st in cfg.strategy.stages):
@@ -150,9 +150,8 @@ def check_self_train_config(cfg: Any) -> None:
     number(cfg, "self_train.keep", low=0, high=1, strict_low=True, default=0.8)
     number(cfg, "self_train.labelled_share", low=0, high=1, default=0.25)
     teacher = cfg.self_train.get("teacher")
-    if teacher and not Path(str(teacher)).expanduser().is_file():
-        raise ConfigError(f"self_train.teacher={str(teacher)!r}: checkpoint not found (a .ckpt this project wrote, "
-                          "e.g. RUN/checkpoints/finetune/best.ckpt).")
+    if teacher:
+        checkpoint_file("self_train.teacher", teacher)
 
 
 def weights_digest(model: torch.nn.Module) -> str:

@@ -240,21 +240,13 @@ def latency_ms(cfg: DictConfig, batch: int, reps: int = 20) -> float:
     return 1000 * (time.perf_counter() - t0) / (reps * batch)
 
 
-def _time_ms(fn, reps: int) -> float:
-    for _ in range(3):
-        fn()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return 1000 * (time.perf_counter() - t0) / reps
-
-
 def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), reps: int = 50) -> list[str]:
-    """Per-face latency at batch 1 on one CPU thread: eager PyTorch and ONNX Runtime for the default model
-    at each input size, dlib's 68-point predictor, and dlib's face detector per image. Lines to print."""
+    """Per-face latency at batch 1 on one CPU thread (medians, as the Pareto chart's): eager PyTorch and ONNX Runtime
+    for the default model at each input size, dlib's 68-point predictor, and dlib's face detector per image."""
     import numpy as np
 
     from landmark_lab.inference.export import export_model
+    from landmark_lab.inference.quantize import median_ms
 
     lines = []
     threads = torch.get_num_threads()
@@ -268,7 +260,7 @@ def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), re
             net = model.inference_net()
             x = torch.rand(1, 3, size, size) * 255
             with torch.no_grad():
-                eager = _time_ms(lambda net=net, x=x: net(x), reps)
+                eager = median_ms(lambda net=net, x=x: net(x), reps, warmup=3)
             line = f"{cfg.model.backbone.name} {cfg.model.head.name} {size:>3} px, batch 1, 1 thread: eager {eager:6.2f} ms/face"
             try:
                 import onnxruntime as ort
@@ -279,7 +271,7 @@ def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), re
                     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
                     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
                     xn = x.numpy()
-                    ms = _time_ms(lambda sess=sess, xn=xn: sess.run(None, {"image": xn}), reps)
+                    ms = median_ms(lambda sess=sess, xn=xn: sess.run(None, {"image": xn}), reps, warmup=3)
                     line += f", ONNX Runtime {ms:6.2f} ms/face"
             except ImportError:
                 line += ", ONNX Runtime: not installed (pip install -e \".[predict]\")"
@@ -294,12 +286,12 @@ def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), re
             image = np.ascontiguousarray(face.image)
             peer = DlibPeer()
             box = landmark_box(face.lm_2d)
-            ms = _time_ms(lambda: peer.predict(image, [box]), reps)
+            ms = median_ms(lambda: peer.predict(image, [box]), reps, warmup=3)
             lines.append(f"dlib 68-point predictor (ERT), 1 face given its box: {ms:6.2f} ms/face")
             det = DlibDetector(upsample=1)
             big = np.ascontiguousarray(np.tile(image, (2, 3, 1))[:480, :640])
             for name, img in (("256x256", image), ("640x480", big)):
-                ms = _time_ms(lambda img=img: det(img), 5)
+                ms = median_ms(lambda img=img: det(img), 5, warmup=3)
                 lines.append(f"dlib HOG face detector (upsample 1) on a {name} image: {ms:7.1f} ms/image")
         except Exception as exc:  # dlib is optional (the predict extra)
             lines.append(f"dlib: not measured ({str(exc).splitlines()[0]})")

@@ -29,6 +29,7 @@ from landmark_lab.training.callbacks import StageAware, StepRecorder
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.training.self_training import pseudo_label
 from landmark_lab.training.signals import SigtermStop, fit_interrupted
+from landmark_lab.utils.checks import checkpoint_file
 from landmark_lab.utils.io import inside, relative_to_run
 from landmark_lab.utils.run import is_rank_zero, run_dir_of, write_json
 
@@ -227,9 +228,7 @@ def partial_steps(run_dir: Path) -> dict[str, int]:
 
 def load_teacher(model: Any, path: str) -> None:
     """The weights of ``self_train.teacher`` (a checkpoint this project wrote, read pickle-free) into ``model``."""
-    weights = Path(path).expanduser()
-    if not weights.is_file():
-        raise ConfigError(f"self_train.teacher={path!r}: checkpoint not found.")
+    weights = checkpoint_file("self_train.teacher", path)
     ckpt = read_checkpoint(weights, "teacher checkpoint")
     apply_state(model, ckpt.get("state_dict"), weights, "teacher checkpoint")
     log.info("self-training: the first teacher is %s", weights)

@@ -138,11 +138,17 @@ def required(cfg: DictConfig, key: str, example: str) -> Any:
     return OmegaConf.select(cfg, key)
 
 
+def checkpoint_file(key: str, value: str | Path) -> Path:
+    """The checkpoint a user gave as ``key``, which must be an existing file (one message for every such key)."""
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{key}={str(path)!r}: checkpoint not found (a .ckpt this project wrote: "
+                          "RUN/checkpoints/<stage>/best.ckpt or last.ckpt).")
+    return path
+
+
 def check_checkpoint_path(cfg: DictConfig, key: str = "ckpt_path") -> Path:
     """``cfg[key]`` is set and names an existing file."""
     if not _has(cfg, key) or OmegaConf.is_missing(cfg, key) or not OmegaConf.select(cfg, key):
         raise ConfigError(f"{key} is required: add {key}=RUN/checkpoints/<stage>/best.ckpt to the command.")
-    path = Path(str(OmegaConf.select(cfg, key))).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"{key}={str(path)!r}: file not found. Checkpoints are in RUN/checkpoints/<stage>/.")
-    return path
+    return checkpoint_file(key, OmegaConf.select(cfg, key))
