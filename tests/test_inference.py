@@ -93,7 +93,7 @@ def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
     assert predictor.predict(big, boxes=[]) == []
 
 
-@pytest.mark.parametrize("head", ["regression", "integral", "heatmap"])
+@pytest.mark.parametrize("head", ["regression", "integral", "heatmap", "simcc"])
 def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")

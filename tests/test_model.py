@@ -5,7 +5,7 @@ import torch
 from landmark_lab.errors import ConfigError
 from landmark_lab.models.adapter import ADAPTERS
 from landmark_lab.models.backbone import Backbone
-from landmark_lab.models.heads import IntegralHead, RegressionHead
+from landmark_lab.models.heads import IntegralHead, RegressionHead, SimCCHead
 from landmark_lab.models.losses import CoordLoss
 from landmark_lab.models.module import LandmarkModule
 
@@ -28,7 +28,7 @@ def test_module_shapes_and_loss_routing():
     assert m.adapter.net[-1].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}])
+@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}, {"name": "simcc", "grid": 2}])
 def test_a_teacher_adds_its_loss_and_stays_out_of_the_student(head):
     """Distillation: the teacher's landmarks on the same crops (resized to its input size) add a loss; the teacher is
     frozen, in no state_dict and no optimiser group, and set_teacher(None) ends it."""
@@ -135,7 +135,43 @@ def test_loss_scale_follows_the_crop_unless_set():
     assert m.criterion.scale == 64.0
 
 
-@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}])
+def test_simcc_head_decodes_its_own_targets_and_learns_a_point():
+    """The SimCC head: its Gaussian 1-D targets decode back to the point (inside the crop, away from the edges), its
+    confidence is near 1 for such targets, its map loss is smallest there, and a few steps on one face move the
+    expectation onto the labels (from any map size: the map is resized to the head's grid)."""
+    torch.manual_seed(0)
+    head = SimCCHead(32, bins=64, hidden=32, grid=3, sigma=2.0)
+    pts = torch.rand(2, 68, 2) * 0.6 + 0.2
+    target = head.targets(pts)
+    assert target.shape == (2, 68, 2, 64) and torch.allclose(target.sum(-1), torch.ones(2, 68, 2))
+    exact = torch.log(target.clamp_min(1e-30))  # logits whose softmax is the target
+    torch.testing.assert_close(head._decode(exact), pts, atol=1e-3, rtol=0)
+    assert head.map_loss(exact, pts).item() == pytest.approx(0.0, abs=1e-5)
+    assert head.map_loss(torch.zeros_like(target), pts).item() > 1.0
+    weight = torch.ones(2, 68)
+    weight[0, 5] = 0.0
+    wrong = exact.clone()
+    wrong[0, 5] = 0.0  # a flat distribution where the weight is 0: no loss
+    assert head.map_loss(wrong, pts, weight).item() == pytest.approx(0.0, abs=1e-5)
+    feats = torch.randn(2, 32, 5, 5)  # resized to the 3x3 grid
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    first = None
+    for _ in range(150):
+        coords, logits = head.forward_with_maps(feats)
+        loss = head.map_loss(logits, pts) + (coords - pts).abs().mean()
+        first = first if first is not None else (coords - pts).abs().mean().item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    head.eval()
+    coords, conf = head.forward_with_confidence(feats)
+    assert (coords - pts).abs().mean().item() < first / 5 and coords.shape == (2, 68, 2)
+    assert conf.shape == (2,) and ((conf > 0.5) & (conf <= 1.0)).all()
+    with pytest.raises(ConfigError, match="simcc"):
+        SimCCHead(32, bins=0)
+
+
+@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}, {"name": "simcc", "grid": 2}])
 def test_a_point_of_weight_zero_leaves_the_loss_and_all_ones_is_the_plain_mean(head):
     """Per-point weights (pseudo-labelled points the teacher is unsure of): moving a weight-0 point's label changes
     nothing; weights of one give exactly the unweighted loss."""

@@ -14,6 +14,7 @@ from torch import nn
 from landmark_lab.errors import ConfigError
 from landmark_lab.landmarks import NUM_LANDMARKS
 from landmark_lab.models.heatmaps import DECODERS, decode_local, heatmap_loss
+from landmark_lab.models.losses import weighted_mean
 from landmark_lab.registry import Registry
 
 
@@ -176,6 +177,83 @@ class HeatmapHead(LandmarkHead):
         return self.decode(maps), maps.flatten(2).amax(-1).clamp(0.0, 1.0).mean(-1)
 
 
+class SimCCHead(LandmarkHead):
+    """SimCC-style coordinate classification (Li et al. 2022; RTMPose's head): each point's x and y as two 1-D
+    distributions over ``bins`` sub-pixel bins across the crop, read from the backbone's last map without pooling it
+    away (the regression head's global average pool discards where the features are).
+
+    A 1x1 convolution gives one map per point, resized to ``grid`` x ``grid`` where the backbone's map differs (4 at
+    128 px and stride 32); each point's flattened map goes through a shared MLP (``hidden`` units) to its x and y
+    logits. Coordinates are the softmax expectation over bin centres (differentiable, sub-bin). Training: the KL
+    divergence to Gaussian 1-D targets (``sigma`` in bins) as the map loss, and the coordinate loss on the
+    expectation with ``coord_weight``. Its cost is the MLP: about ``K * (grid**2 * hidden + hidden * 2 * bins)``
+    multiply-adds (1.2 M at the defaults), far below a stride-4 heatmap head's upsampling.
+    """
+
+    has_maps = True
+
+    def __init__(self, in_channels: int, num_points: int = NUM_LANDMARKS, bins: int = 128, hidden: int = 64,
+                 grid: int = 4, sigma: float = 2.0, coord_weight: float = 1.0, map_weight: float = 1.0) -> None:
+        super().__init__()
+        if min(bins, hidden, grid) < 1 or sigma <= 0:
+            raise ConfigError(f"model.head (simcc): bins={bins}, hidden={hidden} and grid={grid} must be positive "
+                              f"whole numbers and sigma={sigma} a positive number of bins.")
+        self.num_points, self.bins, self.grid = num_points, int(bins), int(grid)
+        self.sigma, self.coord_weight, self.map_weight = float(sigma), float(coord_weight), float(map_weight)
+        self.reduce = nn.Conv2d(in_channels, num_points, 1)
+        self.mlp = nn.Sequential(nn.LayerNorm(self.grid * self.grid), nn.Linear(self.grid * self.grid, hidden),
+                                 nn.GELU(), nn.Linear(hidden, 2 * self.bins))
+        self.register_buffer("centres", (torch.arange(self.bins, dtype=torch.float32) + 0.5) / self.bins,
+                             persistent=False)
+
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 2, bins)``: each point's x (index 0) and y (index 1) logits."""
+        x = self.reduce(feats)
+        if tuple(x.shape[-2:]) != (self.grid, self.grid):
+            x = F.interpolate(x, size=(self.grid, self.grid), mode="bilinear", align_corners=False)
+        b, k = x.shape[:2]
+        # float32 logits: the softmax over many bins and the KL's logs are too fine for bf16/fp16
+        return self.mlp(x.flatten(2)).float().view(b, k, 2, self.bins)
+
+    def _decode(self, logits: torch.Tensor) -> torch.Tensor:
+        return (F.softmax(logits, dim=-1) * self.centres.to(logits.dtype)).sum(-1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self._decode(self.logits(feats))
+
+    def forward_with_maps(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks and the 1-D logits ``(B, K, 2, bins)`` that :meth:`map_loss` supervises."""
+        logits = self.logits(feats)
+        return self._decode(logits), logits
+
+    def targets(self, points: torch.Tensor) -> torch.Tensor:
+        """Gaussian 1-D targets ``(B, K, 2, bins)`` around normalised points, each summing to 1 (points outside the
+        crop are held at its edge: their coordinate loss still sees where they are)."""
+        d = (self.centres.to(points.dtype) - points.clamp(0.0, 1.0).unsqueeze(-1)) * self.bins
+        g = torch.exp(-(d**2) / (2 * self.sigma**2))
+        return g / g.sum(-1, keepdim=True)
+
+    def map_loss(self, maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """KL divergence of the predicted x and y distributions from the Gaussian targets, summed over both axes
+        and averaged over points (weighted by ``weight`` (B, K))."""
+        if maps.numel() == 0:
+            return maps.sum() * 0.0
+        t = self.targets(target.float())
+        kl = (t * (torch.log(t.clamp_min(1e-12)) - F.log_softmax(maps, dim=-1))).sum(-1).sum(-1)  # (B, K)
+        return self.map_weight * (kl.mean() if weight is None else weighted_mean(kl, weight))
+
+    def forward_with_confidence(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks and a confidence in [0, 1]: the probability within 2 sigma of each axis's peak, the two axes'
+        product averaged over the points (a sharp, single peak scores near 1; a spread one near 0)."""
+        logits = self.logits(feats)
+        prob = F.softmax(logits, dim=-1)
+        r = max(1, round(2 * self.sigma))
+        window = F.avg_pool1d(prob.flatten(0, 2).unsqueeze(1), 2 * r + 1, stride=1, padding=r,
+                              count_include_pad=True) * (2 * r + 1)
+        mass = window.amax(-1).view(prob.shape[:3]).clamp(0.0, 1.0)
+        return self._decode(logits), mass.prod(-1).mean(-1)
+
+
 def head_features(backbone: nn.Module, head: LandmarkHead, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
     """What ``head`` reads from ``backbone``: the last feature map, or the pyramid for heads that ask for it."""
     if head.pyramid:
@@ -199,3 +277,4 @@ HEADS: Registry[type[LandmarkHead]] = Registry("landmark head", "model.head.name
 HEADS.register("regression")(RegressionHead)
 HEADS.register("integral")(IntegralHead)
 HEADS.register("heatmap")(HeatmapHead)
+HEADS.register("simcc")(SimCCHead)
