@@ -19,6 +19,7 @@ mobilenetv3_small_100 96 regression
 repghostnet_050 128 regression
 mobilenetv3_small_100 96 heatmap s8 model.head.stride=8
 mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
+repghostnet_050 128 simcc
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
@@ -33,18 +34,22 @@ while read -r backbone px head tag overrides; do
     "hydra.run.dir=$OUT/${backbone}_${px}_${head}${tag:+_$tag}"
 done <<< "$FAMILY"
 # distillation (strategy=distill): a fast model taught by a more accurate one of the family. Each DISTILL line is
-# "teacher student-backbone px head": the teacher is a run folder's name under OUT; DISTILL= (empty) skips them
+# "teacher backbone px head [tag overrides...]" (the student as a FAMILY line): the teacher is a run folder's name
+# under OUT; DISTILL= (empty) skips them
 DISTILL=${DISTILL-"
 mobilenetv3_large_100_96_heatmap mobilenetv3_small_100 96 heatmap
 repghostnet_050_128_heatmap repghostnet_050 128 regression
+repghostnet_050_128_heatmap mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
 "}
-while read -r teacher backbone px head; do
+while read -r teacher backbone px head tag overrides; do
   [ -z "$teacher" ] && continue
   drop=(); [ "$head" != heatmap ] && for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done
+  read -r -a extra <<< "${overrides:-}"
   OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN strategy=distill \
     "distill.teacher=$OUT/$teacher/checkpoints/train/best.ckpt" \
     "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
-    data.num_workers=0 logger=csv resume=true "hydra.run.dir=$OUT/distill_${backbone}_${px}_${head}_from_$teacher"
+    ${extra[@]+"${extra[@]}"} data.num_workers=0 logger=csv resume=true \
+    "hydra.run.dir=$OUT/distill_${backbone}_${px}_${head}${tag:+_$tag}_from_$teacher"
 done <<< "$DISTILL"
 # dlib with its own detector on the same test faces (its NME for the chart's point)
 run python -m landmark_lab.evaluate peer=dlib data=300w "data.split=[lfpw/trainset]" eval.box=detector \
