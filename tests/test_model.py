@@ -137,8 +137,8 @@ def test_loss_scale_follows_the_crop_unless_set():
 
 def test_simcc_head_decodes_its_own_targets_and_learns_a_point():
     """The SimCC head: its Gaussian 1-D targets decode back to the point (inside the crop, away from the edges), its
-    confidence is near 1 for such targets, its map loss is smallest there, and a few steps on one face move the
-    expectation onto the labels (from any map size: the map is resized to the head's grid)."""
+    map loss is zero there and a weight of 0 leaves a point out, and a few steps on one face move the expectation
+    onto the labels with a confidence above one half (from any map size: the map is resized to the head's grid)."""
     torch.manual_seed(0)
     head = SimCCHead(32, bins=64, hidden=32, grid=3, sigma=2.0)
     pts = torch.rand(2, 68, 2) * 0.6 + 0.2

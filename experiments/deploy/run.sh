@@ -24,14 +24,21 @@ repghostnet_050 128 simcc
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
 HEATMAP_KEYS="stride sigma decode channels coord_weight map_weight foreground_weight"
-while read -r backbone px head tag overrides; do
-  [ -z "$backbone" ] && continue
-  drop=(); [ "$head" != heatmap ] && for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done
+# train_line PREFIX SUFFIX "backbone px head [tag overrides...]" [ARGS...]: one model of a FAMILY-style line into
+# $OUT/PREFIX<backbone>_<px>_<head>[_<tag>]SUFFIX, ARGS (a strategy and its teacher) before the model's settings
+train_line() {
+  local prefix=$1 suffix=$2 backbone px head tag overrides drop=() extra=()
+  read -r backbone px head tag overrides <<< "$3"
+  shift 3
+  if [ "$head" != heatmap ]; then for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done; fi
   read -r -a extra <<< "${overrides:-}"
-  OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN \
+  OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN "$@" \
     "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
     ${extra[@]+"${extra[@]}"} data.num_workers=0 logger=csv resume=true \
-    "hydra.run.dir=$OUT/${backbone}_${px}_${head}${tag:+_$tag}"
+    "hydra.run.dir=$OUT/$prefix${backbone}_${px}_${head}${tag:+_$tag}$suffix"
+}
+while read -r line; do
+  if [ -n "$line" ]; then train_line "" "" "$line"; fi
 done <<< "$FAMILY"
 # distillation (strategy=distill): a fast model taught by a more accurate one of the family. Each DISTILL line is
 # "teacher backbone px head [tag overrides...]" (the student as a FAMILY line): the teacher is a run folder's name
@@ -41,15 +48,9 @@ mobilenetv3_large_100_96_heatmap mobilenetv3_small_100 96 heatmap
 repghostnet_050_128_heatmap repghostnet_050 128 regression
 repghostnet_050_128_heatmap mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
 "}
-while read -r teacher backbone px head tag overrides; do
-  [ -z "$teacher" ] && continue
-  drop=(); [ "$head" != heatmap ] && for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done
-  read -r -a extra <<< "${overrides:-}"
-  OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN strategy=distill \
-    "distill.teacher=$OUT/$teacher/checkpoints/train/best.ckpt" \
-    "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
-    ${extra[@]+"${extra[@]}"} data.num_workers=0 logger=csv resume=true \
-    "hydra.run.dir=$OUT/distill_${backbone}_${px}_${head}${tag:+_$tag}_from_$teacher"
+while read -r teacher student; do
+  if [ -z "$teacher" ]; then continue; fi
+  train_line distill_ "_from_$teacher" "$student" strategy=distill "distill.teacher=$OUT/$teacher/checkpoints/train/best.ckpt"
 done <<< "$DISTILL"
 # dlib with its own detector on the same test faces (its NME for the chart's point)
 run python -m landmark_lab.evaluate peer=dlib data=300w "data.split=[lfpw/trainset]" eval.box=detector \
