@@ -28,8 +28,8 @@ from .conftest import ROOT, W300, needs_shared
 def model_and_data(make_cfg, tmp_path):
     """A small untrained model (mean-shape start) saved as a checkpoint, and the tiny procedural test set."""
 
-    def _make(head: str = "regression"):
-        cfg = make_cfg(["+experiment=real_only", f"model.head.name={head}"])
+    def _make(head: str = "regression", extra: tuple[str, ...] = ()):
+        cfg = make_cfg(["+experiment=real_only", f"model.head.name={head}", *extra])
         dm = build_datamodule(cfg, progress=False)
         dm.prepare_data()
         dm.setup("fit")
@@ -93,13 +93,14 @@ def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
     assert predictor.predict(big, boxes=[]) == []
 
 
-@pytest.mark.parametrize("head", ["regression", "integral", "heatmap", "simcc"])
-def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head):
+@pytest.mark.parametrize(("head", "extra"), [("regression", ()), ("integral", ()), ("heatmap", ()), ("simcc", ()),
+                                             ("simcc", ("+model.head.stride=16",))], ids=str)
+def test_onnx_export_matches_eager_on_real_faces(model_and_data, tmp_path, head, extra):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from landmark_lab.cli.export import export_checkpoint as run_export
 
-    model, dm, ckpt = model_and_data(head)
+    model, dm, ckpt = model_and_data(head, extra)
     out = tmp_path / f"{head}.onnx"
     from omegaconf import OmegaConf
 

@@ -5,7 +5,7 @@ import torch
 from landmark_lab.errors import ConfigError
 from landmark_lab.models.adapter import ADAPTERS
 from landmark_lab.models.backbone import Backbone
-from landmark_lab.models.heads import IntegralHead, RegressionHead, SimCCHead
+from landmark_lab.models.heads import IntegralHead, RegressionHead, SimCCHead, build_head, head_features
 from landmark_lab.models.losses import CoordLoss
 from landmark_lab.models.module import LandmarkModule
 
@@ -28,7 +28,8 @@ def test_module_shapes_and_loss_routing():
     assert m.adapter.net[-1].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}, {"name": "simcc", "grid": 2}])
+@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}, {"name": "simcc", "grid": 2},
+                                  {"name": "simcc", "stride": 16}])
 def test_a_teacher_adds_its_loss_and_stays_out_of_the_student(head):
     """Distillation: the teacher's landmarks on the same crops (resized to its input size) add a loss; the teacher is
     frozen, in no state_dict and no optimiser group, and set_teacher(None) ends it."""
@@ -171,7 +172,21 @@ def test_simcc_head_decodes_its_own_targets_and_learns_a_point():
         SimCCHead(32, bins=0)
 
 
-@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}, {"name": "simcc", "grid": 2}])
+def test_simcc_head_with_a_stride_reads_the_pyramid_from_that_stride():
+    """``stride=16``: the head reads the backbone's maps from stride 16 down (resnet18: 16 and 32), an 8x8 grid at
+    128 px, and still gives (B, 68, 2) points; a stride the backbone does not have is refused by name."""
+    backbone = Backbone("resnet18")
+    head = build_head("simcc", backbone, stride=16, grid=8)
+    assert head.pyramid and len(head.lateral) == 2 and not build_head("simcc", backbone).pyramid
+    feats = head_features(backbone, head, torch.randn(2, 3, 128, 128))
+    assert [f.shape[-1] for f in feats] == [8, 4]
+    assert head(feats).shape == (2, 68, 2)
+    with pytest.raises(ConfigError, match="stride-12"):
+        build_head("simcc", backbone, stride=12)
+
+
+@pytest.mark.parametrize("head", [{"name": "regression"}, {"name": "heatmap", "stride": 4}, {"name": "simcc", "grid": 2},
+                                  {"name": "simcc", "stride": 16}])
 def test_a_point_of_weight_zero_leaves_the_loss_and_all_ones_is_the_plain_mean(head):
     """Per-point weights (pseudo-labelled points the teacher is unsure of): moving a weight-0 point's label changes
     nothing; weights of one give exactly the unweighted loss."""

@@ -20,6 +20,7 @@ repghostnet_050 128 regression
 mobilenetv3_small_100 96 heatmap s8 model.head.stride=8
 mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
 repghostnet_050 128 simcc
+repghostnet_050 128 simcc s16 +model.head.stride=16 +model.head.grid=8
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
@@ -47,6 +48,7 @@ DISTILL=${DISTILL-"
 mobilenetv3_large_100_96_heatmap mobilenetv3_small_100 96 heatmap
 repghostnet_050_128_heatmap repghostnet_050 128 regression
 repghostnet_050_128_heatmap mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
+repghostnet_050_128_heatmap repghostnet_050 128 simcc
 "}
 while read -r teacher student; do
   if [ -z "$teacher" ]; then continue; fi

@@ -35,6 +35,11 @@ class LandmarkHead(nn.Module):
     has_maps: bool = False
     coord_weight: float = 1.0
 
+    @classmethod
+    def reads_pyramid(cls, options: dict) -> bool:
+        """Whether the head built with ``options`` reads the pyramid (default: the class's ``pyramid``)."""
+        return cls.pyramid
+
     def init_mean_shape(self, mean_shape: torch.Tensor) -> None:
         """Start from ``mean_shape`` (normalised, ``(K, 2)``); heads without a coordinate bias ignore it."""
 
@@ -114,6 +119,15 @@ class IntegralHead(LandmarkHead):
         return self._expectation(prob), mass.flatten(2).amax(-1).mean(-1)
 
 
+def top_down(lateral: nn.ModuleList, feats: list[torch.Tensor]) -> torch.Tensor:
+    """A feature pyramid's top-down pathway (Lin et al. 2017): each map through its 1x1 ``lateral`` projection, the
+    coarser sum upsampled onto the finer level, down to the first (finest) map."""
+    x = lateral[-1](feats[-1])
+    for proj, f in zip(reversed(lateral[:-1]), reversed(feats[:-1]), strict=True):
+        x = proj(f) + F.interpolate(x, size=f.shape[-2:], mode="nearest")
+    return x
+
+
 class HeatmapHead(LandmarkHead):
     """Gaussian heatmaps at ``stride`` (default 4) with sub-pixel decoding.
 
@@ -144,9 +158,7 @@ class HeatmapHead(LandmarkHead):
 
     def heatmaps(self, feats: list[torch.Tensor]) -> torch.Tensor:
         """``(B, K, H/stride, W/stride)`` maps from the feature pyramid (finest first)."""
-        x = self.lateral[-1](feats[-1])
-        for lateral, f in zip(reversed(self.lateral[:-1]), reversed(feats[:-1]), strict=True):
-            x = lateral(f) + F.interpolate(x, size=f.shape[-2:], mode="nearest")
+        x = top_down(self.lateral, feats)
         # float32 maps: the loss and the sub-pixel decoding (logs, Newton step) are too fine for bf16/fp16
         return self.maps(self.smooth(x)).float()
 
@@ -179,36 +191,52 @@ class HeatmapHead(LandmarkHead):
 
 class SimCCHead(LandmarkHead):
     """SimCC-style coordinate classification (Li et al. 2022; RTMPose's head): each point's x and y as two 1-D
-    distributions over ``bins`` sub-pixel bins across the crop, read from the backbone's last map without pooling it
-    away (the regression head's global average pool discards where the features are).
+    distributions over ``bins`` sub-pixel bins across the crop, read from a feature map without pooling it away (the
+    regression head's global average pool discards where the features are).
 
-    A 1x1 convolution gives one map per point, resized to ``grid`` x ``grid`` where the backbone's map differs (4 at
-    128 px and stride 32); each point's flattened map goes through a shared MLP (``hidden`` units) to its x and y
-    logits. Coordinates are the softmax expectation over bin centres (differentiable, sub-bin). Training: the KL
-    divergence to Gaussian 1-D targets (``sigma`` in bins) as the map loss, and the coordinate loss on the
-    expectation with ``coord_weight``. Its cost is the MLP: about ``K * (grid**2 * hidden + hidden * 2 * bins)``
-    multiply-adds (1.2 M at the defaults), far below a stride-4 heatmap head's upsampling.
+    A 1x1 convolution gives one map per point, resized to ``grid`` x ``grid`` where the map differs; each point's
+    flattened map goes through a shared MLP (``hidden`` units) to its x and y logits. The map is the backbone's last
+    one (4 x 4 at 128 px and stride 32), or with ``stride`` set (e.g. 16) a finer one: the pyramid from that stride
+    down, merged top-down as the heatmap head does (``channels`` wide, a 3x3 convolution), so each point's map has
+    more cells to say where it is (set ``grid`` to the crop size / ``stride``). Coordinates are the softmax
+    expectation over bin centres (differentiable, sub-bin). Training: the KL divergence to Gaussian 1-D targets
+    (``sigma`` in bins) as the map loss, and the coordinate loss on the expectation with ``coord_weight``. Its cost
+    is the MLP, about ``K * (grid**2 * hidden + hidden * 2 * bins)`` multiply-adds (1.2 M at the defaults), plus the
+    pyramid's convolutions at ``stride`` where set; both far below a stride-4 heatmap head's upsampling.
     """
 
     has_maps = True
 
-    def __init__(self, in_channels: int, num_points: int = NUM_LANDMARKS, bins: int = 128, hidden: int = 64,
-                 grid: int = 4, sigma: float = 2.0, coord_weight: float = 1.0, map_weight: float = 1.0) -> None:
+    @classmethod
+    def reads_pyramid(cls, options: dict) -> bool:
+        return options.get("stride") is not None
+
+    def __init__(self, in_channels: int | list[int], num_points: int = NUM_LANDMARKS, bins: int = 128,
+                 hidden: int = 64, grid: int = 4, sigma: float = 2.0, coord_weight: float = 1.0,
+                 map_weight: float = 1.0, stride: int | None = None, channels: int = 64) -> None:
         super().__init__()
-        if min(bins, hidden, grid) < 1 or sigma <= 0:
-            raise ConfigError(f"model.head (simcc): bins={bins}, hidden={hidden} and grid={grid} must be positive "
-                              f"whole numbers and sigma={sigma} a positive number of bins.")
+        if min(bins, hidden, grid, channels) < 1 or sigma <= 0 or (stride is not None and stride < 1):
+            raise ConfigError(f"model.head (simcc): bins={bins}, hidden={hidden}, grid={grid}, channels={channels} "
+                              f"and stride={stride} must be positive whole numbers (stride may be null) and "
+                              f"sigma={sigma} a positive number of bins.")
         self.num_points, self.bins, self.grid = num_points, int(bins), int(grid)
         self.sigma, self.coord_weight, self.map_weight = float(sigma), float(coord_weight), float(map_weight)
+        self.pyramid = stride is not None  # LandmarkModule then passes the maps from ``stride`` down
+        if self.pyramid:
+            self.stride = int(stride)
+            self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+            self.smooth = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                        nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+            in_channels = channels
         self.reduce = nn.Conv2d(in_channels, num_points, 1)
         self.mlp = nn.Sequential(nn.LayerNorm(self.grid * self.grid), nn.Linear(self.grid * self.grid, hidden),
                                  nn.GELU(), nn.Linear(hidden, 2 * self.bins))
         self.register_buffer("centres", (torch.arange(self.bins, dtype=torch.float32) + 0.5) / self.bins,
                              persistent=False)
 
-    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+    def logits(self, feats: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         """``(B, K, 2, bins)``: each point's x (index 0) and y (index 1) logits."""
-        x = self.reduce(feats)
+        x = self.reduce(self.smooth(top_down(self.lateral, feats)) if self.pyramid else feats)
         if tuple(x.shape[-2:]) != (self.grid, self.grid):
             x = F.interpolate(x, size=(self.grid, self.grid), mode="bilinear", align_corners=False)
         b, k = x.shape[:2]
@@ -218,10 +246,10 @@ class SimCCHead(LandmarkHead):
     def _decode(self, logits: torch.Tensor) -> torch.Tensor:
         return (F.softmax(logits, dim=-1) * self.centres.to(logits.dtype)).sum(-1)
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         return self._decode(self.logits(feats))
 
-    def forward_with_maps(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_maps(self, feats: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Landmarks and the 1-D logits ``(B, K, 2, bins)`` that :meth:`map_loss` supervises."""
         logits = self.logits(feats)
         return self._decode(logits), logits
@@ -242,7 +270,7 @@ class SimCCHead(LandmarkHead):
         kl = (t * (torch.log(t.clamp_min(1e-12)) - F.log_softmax(maps, dim=-1))).sum(-1).sum(-1)  # (B, K)
         return self.map_weight * (kl.mean() if weight is None else weighted_mean(kl, weight))
 
-    def forward_with_confidence(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_confidence(self, feats: torch.Tensor | list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Landmarks and a confidence in [0, 1]: the probability within 2 sigma of each axis's peak, the two axes'
         product averaged over the points (a sharp, single peak scores near 1; a spread one near 0)."""
         logits = self.logits(feats)
@@ -267,7 +295,7 @@ def build_head(name: str, backbone: nn.Module, **options: object) -> LandmarkHea
     if not (isinstance(cls, type) and issubclass(cls, LandmarkHead)):
         raise ConfigError(f"model.head.name={name}: {cls!r} is registered as a head but does not subclass "
                           "landmark_lab.models.heads.LandmarkHead (the contract the model and export rely on).")
-    if cls.pyramid:
+    if cls.reads_pyramid(options):
         levels = backbone.pyramid_levels(int(options.get("stride", 4)))
         return cls([c for _, c, _ in levels], **options)
     return cls(backbone.num_features, **options)
