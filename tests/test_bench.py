@@ -114,13 +114,15 @@ def test_the_frontier_keeps_only_models_nothing_beats_on_both_axes():
     assert [p.model for p in frontier(pts)] == ["b", "a", "d"]
 
 
-def test_a_heatmap_head_is_named_with_its_stride_where_it_is_not_the_default():
+def test_a_head_is_named_with_the_stride_it_reads_where_that_is_not_its_default():
     from landmark_lab.evaluation.pareto import head_name
 
     assert head_name({"name": "heatmap", "stride": 4}) == "heatmap"
     assert head_name({"name": "heatmap", "stride": 8}) == "heatmap s8"
     assert head_name({"name": "regression"}) == "regression"
     assert head_name({}) == "regression"
+    assert head_name({"name": "simcc", "grid": 3}) == "simcc"
+    assert head_name({"name": "simcc", "stride": 16, "grid": 8}) == "simcc s16"
 
 
 def test_chart_labels_of_models_close_together_do_not_overlap():

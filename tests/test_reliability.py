@@ -386,6 +386,7 @@ def test_refused_command_keeps_a_run_folder_the_user_made(tmp_path):
     ("data.synth_share=1.5", r"data\.synth_share=1\.5 must be at most 1"),
     ("schedule.lr=-1", r"schedule\.lr=-1 must be greater than 0"),
     ("+model.head.chanels=3", r"model\.head\.chanels is not an option of RegressionHead"),
+    ("model.head.name=simcc +model.head.stride=abc", r"model\.head\.stride='abc' must be a whole number"),
     ("trainer.precision=17", r"trainer: .*Precision 17 is invalid"),
     ("+trainer.max_epoch=3", r"trainer\.max_epoch is not a lightning\.Trainer argument"),
     ("trainer.accelerator=cuda", r"trainer\.accelerator=cuda: no CUDA GPU"),

@@ -65,6 +65,8 @@ def _check_model(cfg: DictConfig) -> None:
         choice(cfg, "model.head.decode", DECODERS, default="dark")
         integer(cfg, "model.head.stride", low=1, default=4)
         number(cfg, "model.head.sigma", low=0, strict_low=True, default=1.5)
+    elif head == "simcc":
+        integer(cfg, "model.head.stride", low=1, allow_none=True)
     adapter = choice(cfg, "model.adapter.name", ADAPTERS, default="mlp")
     kwargs_fit(cfg, "model.adapter", ADAPTERS[adapter])
     choice(cfg, "model.loss.name", LOSSES, default="wing")

@@ -51,11 +51,12 @@ COLUMNS = [f.name for f in fields(DeployPoint)]
 
 
 def head_name(head: dict[str, Any]) -> str:
-    """A head as results.csv names it: its registry name, with a heatmap head's stride where it is not 4 (the
-    stride sets most of that head's cost, so two strides are two models on the chart)."""
+    """A head as results.csv names it: its registry name, with the stride of the map it reads where that is not
+    its default (a heatmap head's 4, a SimCC head's last map): the stride sets that head's cost and input, so two
+    strides are two models on the chart."""
     name = str(head.get("name", "regression"))
     stride = head.get("stride")
-    if name == "heatmap" and stride is not None and int(stride) != 4:
+    if stride is not None and ((name == "heatmap" and int(stride) != 4) or name == "simcc"):
         name += f" s{int(stride)}"
     return name
 
@@ -270,19 +271,23 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
 
 
 def _annotate(ax: Any, points: list[DeployPoint], line_pt: float = 9.0) -> None:
-    """Each point's label beside it, moved up a line at a time where it would overlap one already placed (models
-    close in latency and NME would otherwise print over each other)."""
+    """Each point's label beside it (to its left where it would run past the axes' right edge), moved up a line at a
+    time where it would overlap one already placed (models close in latency and NME would otherwise print over each
+    other)."""
     ax.figure.canvas.draw()  # the axes' final limits, so display positions are stable
     to_px, pt_px = ax.transData.transform, ax.figure.dpi / 72.0
     placed: list[tuple[float, float, float]] = []  # x0, x1, y of each label, display pixels
     for p in sorted(points, key=lambda q: (q.nme_io or 0.0, q.ms_fp32)):
         x, y = to_px((p.ms_fp32, p.nme_io))
         width = 0.55 * 7 * pt_px * len(p.label)  # about 0.55 em a character at 7 pt
+        left = x + width > ax.bbox.x1
+        lo, hi = (x - width, x) if left else (x, x + width)
         dy = 3.0
-        while any(x0 < x + width and x < x1 and abs((y + dy * pt_px) - ly) < line_pt * pt_px for x0, x1, ly in placed):
+        while any(x0 < hi and lo < x1 and abs((y + dy * pt_px) - ly) < line_pt * pt_px for x0, x1, ly in placed):
             dy += line_pt
-        placed.append((x, x + width, y + dy * pt_px))
-        ax.annotate(p.label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(4, dy), textcoords="offset points",
+        placed.append((lo, hi, y + dy * pt_px))
+        ax.annotate(p.label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(-4 if left else 4, dy),
+                    textcoords="offset points", ha="right" if left else "left",
                     arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if dy > 3.0 else None)
 
 

@@ -22,7 +22,9 @@ class LandmarkHead(nn.Module):
     """What every landmark head is: ``forward(features) -> (B, K, 2)`` normalised coordinates, plus
 
     - ``pyramid``: False to read the backbone's last feature map (constructed with its channel count), True to read
-      the list of maps from its ``stride`` attribute down (constructed with the list of their channel counts);
+      the list of maps from its ``stride`` attribute down (constructed with the list of their channel counts); a
+      head whose options decide it (SimCC with or without ``stride``) overrides :meth:`reads_pyramid` and sets the
+      instance's ``pyramid``;
     - ``has_maps``: True for heads trained on heatmaps too; they implement :meth:`forward_with_maps`,
       :meth:`map_loss` and carry ``coord_weight`` (the coordinate loss's weight beside the map loss);
     - :meth:`init_mean_shape` (a coordinate bias to start from the mean face; default none) and
