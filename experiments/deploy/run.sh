@@ -21,6 +21,7 @@ mobilenetv3_small_100 96 heatmap s8 model.head.stride=8
 mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
 repghostnet_050 128 simcc
 repghostnet_050 128 simcc s16 +model.head.stride=16 +model.head.grid=8
+repghostnet_050 128 simcc steps7200 schedule.real_steps=7200 schedule.max_steps=7200
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
