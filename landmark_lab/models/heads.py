@@ -121,6 +121,15 @@ class IntegralHead(LandmarkHead):
         return self._expectation(prob), mass.flatten(2).amax(-1).mean(-1)
 
 
+def pyramid_layers(in_channels: list[int], channels: int) -> tuple[nn.ModuleList, nn.Sequential]:
+    """A feature pyramid's layers, as a head's ``lateral`` and ``smooth`` attributes: a 1x1 projection of each level
+    to ``channels`` (for :func:`top_down`) and the 3x3 convolution, BatchNorm and ReLU on the merged map."""
+    lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+    smooth = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+                           nn.ReLU(inplace=True))
+    return lateral, smooth
+
+
 def top_down(lateral: nn.ModuleList, feats: list[torch.Tensor]) -> torch.Tensor:
     """A feature pyramid's top-down pathway (Lin et al. 2017): each map through its 1x1 ``lateral`` projection, the
     coarser sum upsampled onto the finer level, down to the first (finest) map."""
@@ -151,9 +160,7 @@ class HeatmapHead(LandmarkHead):
         self.stride, self.sigma, self.coord_weight, self.map_weight = int(stride), float(sigma), coord_weight, map_weight
         self.foreground_weight = float(foreground_weight)
         self.decoder = DECODERS.get(decode)
-        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
-        self.smooth = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
-                                    nn.ReLU(inplace=True))
+        self.lateral, self.smooth = pyramid_layers(in_channels, channels)
         self.maps = nn.Conv2d(channels, num_points, 1)
         nn.init.normal_(self.maps.weight, std=1e-3)
         nn.init.zeros_(self.maps.bias)
@@ -226,9 +233,7 @@ class SimCCHead(LandmarkHead):
         self.pyramid = stride is not None  # LandmarkModule then passes the maps from ``stride`` down
         if self.pyramid:
             self.stride = int(stride)
-            self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
-            self.smooth = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                                        nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+            self.lateral, self.smooth = pyramid_layers(in_channels, channels)
             in_channels = channels
         self.reduce = nn.Conv2d(in_channels, num_points, 1)
         self.mlp = nn.Sequential(nn.LayerNorm(self.grid * self.grid), nn.Linear(self.grid * self.grid, hidden),
