@@ -38,6 +38,7 @@ class DeployPoint:
     nme_change_int8: float | None = None  # int8 minus fp32, points of %, on the run's held-out test faces
     ratio_to_dlib: float | None = None  # ms_fp32 / dlib's ms (below 1: faster than dlib)
     strategy: str = ""  # how it was trained (metrics.json's strategy: real_only, distill, ...)
+    steps: int | None = None  # training steps, every stage's together (metrics.json's stages)
     run: str = ""
 
     @property
@@ -48,6 +49,14 @@ class DeployPoint:
 
 
 COLUMNS = [f.name for f in fields(DeployPoint)]
+
+
+def chart_labels(points: list[DeployPoint]) -> list[str]:
+    """Each point's label on the chart; where the models were not all trained for the same number of steps, those
+    trained for another count than the most common one say theirs (two schedules of one network are two points)."""
+    counts = [p.steps for p in points if p.steps is not None]
+    usual = max(sorted(set(counts)), key=counts.count) if counts else None  # a tie: the fewest steps
+    return [p.label + (f" {p.steps} steps" if p.steps is not None and p.steps != usual else "") for p in points]
 
 
 def head_name(head: dict[str, Any]) -> str:
@@ -132,7 +141,8 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
     hp = model.hparams
     point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=head_name(dict(hp["head"])),
                         nme_io=100 * float(nme) if isinstance(nme, (int, float)) and math.isfinite(nme) else None,
-                        ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), run=str(run))
+                        ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
+                        run=str(run))
     with tempfile.TemporaryDirectory() as tmp:
         fp32, _ = export_model(model, Path(tmp) / "fp32.onnx")
         if not int8:
@@ -149,6 +159,12 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
         q = quantize_checked(model, fp32, Path(tmp) / "int8.onnx", cfg)
         point.ms_fp32, point.ms_int8, point.nme_change_int8 = q["ms_fp32"], q["ms_int8"], q["nme_change"]
     return point
+
+
+def _steps(metrics: dict[str, Any]) -> int | None:
+    """The training steps a run's ``metrics.json`` records, every stage's together (None where it records none)."""
+    steps = [s.get("steps") for s in metrics.get("stages") or [] if isinstance(s, dict)]
+    return sum(int(s) for s in steps if isinstance(s, (int, float))) or None
 
 
 def frontier(points: list[DeployPoint]) -> list[DeployPoint]:
@@ -265,28 +281,29 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _annotate(ax, shown)  # after the layout: it places labels in display pixels
+    _annotate(ax, shown, chart_labels(shown))  # after the layout: it places labels in display pixels
     fig.savefig(path)
     plt.close(fig)
 
 
-def _annotate(ax: Any, points: list[DeployPoint], line_pt: float = 9.0) -> None:
-    """Each point's label beside it (to its left where it would run past the axes' right edge), moved up a line at a
-    time where it would overlap one already placed (models close in latency and NME would otherwise print over each
-    other)."""
+def _annotate(ax: Any, points: list[DeployPoint], labels: list[str] | None = None, line_pt: float = 9.0) -> None:
+    """Each point's label (``labels``, default its own) beside it (to its left where it would run past the axes' right
+    edge), moved up a line at a time where it would overlap one already placed (models close in latency and NME would
+    otherwise print over each other)."""
     ax.figure.canvas.draw()  # the axes' final limits, so display positions are stable
     to_px, pt_px = ax.transData.transform, ax.figure.dpi / 72.0
     placed: list[tuple[float, float, float]] = []  # x0, x1, y of each label, display pixels
-    for p in sorted(points, key=lambda q: (q.nme_io or 0.0, q.ms_fp32)):
+    named = zip(points, labels if labels is not None else [p.label for p in points], strict=True)
+    for p, label in sorted(named, key=lambda pl: (pl[0].nme_io or 0.0, pl[0].ms_fp32)):
         x, y = to_px((p.ms_fp32, p.nme_io))
-        width = 0.55 * 7 * pt_px * len(p.label)  # about 0.55 em a character at 7 pt
+        width = 0.55 * 7 * pt_px * len(label)  # about 0.55 em a character at 7 pt
         left = x + width > ax.bbox.x1
         lo, hi = (x - width, x) if left else (x, x + width)
         dy = 3.0
         while any(x0 < hi and lo < x1 and abs((y + dy * pt_px) - ly) < line_pt * pt_px for x0, x1, ly in placed):
             dy += line_pt
         placed.append((lo, hi, y + dy * pt_px))
-        ax.annotate(p.label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(-4 if left else 4, dy),
+        ax.annotate(label, (p.ms_fp32, p.nme_io), fontsize=7, xytext=(-4 if left else 4, dy),
                     textcoords="offset points", ha="right" if left else "left",
                     arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if dy > 3.0 else None)
 
