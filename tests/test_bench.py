@@ -88,6 +88,7 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     assert [r["run"] for r in rows if not r["model"].startswith("dlib")] == [str(runs / "tiny")]
     assert model["strategy"] == "real_only" and model["steps"] == "2"
     recorded = json.loads((runs / "tiny" / "metrics.json").read_text())
+    assert float(model["lr"]) == float(recorded["config"]["schedule"]["lr"])
     assert model["model"] == recorded["config"]["model"]["backbone"]["name"] and model["input_px"] == "64"
     assert float(model["ms_fp32"]) > 0 and model["run"] == str(runs / "tiny")
     assert float(model["ms_int8"]) > 0 and model["nme_change_int8"] != "" and 0 < float(model["nme_io"]) < 100
@@ -125,14 +126,17 @@ def test_a_head_is_named_with_the_stride_it_reads_where_that_is_not_its_default(
     assert head_name({"name": "simcc", "stride": 16, "grid": 8}) == "simcc s16"
 
 
-def test_chart_labels_name_the_steps_of_models_trained_for_another_count_than_most():
+def test_chart_labels_name_the_schedule_of_models_trained_otherwise_than_most():
     from landmark_lab.evaluation.pareto import DeployPoint, chart_labels
 
-    pts = [DeployPoint("a", 128, "simcc", 4.8, 0.9, steps=3600), DeployPoint("a", 128, "simcc", 4.4, 0.9, steps=7200),
-           DeployPoint("b", 96, "heatmap", 5.3, 1.6, steps=3600), DeployPoint("c", 96, "heatmap", 5.3, 1.6)]
-    assert chart_labels(pts) == ["a 128px simcc", "a 128px simcc 7200 steps", "b 96px heatmap", "c 96px heatmap"]
+    pts = [DeployPoint("a", 128, "simcc", 4.8, 0.9, steps=3600, lr=1e-3),
+           DeployPoint("a", 128, "simcc", 4.4, 0.9, steps=7200, lr=1e-3),
+           DeployPoint("a", 128, "simcc", 4.2, 0.9, steps=7200, lr=2e-3),
+           DeployPoint("b", 96, "heatmap", 5.3, 1.6, steps=3600, lr=1e-3), DeployPoint("c", 96, "heatmap", 5.3, 1.6)]
+    assert chart_labels(pts) == ["a 128px simcc", "a 128px simcc 7200 steps", "a 128px simcc 7200 steps lr 0.002",
+                                 "b 96px heatmap", "c 96px heatmap"]
     # one schedule for all: no label carries it
-    assert chart_labels(pts[:1] + pts[2:]) == ["a 128px simcc", "b 96px heatmap", "c 96px heatmap"]
+    assert chart_labels([pts[0], *pts[3:]]) == ["a 128px simcc", "b 96px heatmap", "c 96px heatmap"]
 
 
 def test_chart_labels_of_models_close_together_do_not_overlap():

@@ -39,6 +39,7 @@ class DeployPoint:
     ratio_to_dlib: float | None = None  # ms_fp32 / dlib's ms (below 1: faster than dlib)
     strategy: str = ""  # how it was trained (metrics.json's strategy: real_only, distill, ...)
     steps: int | None = None  # training steps, every stage's together (metrics.json's stages)
+    lr: float | None = None  # the schedule's learning rate (its config's schedule.lr)
     run: str = ""
 
     @property
@@ -52,11 +53,15 @@ COLUMNS = [f.name for f in fields(DeployPoint)]
 
 
 def chart_labels(points: list[DeployPoint]) -> list[str]:
-    """Each point's label on the chart; where the models were not all trained for the same number of steps, those
-    trained for another count than the most common one say theirs (two schedules of one network are two points)."""
-    counts = [p.steps for p in points if p.steps is not None]
-    usual = max(sorted(set(counts)), key=counts.count) if counts else None  # a tie: the fewest steps
-    return [p.label + (f" {p.steps} steps" if p.steps is not None and p.steps != usual else "") for p in points]
+    """Each point's label on the chart; a model trained with another number of steps or learning rate than most of
+    the family says its own (two schedules of one network are two points, and would otherwise share a label)."""
+    def usual(values: list[Any]) -> Any:
+        known = [v for v in values if v is not None]
+        return max(sorted(set(known)), key=known.count) if known else None  # a tie: the smallest
+
+    steps, lr = usual([p.steps for p in points]), usual([p.lr for p in points])
+    return [p.label + (f" {p.steps} steps" if p.steps is not None and p.steps != steps else "")
+            + (f" lr {p.lr:g}" if p.lr is not None and p.lr != lr else "") for p in points]
 
 
 def head_name(head: dict[str, Any]) -> str:
@@ -142,7 +147,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
     point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=head_name(dict(hp["head"])),
                         nme_io=100 * float(nme) if isinstance(nme, (int, float)) and math.isfinite(nme) else None,
                         ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
-                        run=str(run))
+                        lr=_lr(metrics), run=str(run))
     with tempfile.TemporaryDirectory() as tmp:
         fp32, _ = export_model(model, Path(tmp) / "fp32.onnx")
         if not int8:
@@ -165,6 +170,12 @@ def _steps(metrics: dict[str, Any]) -> int | None:
     """The training steps a run's ``metrics.json`` records, every stage's together (None where it records none)."""
     steps = [s.get("steps") for s in metrics.get("stages") or [] if isinstance(s, dict)]
     return sum(int(s) for s in steps if isinstance(s, (int, float))) or None
+
+
+def _lr(metrics: dict[str, Any]) -> float | None:
+    """The learning rate a run's recorded config trained with (``schedule.lr``; None where it records none)."""
+    lr = ((metrics.get("config") or {}).get("schedule") or {}).get("lr")
+    return float(lr) if isinstance(lr, (int, float)) else None
 
 
 def frontier(points: list[DeployPoint]) -> list[DeployPoint]:
