@@ -263,7 +263,7 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
     """NME io against ms/face (log axis): every model (int8 as a hollow marker beside its fp32 point), the frontier,
     and dlib as a star (or a vertical line where its NME on this test set was not given)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=130)
+    fig, ax = plt.subplots(figsize=(10, 7), dpi=120)  # twenty-odd labelled points need the room
     shown = [p for p in points if p.nme_io is not None]
     ax.set_xscale("log")
     for p in shown:
