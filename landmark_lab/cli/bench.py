@@ -92,8 +92,8 @@ def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
         nme = f"{q.nme_io:5.2f} %" if q.nme_io is not None else "   n/a"
         int8 = f", int8 {q.ms_int8:.3f} ms ({q.nme_change_int8:+.2f} NME points)" if q.ms_int8 is not None else ""
         ratio = f", {q.ratio_to_dlib:.2f}x dlib" if q.ratio_to_dlib is not None else ""
-        steps = f" ({q.steps} steps, lr {q.lr:g})" if q.steps and q.lr else f" ({q.steps} steps)" if q.steps else ""
-        say(f"{q.label}{steps}: NME io {nme}, fp32 {q.ms_fp32:.3f} ms/face{ratio}{int8}")
+        schedule = f" ({', '.join(q.schedule())})" if q.schedule() else ""
+        say(f"{q.label}{schedule}: NME io {nme}, fp32 {q.ms_fp32:.3f} ms/face{ratio}{int8}")
     out = Path(str(p.out)).expanduser() if p.get("out") else run_dir_of(cfg)
     for path in write_results(points, dlib, dlib_nme, out):
         say(f"wrote {path}")

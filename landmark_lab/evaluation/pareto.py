@@ -48,6 +48,11 @@ class DeployPoint:
         how = "" if self.strategy in ("", "real_only") else f" ({self.strategy})"
         return f"{self.model} {self.input_px}px {self.head}{how}"
 
+    def schedule(self, steps: bool = True, lr: bool = True) -> list[str]:
+        """How long and how fast it was trained, as words (``7200 steps``, ``lr 0.002``): the parts asked for and known."""
+        parts = [f"{self.steps} steps"] if steps and self.steps is not None else []
+        return parts + ([f"lr {self.lr:g}"] if lr and self.lr is not None else [])
+
 
 COLUMNS = [f.name for f in fields(DeployPoint)]
 
@@ -60,8 +65,7 @@ def chart_labels(points: list[DeployPoint]) -> list[str]:
         return max(sorted(set(known)), key=known.count) if known else None  # a tie: the smallest
 
     steps, lr = usual([p.steps for p in points]), usual([p.lr for p in points])
-    return [p.label + (f" {p.steps} steps" if p.steps is not None and p.steps != steps else "")
-            + (f" lr {p.lr:g}" if p.lr is not None and p.lr != lr else "") for p in points]
+    return [" ".join([p.label, *p.schedule(steps=p.steps != steps, lr=p.lr != lr)]) for p in points]
 
 
 def head_name(head: dict[str, Any]) -> str:
