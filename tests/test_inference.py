@@ -236,3 +236,12 @@ def test_a_reparameterisable_backbone_is_exported_folded_and_the_model_kept(tmp_
     assert nodes < convs and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == convs
     crops = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 64)).astype(np.float32)
     assert parity(model, path, crops) < 0.01
+
+
+def test_a_detector_box_maps_back_to_the_landmark_box_it_came_from():
+    from landmark_lab.inference.dlib_peer import detector_box_from_landmark_box, landmark_box_from_detector_box
+
+    box = (40.0, 52.0, 140.0, 170.0)
+    detector = detector_box_from_landmark_box(box)
+    assert detector != box  # the mapping moves and grows the box ...
+    assert np.allclose(landmark_box_from_detector_box(detector), box)  # ... and its inverse undoes it

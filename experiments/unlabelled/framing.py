@@ -7,7 +7,7 @@ script compares, against the framing of the whole pool measured from its labels 
 them), (a) the framing of 25 labelled photos (a budget of 50 with mirrors) drawn at random, 50 times, and (b) the
 detector's framing of every photo. KS = two-sample Kolmogorov-Smirnov distance to the pool's labelled framing.
 
-    python experiments/unlabelled/framing.py --root ../shared/data/300w      # about 10 min on one core (dlib)
+    python experiments/unlabelled/framing.py --root ../shared/data/300w      # a few minutes on one core (dlib)
 """
 
 from __future__ import annotations
@@ -22,19 +22,10 @@ from landmark_lab.analysis.stats import ks_distance
 from landmark_lab.data.folder import read_image
 from landmark_lab.data.w300 import load_split
 from landmark_lab.inference.detectors import DlibDetector
-from landmark_lab.inference.dlib_peer import LANDMARK_TO_DETECTOR
+from landmark_lab.inference.dlib_peer import landmark_box_from_detector_box
 from landmark_lab.transforms.crop_imitation import image_size, measure
 
 COLUMNS = ("face size / image side", "face offset x", "face offset y")
-
-
-def landmark_box_from_detector_box(box: tuple[float, float, float, float]) -> np.ndarray:
-    """The tight landmark box (2 corners) a dlib detector box stands for: the inverse of dlib_peer's mapping."""
-    x0, y0, x1, y1 = box
-    c = LANDMARK_TO_DETECTOR
-    w, h = (x1 - x0) / c["sx"], (y1 - y0) / c["sy"]
-    cx, cy = (x0 + x1) / 2 - c["dx"] * w, (y0 + y1) / 2 - c["dy"] * h
-    return np.array([[cx - w / 2, cy - h / 2], [cx + w / 2, cy + h / 2]])
 
 
 def main() -> None:
@@ -55,9 +46,10 @@ def main() -> None:
     for i, path in enumerate(tqdm(images, desc="dlib detector", unit="photo")):
         faces = detector(read_image(path))
         if faces:
-            boxes.append(landmark_box_from_detector_box(faces[0]))
+            x0, y0, x1, y1 = landmark_box_from_detector_box(faces[0])
+            boxes.append([[x0, y0], [x1, y1]])  # the two corners frame the face as its landmarks would
             found.append(i)
-    detected = measure(np.stack(boxes), wh[found]).columns()
+    detected = measure(np.array(boxes, dtype=np.float64), wh[found]).columns()
 
     rng = np.random.default_rng(0)
     print(f"\nPool: {len(images)} photos; dlib found a face in {len(found)}.\n")

@@ -33,6 +33,16 @@ def detector_box_from_landmark_box(box: Box) -> Box:
     return cx - c["sx"] * w / 2, cy - c["sy"] * h / 2, cx + c["sx"] * w / 2, cy + c["sy"] * h / 2
 
 
+def landmark_box_from_detector_box(box: Box) -> Box:
+    """The tight landmark box a dlib detector box stands for: the inverse of :func:`detector_box_from_landmark_box`
+    (for photos without labels, e.g. the framing of unlabelled photos)."""
+    x0, y0, x1, y1 = box
+    c = LANDMARK_TO_DETECTOR
+    w, h = (x1 - x0) / c["sx"], (y1 - y0) / c["sy"]
+    cx, cy = (x0 + x1) / 2 - c["dx"] * w, (y0 + y1) / 2 - c["dy"] * h
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
 class DlibPeer:
     """``predict(image, boxes=None)`` with dlib's HOG detector (when no boxes are given) and 68-point predictor."""
 
