@@ -73,7 +73,7 @@ def test_packed_300w_gives_the_training_and_test_crops_of_the_original(tmp_path)
 
 @needs_300w
 @pytest.mark.slow
-def test_recipe_gpu_driver_runs_probe_plan_and_runs_on_cpu(tmp_path):
+def test_recipe_gpu_driver_runs_probe_plan_variants_and_keeps_models_on_cpu(tmp_path):
     import shutil
 
     module = _pack_module()
@@ -89,13 +89,22 @@ def test_recipe_gpu_driver_runs_probe_plan_and_runs_on_cpu(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "recipe" / "gpu" / "run_recipe_gpu.py"), "--cpu-smoke",
                         "--data", str(tiny), "--out", str(out), "--probe", "2", "--workers", "1",
                         # 4 steps whatever this machine's speed; the deadline only a guard inside the timeout below
-                        "--max-steps", "4", "--deadline", "850"],
+                        "--max-steps", "4", "--deadline", "850", "--seeds", "0", "--keep-models",
+                        "--variant", "base", "", "--variant", "slow", "schedule.lr=1e-3"],
                        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert '"steps": 4' in r.stdout and '"exit_codes": [\n  0,\n  0\n ]' in (out / "summary.md").read_text()
     lines = (out / "results.csv").read_text().splitlines()
-    assert lines[0].startswith("run,seed,crop") and len(lines) == 3 and all(",256,8,4,bf16-mixed," in x for x in lines[1:])
+    assert lines[0].startswith("run,seed,backbone,head,crop,batch,lr,steps,precision") and len(lines) == 3
+    assert lines[1].startswith("base_seed0,0,resnet18,heatmap,256,8,0.002,4,bf16-mixed,")  # the experiment's lr
+    assert lines[2].startswith("slow_seed0,0,resnet18,heatmap,256,8,0.001,4,bf16-mixed,")  # the variant's override
     import tarfile
 
     names = tarfile.open(out / "results.tar.gz").getnames()
-    assert "runs/seed0/metrics.json" in names and not any(n.endswith((".ckpt", ".npy")) for n in names)
+    assert "runs/base_seed0/metrics.json" in names and not any(n.endswith((".ckpt", ".npy")) for n in names)
+    from landmark_lab.models.checkpoint import load_landmark_model, read_checkpoint
+
+    for name in ("base_seed0", "slow_seed0"):  # the tested model, without the optimiser's and EMA's state
+        kept = out / "models" / f"{name}.ckpt"
+        assert set(read_checkpoint(kept)) == {"state_dict", "hyper_parameters", "pytorch-lightning_version"}
+        assert load_landmark_model(kept).input_size == 256
