@@ -4,6 +4,7 @@ as speeds: these tests check what is timed, not how fast)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +162,17 @@ def test_chart_labels_of_models_close_together_do_not_overlap():
     assert len(boxes) == 4
     overlapping = [(i, j) for i in range(4) for j in range(i + 1, 4) if boxes[i].overlaps(boxes[j])]
     assert not overlapping
+
+
+def test_pareto_times_dlib_around_every_model_and_takes_the_median_of_all_calls(monkeypatch):
+    """One short block of dlib calls can land on a slow moment of a shared machine: dlib is timed before the first
+    model and after each one, and its latency (every ratio's denominator) is the median over all those calls."""
+    from landmark_lab.evaluation import pareto
+
+    blocks = iter([[5.0, 5.0, 5.0], [1.0, 1.0, 1.0], [1.0, 1.2, 0.8]])  # a slow first block, outvoted
+    asked: list[int] = []
+    monkeypatch.setattr(pareto, "dlib_timer", lambda: lambda runs: asked.append(runs) or next(blocks))
+    monkeypatch.setattr(pareto, "measure_run", lambda run, int8, reps: pareto.DeployPoint(
+        model=str(run), input_px=64, head="regression", nme_io=5.0, ms_fp32=2.0))
+    points, dlib = pareto.measure_family([Path("a"), Path("b")], int8=False, reps=3, progress=False)
+    assert asked == [3, 3, 3] and dlib == 1.0 and [p.ratio_to_dlib for p in points] == [2.0, 2.0]

@@ -59,16 +59,21 @@ def _predict(session: Any, crops: np.ndarray, batch: int = 32) -> np.ndarray:
     return np.concatenate([session.run(None, {name: crops[i:i + batch]})[0] for i in range(0, len(crops), batch)])
 
 
-def median_ms(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> float:
-    """Median milliseconds of one call of ``fn`` over ``runs`` calls, after ``warmup`` untimed ones."""
+def call_ms(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> list[float]:
+    """Milliseconds of each of ``runs`` calls of ``fn``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * float(np.median(times))
+        times.append(1000.0 * (time.perf_counter() - t0))
+    return times
+
+
+def median_ms(fn: Callable[[], Any], runs: int = 100, warmup: int = 10) -> float:
+    """Median milliseconds of one call of ``fn`` over ``runs`` calls, after ``warmup`` untimed ones."""
+    return float(np.median(call_ms(fn, runs, warmup)))
 
 
 def latency_ms(session: Any, crop: np.ndarray, runs: int = 100, warmup: int = 10) -> float:
