@@ -168,10 +168,11 @@ def test_pareto_times_dlib_around_every_model_and_takes_the_median_of_all_calls(
     """One short block of dlib calls can land on a slow moment of a shared machine: dlib is timed before the first
     model and after each one, and its latency (every ratio's denominator) is the median over all those calls."""
     from landmark_lab.evaluation import pareto
+    from landmark_lab.inference import dlib_peer
 
     blocks = iter([[5.0, 5.0, 5.0], [1.0, 1.0, 1.0], [1.0, 1.2, 0.8]])  # a slow first block, outvoted
     asked: list[int] = []
-    monkeypatch.setattr(pareto, "dlib_timer", lambda: lambda runs: asked.append(runs) or next(blocks))
+    monkeypatch.setattr(dlib_peer, "predictor_timer", lambda: lambda runs: asked.append(runs) or next(blocks))
     monkeypatch.setattr(pareto, "measure_run", lambda run, int8, reps: pareto.DeployPoint(
         model=str(run), input_px=64, head="regression", nme_io=5.0, ms_fp32=2.0))
     points, dlib = pareto.measure_family([Path("a"), Path("b")], int8=False, reps=3, progress=False)

@@ -123,21 +123,6 @@ def run_model(run: Path) -> tuple[Any, dict[str, Any]]:
     return load_landmark_model(ckpt), metrics
 
 
-def dlib_timer() -> Any:
-    """A function ``(runs) -> [ms, ...]`` timing dlib's 68-point predictor on one face given its box, one thread
-    (a procedural face); raises :class:`ConfigError` where dlib is not installed."""
-    from landmark_lab.data.procedural.domains import generate_face
-    from landmark_lab.inference.dlib_peer import DlibPeer
-    from landmark_lab.inference.quantize import call_ms
-    from landmark_lab.landmarks import landmark_box
-
-    face = generate_face("real", 7, 256)
-    image = np.ascontiguousarray(face.image)
-    peer, box = DlibPeer(), landmark_box(face.lm_2d)
-    return lambda runs: call_ms(lambda: peer.predict(image, [box]), runs)
-
-
-
 def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int = 64,
                 check_faces: int = 200) -> DeployPoint:
     """Export ``run``'s model, time it (fp32 and, with ``int8``, quantised) at batch 1 on one thread."""
@@ -202,11 +187,13 @@ def measure_family(runs: list[Path], int8: bool, reps: int = 200,
     dlib is timed before the first model and again after each one, and its latency is the median of all those
     calls: one block of 200 calls lasts a fifth of a second, and on a shared 2-core machine three bench runs in a
     row gave single-block medians of 1.98, 1.01 and 0.63 ms while the models' moved by a few per cent."""
+    from landmark_lab.inference.dlib_peer import predictor_timer
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         try:
-            time_dlib = dlib_timer()
+            time_dlib = predictor_timer()
         except ConfigError:  # dlib is optional (the predict extra): the chart then has no dlib point
             time_dlib = None
         samples = time_dlib(reps) if time_dlib else []

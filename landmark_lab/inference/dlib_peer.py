@@ -6,7 +6,7 @@ folders it never saw are fair ground for comparing it with a model trained here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -73,3 +73,16 @@ class DlibPeer:
             pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
             out.append(FacePrediction(pts, given, float("nan")))
         return out
+
+
+def predictor_timer() -> Callable[..., list[float]]:
+    """A function ``(runs, warmup=10) -> [ms, ...]`` timing dlib's 68-point predictor on one procedural face given
+    its box (on the threads the caller set); raises :class:`ConfigError` where dlib is not installed."""
+    from landmark_lab.data.procedural.domains import generate_face
+    from landmark_lab.inference.quantize import call_ms
+    from landmark_lab.landmarks import landmark_box
+
+    face = generate_face("real", 7, 256)
+    image = np.ascontiguousarray(face.image)
+    peer, box = DlibPeer(), landmark_box(face.lm_2d)
+    return lambda runs, warmup=10: call_ms(lambda: peer.predict(image, [box]), runs, warmup)

@@ -279,15 +279,11 @@ def deployment_latencies(cfg: DictConfig, sizes: tuple[int, ...] = (64, 128), re
         try:
             from landmark_lab.data.procedural.domains import generate_face
             from landmark_lab.inference.detectors import DlibDetector
-            from landmark_lab.inference.dlib_peer import DlibPeer
-            from landmark_lab.landmarks import landmark_box
+            from landmark_lab.inference.dlib_peer import predictor_timer
 
-            face = generate_face("real", 7, 256)
-            image = np.ascontiguousarray(face.image)
-            peer = DlibPeer()
-            box = landmark_box(face.lm_2d)
-            ms = median_ms(lambda: peer.predict(image, [box]), reps, warmup=3)
+            ms = float(np.median(predictor_timer()(reps, warmup=3)))
             lines.append(f"dlib 68-point predictor (ERT), 1 face given its box: {ms:6.2f} ms/face")
+            image = np.ascontiguousarray(generate_face("real", 7, 256).image)  # the detector's photo: the same face
             det = DlibDetector(upsample=1)
             big = np.ascontiguousarray(np.tile(image, (2, 3, 1))[:480, :640])
             for name, img in (("256x256", image), ("640x480", big)):
