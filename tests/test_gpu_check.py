@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, W300, load_script, needs_300w
+from .conftest import ROOT, SHARED, W300, load_script, needs_300w, needs_shared
 
 
 @pytest.mark.slow
@@ -71,6 +71,38 @@ def test_packed_300w_gives_the_training_and_test_crops_of_the_original(tmp_path)
             assert np.abs(ca.astype(float) - cb.astype(float)).mean() < 4.0  # one JPEG q85 re-encoding + resampling
 
 
+@needs_shared("300w", "dgfaces", "dgfaces_v1", "facesynthetics")
+def test_pack_300w_for_the_unlabelled_protocol_keeps_photos_whole_and_packs_the_synthetic_sets(tmp_path):
+    """--whole-train: each training photo whole (longer side at most SIDE), its labels scaled with it; --synthetic: the
+    three synthetic sets as one folder the folder reader reads as projected-3D labels, each face's crop unchanged."""
+    import numpy as np
+
+    from landmark_lab.data.folder import LandmarkFolder
+    from landmark_lab.data.synthetic_readers import FaceSyntheticsReader
+    from landmark_lab.data.w300 import load_split
+    from landmark_lab.landmarks import landmark_box
+    from landmark_lab.transforms.geometry import crop_matrix, warp
+
+    module = _pack_module()
+    assert module.pack_whole(W300, tmp_path, ["afw"], 200, 90) > 0
+    original, packed = load_split(W300, ["afw"])[0], load_split(tmp_path, ["afw"])[0]
+    assert len(original) == len(packed)
+    for i in (0, len(original) - 1):
+        a, b = original.load(i), packed.load(i)
+        f = np.array([b.image.shape[1] / a.image.shape[1], b.image.shape[0] / a.image.shape[0]])  # each axis rounded
+        assert max(b.image.shape[:2]) == min(200, max(a.image.shape[:2]))
+        np.testing.assert_allclose(b.landmarks, (a.landmarks + 0.5) * f - 0.5, atol=0.01)
+    assert module.pack_synthetic(SHARED, tmp_path / "synthetic", 128, 90) > 0
+    folder = LandmarkFolder(tmp_path / "synthetic", "synthetic", "3d")
+    assert len(folder) == 300 and folder.load(0).convention == "3d"
+    reader = FaceSyntheticsReader(SHARED / "facesynthetics")
+    k = folder.ids.index(next(i for i in folder.ids if i.endswith("facesynthetics_00000")))
+    a, b = reader.load(0), folder.load(k)
+    ca, la = warp(a.image, a.landmarks, crop_matrix(landmark_box(a.landmarks), 128, 1.25), 128)
+    cb, lb = warp(b.image, b.landmarks, crop_matrix(landmark_box(b.landmarks), 128, 1.25), 128)
+    assert np.abs(la - lb).max() < 0.01 and np.abs(ca.astype(float) - cb.astype(float)).mean() < 4.0
+
+
 @needs_300w
 @pytest.mark.slow
 def test_recipe_gpu_driver_runs_probe_plan_variants_and_keeps_models_on_cpu(tmp_path):
@@ -108,3 +140,38 @@ def test_recipe_gpu_driver_runs_probe_plan_variants_and_keeps_models_on_cpu(tmp_
         kept = out / "models" / f"{name}.ckpt"
         assert set(read_checkpoint(kept)) == {"state_dict", "hyper_parameters", "pytorch-lightning_version"}
         assert load_landmark_model(kept).input_size == 256
+
+
+@needs_shared("300w", "dgfaces", "dgfaces_v1", "facesynthetics")
+@pytest.mark.slow
+def test_the_unlabelled_protocol_runs_its_chain_through_the_gpu_driver_on_cpu(tmp_path):
+    """experiments/unlabelled/gpu/run.sh on a tiny packed copy: pre-training on the packed synthetic folder and the
+    procedural faces, fine-tuning on 50, pseudo-labelling the whole photos, a student; steps from the overrides."""
+    import json
+    import shutil
+
+    module = _pack_module()
+    packed, tiny = tmp_path / "packed", tmp_path / "tiny"
+    module.pack_whole(W300, packed, ["afw"], 320, 90)
+    module.pack(W300, packed, ["lfpw/trainset"], 128, module.TEST_MARGIN, 90)
+    for folder, n in (("afw", 40), ("lfpw/trainset", 8)):
+        (tiny / folder).mkdir(parents=True)
+        for jpg in sorted((packed / folder).glob("*.jpg"))[:n]:
+            for f in (jpg, jpg.with_suffix(".pts")):
+                shutil.copy(f, tiny / folder / f.name)
+    shutil.copytree(tiny / "afw", tiny / "helen" / "trainset")  # 300-W needs both folders
+    module.pack_synthetic(SHARED, tiny / "synthetic", 128, 90)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_WHEELS": "1", "DATA": str(tiny), "RUN_OUT": str(out), "PRE": "3",
+           "FT": "3", "STUDENT": "3",
+           "EXTRA": "data.synthetic.sources.procedural.n=32 data.unlabelled.limit=8 schedule.val_every=3 schedule.min_steps=1"}
+    r = subprocess.run(["bash", str(ROOT / "experiments" / "unlabelled" / "gpu" / "run.sh"), "--cpu-smoke", "--seeds",
+                        "0", "--workers", "1", "--deadline", "850"],
+                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m = json.loads((out / "runs" / "self_train_n50_seed0" / "metrics.json").read_text())
+    assert [s["name"] for s in m["stages"]] == ["pretrain", "finetune", "student"]
+    assert [s["steps"] for s in m["stages"]] == [3, 3, 3] and m["strategy"] == "self_train"
+    assert m["data"]["synthetic_train"] >= 300  # the packed folder's 300 faces and the procedural ones
+    row = (out / "results.csv").read_text().splitlines()[1].split(",")
+    assert row[0] == "self_train_n50_seed0" and row[7] == "9"  # every stage's steps together

@@ -54,6 +54,13 @@ def test_pool_rest_never_reads_the_hidden_labels(make_cfg, cache_dir, tmp_path):
     assert second == first and m2["test"]["metrics"]["nme_io"] == m1["test"]["metrics"]["nme_io"]
     again, _, _ = PseudoLabels.load(tmp_path / "b" / m2["stages"][-1]["pseudo_labels"]["file"])
     np.testing.assert_array_equal(again.landmarks, labels.landmarks)
+    # The crop cache (data.cache=crops) cuts each photo around its labels: the pool stays uncached, not read (the
+    # test folder is cached: its crops, cut twice, move the test NME in the fifth decimal)
+    third = train(make_cfg([*common, "data.cache=crops", f"data.cache_dir={tmp_path / 'crops'}",
+                            f"self_train.cache_dir={tmp_path / 'pc4'}"], run_dir=tmp_path / "d"))
+    assert third == first
+    assert _metrics(tmp_path / "d")["test"]["metrics"]["nme_io"] == pytest.approx(m1["test"]["metrics"]["nme_io"], abs=1e-4)
+    assert [m.parent.name.split("_")[0] for m in (tmp_path / "crops").glob("*/meta.json")] == ["test"]
     # The budget's labels are read: one corrupted there is named before training.
     used = {p.stem for p in labels.images}
     budget_pts = next(p for p in sorted(pool.glob("*.pts")) if p.stem not in used)

@@ -3,6 +3,7 @@ strategy's (:mod:`landmark_lab.datamodules.strategies`)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from landmark_lab.data.folder import LazyLabels
 from landmark_lab.data.unlabelled import UnlabelledFolder
 from landmark_lab.datamodules.label_translation import adapt_labels
 from landmark_lab.datamodules.samplers import CyclingSampler
@@ -21,6 +23,8 @@ from landmark_lab.datamodules.splits import budget_items, expand, groups_of, hol
 from landmark_lab.errors import ConfigError
 from landmark_lab.transforms.crop_imitation import CropImitation, measure_sources
 from landmark_lab.transforms.pipeline import FaceTransform
+
+log = logging.getLogger(__name__)
 
 
 def _plain(cfg: Any) -> Any:
@@ -135,15 +139,24 @@ class LandmarkDataModule(L.LightningDataModule):
         return []
 
     def _cached(self, sources: list) -> list:
-        """``sources`` served from the pre-cropped cache when ``data.cache=crops`` (built on first use)."""
+        """``sources`` served from the pre-cropped cache when ``data.cache=crops`` (built on first use). A source whose
+        labels must stay unread (``data/unlabelled=pool_rest``: its unlabelled photos are in it) stays uncached: the
+        cache cuts every photo around its labels."""
         if self.cfg.get("cache", "none") != "crops":
             return sources
         from landmark_lab.datamodules.crop_cache import cached
 
         c = self.cfg
         workers = max(1, int(c.get("num_workers", 1) or 1))
-        return [cached(s, c["transform"]["crop"], c["cache_dir"], float(c.get("cache_margin", 1.6)), workers, self.progress)
-                for s in sources]
+        out = []
+        for s in sources:
+            if isinstance(getattr(s, "landmarks", None), LazyLabels):
+                log.info("crop cache: %s stays uncached (its unlabelled photos' labels are never read)", s.name)
+                out.append(s)
+            else:
+                out.append(cached(s, c["transform"]["crop"], c["cache_dir"], float(c.get("cache_margin", 1.6)), workers,
+                                  self.progress))
+        return out
 
     def calibration_items(self, n: int) -> list:
         """The first ``n`` real training images (capped at the budget), for statistics fitted on real data:

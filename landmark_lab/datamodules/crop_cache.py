@@ -31,6 +31,7 @@ import numpy as np
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from landmark_lab.data.folder import LazyLabels
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import ConfigError
 from landmark_lab.landmarks import landmark_box
@@ -95,6 +96,9 @@ def cached(source: Any, crop: dict[str, Any], cache_dir: str | Path, margin: flo
     if crop.get("box", "landmarks") != "landmarks":
         raise ConfigError("data.cache=crops crops around the landmark box; it needs data.transform.crop.box=landmarks "
                           f"(got {crop.get('box')!r}). Use data.cache=none for whole-image or face-box crops.")
+    if isinstance(getattr(source, "landmarks", None), LazyLabels):
+        raise ConfigError(f"data.cache=crops: {source.name}'s labels must stay unread (it holds unlabelled photos), and "
+                          "the cache cuts every photo around its labels; serve it uncached.")
     side, scale = cache_geometry(crop, margin)
     key_material = {"version": VERSION, "files": _files_key(source), "side": side, "scale": scale, "n": len(source.ids)}
     key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:16]

@@ -6,7 +6,7 @@
 # (RUN_OUT holds the crop cache and the checkpoints too: keep it out of a folder that is copied back whole)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-if ls .whl/*.whl >/dev/null 2>&1; then
+if [ -z "${NO_WHEELS:-}" ] && ls .whl/*.whl >/dev/null 2>&1; then  # NO_WHEELS=1: this machine's packages (a CPU check)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi

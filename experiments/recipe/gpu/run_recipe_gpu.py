@@ -76,6 +76,9 @@ def main() -> int:
                    help="a run per seed with these space-separated Hydra overrides (repeatable; default: the "
                         "experiment as it is)")
     p.add_argument("--max-steps-fixed", type=int, default=0, help="skip the probe: train exactly this many steps")
+    p.add_argument("--steps-from-overrides", action="store_true",
+                   help="skip the probe and set no steps: the experiment and each variant's overrides set every "
+                        "stage's (a strategy of several stages: pre-training, fine-tuning, a student)")
     p.add_argument("--keep-models", action="store_true",
                    help="write each finished run's tested model (weights + hyper-parameters) to OUT/models/NAME.ckpt")
     p.add_argument("--cpu-smoke", action="store_true", help="CPU, tiny steps: checks the driver end to end")
@@ -106,7 +109,9 @@ def main() -> int:
 
     plan: dict = {"experiment": a.experiment, "runs": {name: extra for name, extra, _ in specs},
                   "workers_per_run": workers}
-    if a.max_steps_fixed:
+    if a.steps_from_overrides:
+        steps = 0
+    elif a.max_steps_fixed:
         steps = a.max_steps_fixed
     else:
         # 1. probe: every run at once, a few hundred steps, one validation, the flipped test
@@ -129,13 +134,13 @@ def main() -> int:
         plan.update({"probe_steps": a.probe, "probe_wall_s": round(probe_wall, 1),
                      "seconds_per_step": round(per_step, 4), "fixed_s": round(fixed, 1)})
     val_every = max(steps // 6, 1)
-    plan.update({"steps": steps, "val_every": val_every})
+    plan.update({"steps": steps or "from the overrides", "val_every": val_every if steps else "from the overrides"})
     print("plan:", json.dumps(plan), flush=True)
 
     # 2. the runs: every variant and seed, the step count the budget allows
     runs = [out / "runs" / name for name, _, _ in specs]
-    procs = [train([*common, *extra, f"seed={s}", *steps_args(steps, val_every)], d, out / "logs" / f"{name}.log")
-             for (name, extra, s), d in zip(specs, runs, strict=True)]
+    procs = [train([*common, *extra, f"seed={s}", *(steps_args(steps, val_every) if steps else [])], d,
+                   out / "logs" / f"{name}.log") for (name, extra, s), d in zip(specs, runs, strict=True)]
     plan["exit_codes"] = wait_all(procs, deadline)
     plan["total_wall_s"] = round(time.time() - t0, 1)
     if a.keep_models:
@@ -182,11 +187,12 @@ def summarise(out: Path, runs: list[Path], plan: dict, archive: bool = True) -> 
             lines.append(f"| {d.name} | | | | - | not finished | | | | | | | |")
             continue
         t, c = m["test"]["metrics"], m["config"]
+        stages = m["stages"]  # every stage's steps and seconds together (one for the recipe; several for a chain)
         row = {"run": d.name, "seed": m["seed"], "backbone": c["model"]["backbone"]["name"],
                "head": c["model"]["head"]["name"], "crop": c["data"]["transform"]["crop"]["size"],
-               "batch": c["data"]["batch_size"], "lr": c["schedule"]["lr"], "steps": m["stages"][0]["steps"],
+               "batch": c["data"]["batch_size"], "lr": c["schedule"]["lr"], "steps": sum(x["steps"] for x in stages),
                "precision": c["trainer"].get("precision"), **{k: round(t[k], 5) for k in FIELDS[9:15]},
-               "train_s": m["stages"][0]["seconds"], "total_s": m["timing"]["total_seconds"]}
+               "train_s": round(sum(x["seconds"] for x in stages), 1), "total_s": m["timing"]["total_seconds"]}
         rows.append(row)
         lines.append(f"| {d.name} | {row['crop']} | {row['batch']} | {row['lr']:g} | {row['steps']} | "
                      f"{100 * t['nme_io']:.2f} % | {100 * t['nme_ip']:.2f} % | "
