@@ -93,10 +93,18 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     assert model["model"] == recorded["config"]["model"]["backbone"]["name"] and model["input_px"] == "64"
     assert float(model["ms_fp32"]) > 0 and model["run"] == str(runs / "tiny")
     assert float(model["ms_int8"]) > 0 and model["nme_change_int8"] != "" and 0 < float(model["nme_io"]) < 100
+    # every NME beside the call that gives it: one pass, and the flip average (crop + mirror in one call), both
+    # measured here on the whole test set; the run's own figure (tested one pass here) agrees with the first
+    assert float(model["ms_fp32_flip"]) > 0 and 0 < float(model["nme_io_flip"]) < 100
+    assert recorded["config"]["eval"]["flip"] is False
+    assert float(model["nme_io_recorded"]) == pytest.approx(100 * recorded["test"]["metrics"]["nme_io"], abs=1e-3)
+    assert float(model["nme_io"]) == pytest.approx(float(model["nme_io_recorded"]), abs=0.05)
+    assert "flip-averaged NME io" in printed
     if "dlib 68-point predictor:" in printed:  # the predict extra is installed
         assert rows[-1]["model"].startswith("dlib") and float(rows[-1]["ratio_to_dlib"]) == 1.0
         dlib = float(rows[-1]["ms_fp32"])
         assert abs(float(model["ratio_to_dlib"]) - float(model["ms_fp32"]) / dlib) < 0.01
+        assert abs(float(model["ratio_flip_to_dlib"]) - float(model["ms_fp32_flip"]) / dlib) < 0.01
     assert (out / "pareto.png").stat().st_size > 0 and f"wrote {out / 'results.csv'}" in printed
     # the fastest model tracks a clip made from its own test photos (bench.pareto.video_frames follows bench.video_frames)
     video = json.loads((out / "video.json").read_text())
@@ -113,7 +121,12 @@ def test_the_frontier_keeps_only_models_nothing_beats_on_both_axes():
     pts = [DeployPoint("a", 96, "heatmap", 4.0, 2.0), DeployPoint("b", 96, "heatmap", 5.0, 1.0),
            DeployPoint("c", 96, "heatmap", 4.5, 3.0), DeployPoint("d", 128, "heatmap", 3.5, 9.0),
            DeployPoint("e", 128, "heatmap", None, 0.5)]
-    assert [p.model for p in frontier(pts)] == ["b", "a", "d"]
+    assert [(o[2].model, o[3]) for o in frontier(pts)] == [("b", False), ("a", False), ("d", False)]
+    # a model run with the flip average is another way to run it: on the frontier where nothing beats it, and
+    # one that a's flip beats on both axes (c's: slower and less accurate) stays off
+    pts[0].nme_io_flip, pts[0].ms_fp32_flip = 3.8, 3.5
+    pts[2].nme_io_flip, pts[2].ms_fp32_flip = 4.4, 5.0
+    assert [(o[2].model, o[3]) for o in frontier(pts)] == [("b", False), ("a", False), ("a", True), ("d", False)]
 
 
 def test_a_head_is_named_with_the_stride_it_reads_where_that_is_not_its_default():
@@ -173,7 +186,7 @@ def test_pareto_times_dlib_around_every_model_and_takes_the_median_of_all_calls(
     blocks = iter([[5.0, 5.0, 5.0], [1.0, 1.0, 1.0], [1.0, 1.2, 0.8]])  # a slow first block, outvoted
     asked: list[int] = []
     monkeypatch.setattr(dlib_peer, "predictor_timer", lambda: lambda runs: asked.append(runs) or next(blocks))
-    monkeypatch.setattr(pareto, "measure_run", lambda run, int8, reps: pareto.DeployPoint(
+    monkeypatch.setattr(pareto, "measure_run", lambda run, int8, reps, **kw: pareto.DeployPoint(
         model=str(run), input_px=64, head="regression", nme_io=5.0, ms_fp32=2.0))
     points, dlib = pareto.measure_family([Path("a"), Path("b")], int8=False, reps=3, progress=False)
     assert asked == [3, 3, 3] and dlib == 1.0 and [p.ratio_to_dlib for p in points] == [2.0, 2.0]

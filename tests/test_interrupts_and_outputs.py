@@ -333,13 +333,13 @@ def test_int8_export_reports_accuracy_and_speed_and_refuses_a_costly_one(checkpo
     # An int8 model that is 3 crop pixels off everywhere (its predictions come second) must be refused.
     from landmark_lab.inference import quantize
 
-    calls, real = [], quantize._predict
+    calls, real = [], quantize.predict_crops
 
     def off_when_second(session, crops):
         calls.append(session)
         return real(session, crops) + (3.0 if len(calls) == 2 else 0.0)
 
-    monkeypatch.setattr(quantize, "_predict", off_when_second)
+    monkeypatch.setattr(quantize, "predict_crops", off_when_second)
     refused = tmp_path / "refused.onnx"
     assert run_cli("export", [*base, f"out={refused}", "max_nme_change=0.5", f"hydra.run.dir={tmp_path / 'e2'}"]) == 2
     assert "the int8 model was not written" in capsys.readouterr().err

@@ -1,9 +1,12 @@
 """Accuracy against one-thread latency for a family of trained models, with dlib's predictor as a point.
 
-Each trained run folder gives its model (the last stage's best checkpoint) and its real-test NME (``metrics.json``);
-the model is exported to ONNX and timed at batch 1 on one thread (fp32, and int8 where asked: ONNX Runtime static
-quantisation calibrated on the run's own real training faces). dlib's 68-point predictor is timed in the same
-process, so every ratio comes from one measurement session. ``bench`` writes ``results.csv`` and ``pareto.png``.
+Each trained run folder gives its model (the last stage's best checkpoint); the model is exported to ONNX, tested
+here on the run's whole real test set (its recorded data config) and timed at batch 1 on one thread (fp32, and int8
+where asked: ONNX Runtime static quantisation calibrated on the run's own real training faces). Every NME is paired
+with the call that gives it: one pass (the crop) at the one-pass latency, and the test-time flip average (the crop
+and its mirror, one batch-2 call) at that call's latency; a run's own ``metrics.json`` figure used its ``eval.flip``
+setting and is kept only for reference. dlib's 68-point predictor is timed in the same process, so every ratio comes
+from one measurement session. ``bench`` writes ``results.csv`` and ``pareto.png``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,15 @@ class DeployPoint:
     model: str
     input_px: int
     head: str
-    nme_io: float | None  # % on the run's real test set (the run's own protocol: its test-time flip setting)
+    nme_io: float | None  # % on the run's real test set, one pass: what one timed call (ms_fp32) gives
     ms_fp32: float
-    ms_int8: float | None = None
-    nme_change_int8: float | None = None  # int8 minus fp32, points of %, on the run's held-out test faces
     ratio_to_dlib: float | None = None  # ms_fp32 / dlib's ms (below 1: faster than dlib)
+    nme_io_flip: float | None = None  # % with the test-time flip average: the crop and its mirror in one call
+    ms_fp32_flip: float | None = None  # that batch-2 call
+    ratio_flip_to_dlib: float | None = None
+    ms_int8: float | None = None
+    nme_change_int8: float | None = None  # int8 minus fp32, points of %, one pass on the run's held-out test faces
+    nme_io_recorded: float | None = None  # the run's own metrics.json test NME (with its eval.flip setting)
     strategy: str = ""  # how it was trained (metrics.json's strategy: real_only, distill, ...)
     steps: int | None = None  # training steps, every stage's together (metrics.json's stages)
     lr: float | None = None  # the schedule's learning rate (its config's schedule.lr)
@@ -123,37 +130,61 @@ def run_model(run: Path) -> tuple[Any, dict[str, Any]]:
     return load_landmark_model(ckpt), metrics
 
 
-def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int = 64,
-                check_faces: int = 200) -> DeployPoint:
-    """Export ``run``'s model, time it (fp32 and, with ``int8``, quantised) at batch 1 on one thread."""
+def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int = 64, check_faces: int = 200,
+                real_root: str | Path | None = None, test_sets: dict[str, Any] | None = None) -> DeployPoint:
+    """Export ``run``'s model, test it on its whole real test set one pass and flip-averaged, and time both calls
+    (fp32 and, with ``int8``, quantised) at batch 1 on one thread. ``real_root``: test on this 300-W-style root instead
+    of the recorded one (a model trained elsewhere on a packed copy). ``test_sets`` caches the test crops between runs
+    that share a test set and crop."""
     from omegaconf import OmegaConf
 
     from landmark_lab.inference.export import export_model
-    from landmark_lab.inference.quantize import latency_ms, onnx_session, quantize_checked
+    from landmark_lab.inference.flip import flip_average, mirror_images
+    from landmark_lab.inference.quantize import latency_ms, onnx_session, predict_crops, quantize_checked, real_crops
+    from landmark_lab.metrics import nme_per_face
 
     model, metrics = run_model(run)
     size = int(model.input_size)
-    nme = (metrics.get("test") or {}).get("metrics", {}).get("nme_io")
+    recorded = (metrics.get("test") or {}).get("metrics", {}).get("nme_io")
+    data = (metrics.get("config") or {}).get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("real"), dict):
+        raise DataError(f"{run / 'metrics.json'}: no recorded data config, so no test set to measure its NME on.")
+    if real_root:
+        data = {**data, "real": {**data["real"], "root": str(real_root)}}
     hp = model.hparams
     point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=head_name(dict(hp["head"])),
-                        nme_io=100 * float(nme) if isinstance(nme, (int, float)) and math.isfinite(nme) else None,
-                        ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
-                        lr=_lr(metrics), run=str(run))
+                        nme_io=None, ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
+                        lr=_lr(metrics), run=str(run),
+                        nme_io_recorded=(round(100 * float(recorded), 3) if isinstance(recorded, (int, float))
+                                         and math.isfinite(recorded) else None))
+    crop = dict(hp.crop or {})
+    key = json.dumps([data["real"], crop], sort_keys=True, default=str)
+    cache = test_sets if test_sets is not None else {}
+    if key not in cache:
+        try:
+            cache[key] = real_crops(data, "test", crop)
+        except (OSError, DataError, ConfigError) as exc:
+            raise DataError(f"{run / 'metrics.json'}: its test set {data['real'].get('root')} cannot be read here "
+                            f"({exc}); give bench.pareto.real_root=<a 300-W root> to test it on that one.") from None
+    test, truth = cache[key]
     with tempfile.TemporaryDirectory() as tmp:
         fp32, _ = export_model(model, Path(tmp) / "fp32.onnx")
-        if not int8:
-            crop = np.random.default_rng(0).uniform(0, 255, (1, 3, size, size)).astype(np.float32)
-            point.ms_fp32 = round(latency_ms(onnx_session(fp32), crop, runs=runs), 3)
-            return point
-        data = (metrics.get("config") or {}).get("data")
-        if not isinstance(data, dict):
-            raise DataError(f"{run / 'metrics.json'}: no recorded data config to calibrate int8 on.")
-        cfg = OmegaConf.create({"data": data, "calibration_faces": calibration_faces, "check_faces": check_faces,
-                                "latency_runs": runs,
-                                "max_nme_change": 1e9})  # measured here, never refused: the chart shows the cost
-        # quantize_checked times fp32 and int8 on the same held-out crop: both latencies come from it
-        q = quantize_checked(model, fp32, Path(tmp) / "int8.onnx", cfg)
-        point.ms_fp32, point.ms_int8, point.nme_change_int8 = q["ms_fp32"], q["ms_int8"], q["nme_change"]
+        session = onnx_session(fp32)
+        direct, mirrored = predict_crops(session, test), predict_crops(session, mirror_images(test))
+        labels = torch.from_numpy(truth)
+        point.nme_io = round(100 * float(nme_per_face(torch.from_numpy(direct), labels).mean()), 3)
+        both = flip_average(direct, mirrored, size)
+        point.nme_io_flip = round(100 * float(nme_per_face(torch.from_numpy(both), labels).mean()), 3)
+        one = test[:1]
+        point.ms_fp32 = round(latency_ms(session, one, runs=runs), 3)
+        point.ms_fp32_flip = round(latency_ms(session, np.concatenate([one, mirror_images(one)]), runs=runs), 3)
+        if int8:
+            cfg = OmegaConf.create({"data": data, "calibration_faces": calibration_faces, "check_faces": check_faces,
+                                    "latency_runs": runs,
+                                    "max_nme_change": 1e9})  # measured here, never refused: the chart shows the cost
+            # quantize_checked times fp32 and int8 on the same held-out crop: the pair's latencies come from it
+            q = quantize_checked(model, fp32, Path(tmp) / "int8.onnx", cfg)
+            point.ms_fp32, point.ms_int8, point.nme_change_int8 = q["ms_fp32"], q["ms_int8"], q["nme_change"]
     return point
 
 
@@ -169,19 +200,29 @@ def _lr(metrics: dict[str, Any]) -> float | None:
     return float(lr) if isinstance(lr, (int, float)) else None
 
 
-def frontier(points: list[DeployPoint]) -> list[DeployPoint]:
-    """The points no other point beats on both latency (fp32) and NME, fastest first."""
-    ok = sorted((p for p in points if p.nme_io is not None and math.isfinite(p.ms_fp32)),
-                key=lambda p: (p.ms_fp32, p.nme_io))
-    out: list[DeployPoint] = []
-    for p in ok:
-        if not out or p.nme_io < out[-1].nme_io:
-            out.append(p)
+def options(points: list[DeployPoint]) -> list[tuple[float, float, DeployPoint, bool]]:
+    """Every way to run every model that has both figures, as (ms, NME %, point, flip): one pass, and the flip
+    average where measured."""
+    out = []
+    for p in points:
+        if p.nme_io is not None and math.isfinite(p.ms_fp32):
+            out.append((p.ms_fp32, p.nme_io, p, False))
+        if p.nme_io_flip is not None and p.ms_fp32_flip is not None and math.isfinite(p.ms_fp32_flip):
+            out.append((p.ms_fp32_flip, p.nme_io_flip, p, True))
     return out
 
 
-def measure_family(runs: list[Path], int8: bool, reps: int = 200,
-                   progress: bool = True) -> tuple[list[DeployPoint], float | None]:
+def frontier(points: list[DeployPoint]) -> list[tuple[float, float, DeployPoint, bool]]:
+    """The ways to run a model (:func:`options`, fp32) that no other beats on both latency and NME, fastest first."""
+    out: list[tuple[float, float, DeployPoint, bool]] = []
+    for o in sorted(options(points), key=lambda o: (o[0], o[1])):
+        if not out or o[1] < out[-1][1]:
+            out.append(o)
+    return out
+
+
+def measure_family(runs: list[Path], int8: bool, reps: int = 200, progress: bool = True,
+                   real_root: str | Path | None = None) -> tuple[list[DeployPoint], float | None]:
     """Every run's point and dlib's latency (None where dlib is not installed), on one thread.
 
     dlib is timed before the first model and again after each one, and its latency is the median of all those
@@ -197,9 +238,9 @@ def measure_family(runs: list[Path], int8: bool, reps: int = 200,
         except ConfigError:  # dlib is optional (the predict extra): the chart then has no dlib point
             time_dlib = None
         samples = time_dlib(reps) if time_dlib else []
-        points = []
+        points, test_sets = [], {}
         for r in tqdm(runs, desc="timing models", unit="model", disable=not progress):
-            points.append(measure_run(r, int8, reps))
+            points.append(measure_run(r, int8, reps, real_root=real_root, test_sets=test_sets))
             if time_dlib:
                 samples += time_dlib(reps)
         dlib: float | None = round(float(np.median(samples)), 3) if samples else None
@@ -207,6 +248,7 @@ def measure_family(runs: list[Path], int8: bool, reps: int = 200,
         torch.set_num_threads(threads)
     for p in points:
         p.ratio_to_dlib = round(p.ms_fp32 / dlib, 2) if dlib else None
+        p.ratio_flip_to_dlib = round(p.ms_fp32_flip / dlib, 2) if dlib and p.ms_fp32_flip is not None else None
     return points, dlib
 
 
@@ -263,21 +305,28 @@ def write_results(points: list[DeployPoint], dlib: float | None, dlib_nme: float
 
 
 def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float | None, path: Path) -> None:
-    """NME io against ms/face (log axis): every model (int8 as a hollow marker beside its fp32 point), the frontier,
-    and dlib as a star (or a vertical line where its NME on this test set was not given)."""
+    """NME io against ms/face (log axis): every model one pass (a dot; int8 as a hollow marker beside it) and with the
+    flip average (a diamond), the frontier, and dlib as a star (or a vertical line where its NME on this test set was
+    not given)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 7), dpi=120)  # twenty-odd labelled points need the room
     shown = [p for p in points if p.nme_io is not None]
     ax.set_xscale("log")
+    flipped = False
     for p in shown:
-        ax.scatter(p.ms_fp32, p.nme_io, s=36, zorder=3)
+        dot = ax.scatter(p.ms_fp32, p.nme_io, s=36, zorder=3)
+        if p.nme_io_flip is not None and p.ms_fp32_flip is not None:  # the same model run with the flip average
+            ax.scatter(p.ms_fp32_flip, p.nme_io_flip, s=30, marker="D", color=dot.get_facecolor(), zorder=3,
+                       label=None if flipped else "with the flip average (crop + mirror, one call)")
+            ax.plot([p.ms_fp32, p.ms_fp32_flip], [p.nme_io, p.nme_io_flip], ls=":", lw=0.8, color="grey")
+            flipped = True
         if p.ms_int8 is not None:
             y = p.nme_io + (p.nme_change_int8 or 0.0)
             ax.scatter(p.ms_int8, y, s=36, facecolors="none", edgecolors="grey", zorder=3)
             ax.annotate("", (p.ms_int8, y), (p.ms_fp32, p.nme_io), arrowprops={"arrowstyle": "->", "color": "grey"})
     best = frontier(shown)
     if len(best) > 1:
-        ax.step([p.ms_fp32 for p in best], [p.nme_io for p in best], where="post", color="black", lw=0.8,
+        ax.step([o[0] for o in best], [o[1] for o in best], where="post", color="black", lw=0.8,
                 label="frontier (fp32)")
     if dlib is not None:
         if dlib_nme is not None:
@@ -288,7 +337,7 @@ def pareto_figure(points: list[DeployPoint], dlib: float | None, dlib_nme: float
 
     for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 2, 3 ms, not 2x10^0
         axis_format(FormatStrFormatter("%g"))
-    ax.set_xlabel("ms per face, batch 1, one CPU thread (ONNX Runtime; hollow: int8)")
+    ax.set_xlabel("ms per face, batch 1, one CPU thread (ONNX Runtime; hollow: int8; diamond: crop + mirror)")
     ax.set_ylabel("NME, inter-ocular (%)")
     ax.set_title("accuracy against latency")
     ax.grid(alpha=0.3, which="both")

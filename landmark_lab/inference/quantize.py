@@ -44,6 +44,19 @@ def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np
     return np.stack(images), np.stack(labels).astype(np.float32)
 
 
+def real_crops(data: dict[str, Any], split: str, crop: dict[str, Any], n: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` (None: every) faces of the real ``split`` (``train`` or ``test``) of a data config ``data`` (a
+    run's recorded ``data``), as :func:`_crops` cuts them: the exported model's input and the labels in crop pixels."""
+    from landmark_lab.datamodules.sources import open_sources, prepare
+    from landmark_lab.datamodules.splits import expand, groups_of
+
+    prepare(data["real"], "real")
+    sources = open_sources(data["real"], "real", split, progress=False)
+    items = expand(groups_of([len(s) for s in sources]), False)
+    return _crops(sources, items, crop, len(items) if n is None else n)
+
+
 def onnx_session(path: Path, threads: int = 1) -> Any:
     """An ONNX Runtime CPU session on ``threads`` threads (one: the figures every latency here is quoted at)."""
     import onnxruntime as ort
@@ -54,7 +67,8 @@ def onnx_session(path: Path, threads: int = 1) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _predict(session: Any, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+def predict_crops(session: Any, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+    """The (N, 68, 2) landmarks (crop pixels) an ONNX session gives for ``crops`` (N, 3, S, S), ``batch`` at a time."""
     name = session.get_inputs()[0].name
     return np.concatenate([session.run(None, {name: crops[i:i + batch]})[0] for i in range(0, len(crops), batch)])
 
@@ -119,27 +133,19 @@ def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any) -> dict[str, A
     at ``out``) when int8's NME exceeds fp32's by more than ``cfg.max_nme_change`` points of %."""
     from omegaconf import OmegaConf
 
-    from landmark_lab.datamodules.sources import open_sources, prepare
-    from landmark_lab.datamodules.splits import expand, groups_of
-
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise ConfigError('quantize=int8 needs onnxruntime: pip install -e ".[predict]"') from None
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    prepare(data["real"], "real")
     crop = dict(model.hparams.crop or {})
-    groups: dict[str, tuple[list, list]] = {}
-    for split in ("train", "test"):
-        sources = open_sources(data["real"], "real", split, progress=False)
-        groups[split] = sources, expand(groups_of([len(s) for s in sources]), False)
-    calib, _ = _crops(*groups["train"], crop, int(cfg.calibration_faces))
-    test, truth = _crops(*groups["test"], crop, int(cfg.check_faces))
+    calib, _ = real_crops(data, "train", crop, int(cfg.calibration_faces))
+    test, truth = real_crops(data, "test", crop, int(cfg.check_faces))
     quantize_int8(fp32, out, calib)
     sessions = {"fp32": onnx_session(fp32), "int8": onnx_session(out)}
     nme, ms = {}, {}
     for name, session in sessions.items():
-        pred = _predict(session, test)
+        pred = predict_crops(session, test)
         if not np.isfinite(pred).all():
             out.unlink(missing_ok=True)
             raise DataError(f"{out}: the {name} model's predictions are not finite; nothing was written.")
