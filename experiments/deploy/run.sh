@@ -30,6 +30,7 @@ repghostnet_050 128 simcc s16lr4 +model.head.stride=16 +model.head.grid=8 schedu
 repghostnet_050 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
 repghostnet_050 128 simcc s16steps14400lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=14400 schedule.max_steps=14400 schedule.lr=4e-3
 repghostnet_100 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
+repghostnet_150 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them

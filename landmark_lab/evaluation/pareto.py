@@ -157,7 +157,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
                         lr=_lr(metrics), run=str(run),
                         nme_io_recorded=(round(100 * float(recorded), 3) if isinstance(recorded, (int, float))
                                          and math.isfinite(recorded) else None))
-    crop = dict(hp.crop or {})
+    crop = {"size": size, **dict(hp.crop or {})}  # the input size where an older checkpoint records no crop
     key = json.dumps([data["real"], crop], sort_keys=True, default=str)
     cache = test_sets if test_sets is not None else {}
     if key not in cache:

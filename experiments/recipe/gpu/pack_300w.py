@@ -24,6 +24,7 @@ Two options for the unlabelled-photos protocol (experiments/unlabelled/gpu/):
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from landmark_lab.data.pts import write_pts
+from landmark_lab.data.sample import Sample
 from landmark_lab.data.synthetic_readers import DGFacesReader, FaceSyntheticsReader
 from landmark_lab.data.w300 import load_split
 from landmark_lab.datamodules.crop_cache import cache_geometry
@@ -55,40 +57,48 @@ def _write(name: Path, image: np.ndarray, pts: np.ndarray, quality: int, source:
     return len(buf)
 
 
-def pack(root: Path, dest: Path, folders: list[str], crop: int, margin: float, quality: int) -> int:
-    """Write the packed copy of ``folders`` (the crop cache's window for ``crop`` and ``margin``); returns the
-    bytes written."""
-    side, scale = cache_geometry({"size": crop, "scale": 1.25}, margin)
+def _window(side: int, scale: float) -> Callable[[Sample], tuple[np.ndarray, np.ndarray]]:
+    """The cut of a face: the ``scale`` x window of its landmark box at ``side`` px, its labels mapped with it."""
+    def cut(s: Sample) -> tuple[np.ndarray, np.ndarray]:
+        return warp(s.image, s.landmarks, crop_matrix(landmark_box(s.landmarks), side, scale), side)
+    return cut
+
+
+def _whole(side: int) -> Callable[[Sample], tuple[np.ndarray, np.ndarray]]:
+    """The whole photo, its longer side at most ``side`` px (never enlarged; labels scaled, pixel centres kept)."""
+    def cut(s: Sample) -> tuple[np.ndarray, np.ndarray]:
+        h, w = s.image.shape[:2]
+        f = min(1.0, side / max(h, w))
+        image = s.image if f == 1.0 else cv2.resize(s.image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        return image, (s.landmarks + 0.5) * np.array([image.shape[1] / w, image.shape[0] / h], np.float32) - 0.5
+    return cut
+
+
+def _pack_folders(root: Path, dest: Path, folders: list[str], quality: int,
+                  cut: Callable[[Sample], tuple[np.ndarray, np.ndarray]], what: str) -> int:
+    """Each face of the 300-W ``folders`` cut by ``cut`` into ``dest`` (same folder names); returns the bytes."""
     total = 0
     for folder in load_split(root, folders):
         out = dest / folder.name
         out.mkdir(parents=True, exist_ok=True)
         for i in range(len(folder)):
-            s = folder.load(i)
-            m = crop_matrix(landmark_box(s.landmarks), side, scale)
-            image, pts = warp(s.image, s.landmarks, m, side)
+            image, pts = cut(folder.load(i))
             total += _write(out / Path(folder.images[i]).stem, image, pts, quality, folder.images[i])
-        print(f"{folder.name}: {len(folder)} faces at {side} px ({scale:.2f} x box) -> {out}")
+        print(f"{folder.name}: {len(folder)} {what} -> {out}")
     return total
+
+
+def pack(root: Path, dest: Path, folders: list[str], crop: int, margin: float, quality: int) -> int:
+    """Write the packed copy of ``folders`` (the crop cache's window for ``crop`` and ``margin``); returns the
+    bytes written."""
+    side, scale = cache_geometry({"size": crop, "scale": 1.25}, margin)
+    return _pack_folders(root, dest, folders, quality, _window(side, scale), f"faces at {side} px ({scale:.2f} x box)")
 
 
 def pack_whole(root: Path, dest: Path, folders: list[str], side: int, quality: int) -> int:
     """Write ``folders`` as whole photos, the longer side at most ``side`` px (never enlarged; labels scaled with
     them, pixel centres kept); returns the bytes written."""
-    total = 0
-    for folder in load_split(root, folders):
-        out = dest / folder.name
-        out.mkdir(parents=True, exist_ok=True)
-        for i in range(len(folder)):
-            s = folder.load(i)
-            h, w = s.image.shape[:2]
-            f = min(1.0, side / max(h, w))
-            image = s.image if f == 1.0 else cv2.resize(s.image, (round(w * f), round(h * f)),
-                                                          interpolation=cv2.INTER_AREA)
-            pts = (s.landmarks + 0.5) * np.array([image.shape[1] / w, image.shape[0] / h], np.float32) - 0.5
-            total += _write(out / Path(folder.images[i]).stem, image, pts, quality, folder.images[i])
-        print(f"{folder.name}: {len(folder)} whole photos, longer side at most {side} px -> {out}")
-    return total
+    return _pack_folders(root, dest, folders, quality, _whole(side), f"whole photos, longer side at most {side} px")
 
 
 def pack_synthetic(data_dir: Path, dest: Path, crop: int, quality: int) -> int:
@@ -99,11 +109,10 @@ def pack_synthetic(data_dir: Path, dest: Path, crop: int, quality: int) -> int:
                FaceSyntheticsReader(data_dir / "facesynthetics")]
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
+    cut = _window(side, scale)
     for tag, reader in zip(("dgfaces", "dgfaces_v1", "facesynthetics"), readers, strict=True):
         for i in range(len(reader)):
-            s = reader.load(i)
-            m = crop_matrix(landmark_box(s.landmarks), side, scale)
-            image, pts = warp(s.image, s.landmarks, m, side)
+            image, pts = cut(reader.load(i))
             total += _write(dest / f"{tag}_{i:05d}", image, pts, quality, reader.images[i])
         print(f"{tag}: {len(reader)} synthetic faces at {side} px ({scale:.2f} x box) -> {dest}")
     return total
