@@ -27,6 +27,7 @@ repghostnet_050 128 simcc s16steps14400 +model.head.stride=16 +model.head.grid=8
 repghostnet_050 128 simcc s16steps7200lr2 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=2e-3
 repghostnet_050 128 simcc s16lr2 +model.head.stride=16 +model.head.grid=8 schedule.lr=2e-3
 repghostnet_050 128 simcc s16lr4 +model.head.stride=16 +model.head.grid=8 schedule.lr=4e-3
+repghostnet_050 128 simcc s16lr8 +model.head.stride=16 +model.head.grid=8 schedule.lr=8e-3
 repghostnet_050 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
 repghostnet_050 128 simcc s16steps14400lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=14400 schedule.max_steps=14400 schedule.lr=4e-3
 repghostnet_100 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
