@@ -102,6 +102,7 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     assert "flip-averaged NME io" in printed
     if "dlib 68-point predictor:" in printed:  # the predict extra is installed
         assert rows[-1]["model"].startswith("dlib") and float(rows[-1]["ratio_to_dlib"]) == 1.0
+        assert "median of 2 blocks of calls" in printed and "block medians" in printed  # one run: before and after
         dlib = float(rows[-1]["ms_fp32"])
         assert abs(float(model["ratio_to_dlib"]) - float(model["ms_fp32"]) / dlib) < 0.01
         assert abs(float(model["ratio_flip_to_dlib"]) - float(model["ms_fp32_flip"]) / dlib) < 0.01
@@ -188,5 +189,6 @@ def test_pareto_times_dlib_around_every_model_and_takes_the_median_of_all_calls(
     monkeypatch.setattr(dlib_peer, "predictor_timer", lambda: lambda runs: asked.append(runs) or next(blocks))
     monkeypatch.setattr(pareto, "measure_run", lambda run, int8, reps, **kw: pareto.DeployPoint(
         model=str(run), input_px=64, head="regression", nme_io=5.0, ms_fp32=2.0))
-    points, dlib = pareto.measure_family([Path("a"), Path("b")], int8=False, reps=3, progress=False)
+    points, dlib, spread = pareto.measure_family([Path("a"), Path("b")], int8=False, reps=3, progress=False)
     assert asked == [3, 3, 3] and dlib == 1.0 and [p.ratio_to_dlib for p in points] == [2.0, 2.0]
+    assert spread == [5.0, 1.0, 1.0]  # each block's median, printed so a reader sees how far dlib moved

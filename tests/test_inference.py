@@ -15,11 +15,11 @@ import torch
 from landmark_lab.datamodules.sources import FaceDataset
 from landmark_lab.errors import ConfigError
 from landmark_lab.evaluation.core import evaluate, evaluate_images
-from landmark_lab.inference.flip import flip_average, unmirror
 from landmark_lab.inference.predictor import Predictor
 from landmark_lab.landmarks import FLIP_68, flip_landmarks
 from landmark_lab.models.checkpoint import save_model
 from landmark_lab.training.builders import build_datamodule, build_model, mean_shape
+from landmark_lab.transforms.flip import flip_average, unmirror
 
 from .conftest import ROOT, W300, needs_shared
 

@@ -48,6 +48,28 @@ def test_a_teacher_adds_its_loss_and_stays_out_of_the_student(head):
     assert student.training_step(batch, 0).item() == pytest.approx(alone)
 
 
+def test_a_flip_teacher_teaches_its_flip_average():
+    """distill.flip: the teacher's targets are the mean of its landmarks on the crop and, un-mirrored, on the
+    mirrored crop (what evaluate's flip average gives), not its one-pass landmarks."""
+    from landmark_lab.transforms.flip import flip_average
+
+    cfg = {**MODEL, "backbone": {"name": "test_resnet"}, "adapter": {"name": "none"}}
+    torch.manual_seed(0)
+    student, teacher = LandmarkModule(**cfg, input_size=64), LandmarkModule(**cfg, input_size=64)
+    teacher.eval()
+    image = torch.randn(3, 3, 64, 64)
+    batch = {"image": image, "landmarks": torch.rand(3, 68, 2) * 63, "is_3d": torch.tensor([False, True, False])}
+    with torch.no_grad():
+        one = teacher(image)[1]
+        mirrored = teacher(torch.flip(image, dims=[-1]))[1]
+    expected = teacher.to_normalised(flip_average(teacher.to_pixels(one), teacher.to_pixels(mirrored), 64))
+    student.set_teacher(teacher, flip=True)
+    torch.testing.assert_close(student._teacher_targets(batch), expected, atol=1e-5, rtol=0)
+    assert (student._teacher_targets(batch) - one).abs().max() > 1e-4  # the mirror moved them: not the one pass
+    student.set_teacher(teacher)
+    torch.testing.assert_close(student._teacher_targets(batch), one, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("name", list(ADAPTERS))
 def test_adapters_are_identity_at_init(name):
     pts = torch.rand(3, 68, 2)

@@ -270,8 +270,24 @@ def test_distill_strategy_learns_from_a_teacher_checkpoint(tmp_path, cache_dir, 
     m = json.loads((tmp_path / "mixed" / "metrics.json").read_text())
     assert [st["name"] for st in m["stages"]] == ["taught", "again", "student"]
     assert "distill" in m["stages"][0] and "teacher" not in m["stages"][2]["pseudo_labels"]
+    # init_from: the student starts from a checkpoint (here the teacher itself, taught its flip average; at a
+    # learning rate too small to move them, its parameters are the teacher's)
+    assert run_cli("train", ["strategy=distill", f"distill.teacher={ckpt}", f"init_from={ckpt}", "distill.flip=true",
+                             *tiny, "strategy.stages.0.lr=1e-12", f"hydra.run.dir={tmp_path / 'self'}"]) == 0
+    m = json.loads((tmp_path / "self" / "metrics.json").read_text())
+    assert m["stages"][0]["distill"]["flip"] is True and m["config"]["init_from"] == str(ckpt)
+    mine = torch.load(tmp_path / "self" / m["stages"][0]["best_checkpoint"], weights_only=True)["state_dict"]
+    theirs = torch.load(ckpt, weights_only=True)["state_dict"]
+    learnt = [k for k in theirs if theirs[k].is_floating_point() and "running" not in k]
+    assert learnt and all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in learnt)
     capsys.readouterr()
     for argv, says in ((["strategy=distill"], "set distill.teacher to a checkpoint"),
+                       (["strategy=distill", f"distill.teacher={ckpt}", "distill.flip=yes"], "must be true or false"),
+                       ([f"init_from={ckpt}", "model.adapter.name=affine"],
+                        "the weights in this init_from checkpoint do not fit the model"),
+                       ([f"init_from={tmp_path / 'none.ckpt'}"], "init_from='"),
+                       ([f"init_from={ckpt}", "strategy=self_train_real", f"self_train.teacher={ckpt}",
+                         "data/unlabelled=pool_rest"], "both give the model's start"),
                        ([f"distill.teacher={ckpt}"], "no stage of strategy=real_only learns from it"),
                        (["strategy=distill", f"distill.teacher={tmp_path / 'none.ckpt'}"], "checkpoint not found"),
                        (["strategy=distill", f"distill.teacher={ckpt}", "data.transform.crop.scale=1.6"],

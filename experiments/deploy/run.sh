@@ -32,6 +32,7 @@ repghostnet_050 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid
 repghostnet_050 128 simcc s16steps14400lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=14400 schedule.max_steps=14400 schedule.lr=4e-3
 repghostnet_100 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
 repghostnet_150 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
+repghostnet_050 144 simcc s16from128 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=3000 schedule.max_steps=3000 schedule.lr=1e-3 seed=1 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr4seed1/checkpoints/train/best.ckpt
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
@@ -44,6 +45,7 @@ train_line() {
   shift 3
   if [ "$head" != heatmap ]; then for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done; fi
   read -r -a extra <<< "${overrides:-}"
+  extra=("${extra[@]//\{OUT\}/$OUT}")  # {OUT} in a line: this OUT (a run of the family, e.g. distill.init's start)
   OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN "$@" \
     "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
     ${extra[@]+"${extra[@]}"} data.num_workers=0 logger=csv resume=true \
@@ -60,6 +62,7 @@ mobilenetv3_large_100_96_heatmap mobilenetv3_small_100 96 heatmap
 repghostnet_050_128_heatmap repghostnet_050 128 regression
 repghostnet_050_128_heatmap mobilenetv3_small_100 96 simcc g3 +model.head.grid=3
 repghostnet_050_128_heatmap repghostnet_050 128 simcc
+repghostnet_150_128_simcc_s16steps7200lr4 repghostnet_050 128 simcc s16flipinit +model.head.stride=16 +model.head.grid=8 schedule.real_steps=3000 schedule.max_steps=3000 schedule.lr=1e-3 seed=1 distill.flip=true init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr4seed1/checkpoints/train/best.ckpt
 "}
 while read -r teacher student; do
   if [ -z "$teacher" ]; then continue; fi

@@ -86,9 +86,13 @@ def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
 
     runs = run_folders(p.runs)
     dlib_nme = dlib_nme_from(p.get("dlib_metrics"))
-    points, dlib = measure_family(runs, bool(p.get("int8", True)), int(p.get("reps", 200)),
-                                  real_root=p.get("real_root") or None)
-    say(f"dlib 68-point predictor: {dlib:.3f} ms/face" if dlib else "dlib: not installed (no dlib point)")
+    points, dlib, blocks = measure_family(runs, bool(p.get("int8", True)), int(p.get("reps", 200)),
+                                          real_root=p.get("real_root") or None)
+    # dlib's latency moves more between moments than the models' do (0.64-1.36 ms on one 2-core machine): its
+    # spread in this run says how far a ratio near 1 can be trusted
+    say(f"dlib 68-point predictor: {dlib:.3f} ms/face (median of {len(blocks)} blocks of calls, one before the first "
+        f"model and one after each; block medians {min(blocks):.3f}-{max(blocks):.3f} ms)" if dlib
+        else "dlib: not installed (no dlib point)")
     for q in points:
         int8 = f"; int8 {q.ms_int8:.3f} ms ({q.nme_change_int8:+.2f} NME points)" if q.ms_int8 is not None else ""
         schedule = f" ({', '.join(q.schedule())})" if q.schedule() else ""

@@ -245,6 +245,7 @@ def check_train_config(cfg: DictConfig) -> None:
     if any(bool(st.get("fit_adapter", False)) for st in cfg.strategy.stages):
         check_posthoc(cfg)
     _check_distill(cfg)
+    _check_init_from(cfg)
 
 
 def _check_distill(cfg: DictConfig) -> None:
@@ -260,6 +261,17 @@ def _check_distill(cfg: DictConfig) -> None:
                           "this project wrote (e.g. the recipe's RUN/checkpoints/train/best.ckpt).")
     checkpoint_file("distill.teacher", teacher)
     number(cfg, "distill.weight", low=0, strict_low=True, default=1.0)
+
+
+def _check_init_from(cfg: DictConfig) -> None:
+    """``init_from``: an existing checkpoint (its shape is checked when it loads), and not beside the other start."""
+    init = _get(cfg, "init_from", None)
+    if not init:
+        return
+    checkpoint_file("init_from", init)
+    if (cfg.get("self_train") or {}).get("teacher"):
+        raise ConfigError(f"init_from={init} and self_train.teacher={cfg.self_train.teacher} both give the model's "
+                          "start; self_train.teacher skips the stages before its first round, so drop init_from.")
 
 
 def check_eval_config(cfg: DictConfig, adapt: bool = False) -> None:

@@ -32,6 +32,7 @@ from landmark_lab.training.stages import (
     distill_teacher,
     eval_device,
     fit_posthoc,
+    load_given_weights,
     load_teacher,
     partial_steps,
     run_stage,
@@ -101,6 +102,8 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
     model = build_model(cfg)
     shape = mean_shape(FaceDataset(*dm.training_set(), dm.eval_tf))
     model.init_mean_shape(shape)
+    if cfg.get("init_from"):  # a trained model's weights replace the fresh ones (and the mean-shape start)
+        log.info("the model starts from %s", load_given_weights(model, "init_from", str(cfg.init_from)))
 
     budget = cfg.data.get("real_budget", "all")
     name = f"{cfg.strategy.name}-n{budget}-seed{cfg.seed}"
@@ -136,7 +139,7 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
             taught = None
             if stage.get("distill"):  # (``teacher`` above is self-training's first teacher, a path)
                 distiller, taught = distill_teacher(cfg)
-                model.set_teacher(distiller, float(cfg.distill.weight))
+                model.set_teacher(distiller, float(cfg.distill.weight), bool(taught["flip"]))
             try:
                 stages.append(run_stage(cfg, model, dm, i, stage, run_dir, loggers))
             finally:

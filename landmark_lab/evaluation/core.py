@@ -12,9 +12,9 @@ from torchvision.ops import box_iou
 from tqdm.auto import tqdm
 
 from landmark_lab.errors import DataError
-from landmark_lab.inference.flip import flip_average, mirror_images
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import LandmarkMetrics
+from landmark_lab.transforms.flip import flip_average, mirror_images
 from landmark_lab.transforms.geometry import crop_matrix, warp
 from landmark_lab.transforms.pipeline import denormalize
 

@@ -139,9 +139,9 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
     from omegaconf import OmegaConf
 
     from landmark_lab.inference.export import export_model
-    from landmark_lab.inference.flip import flip_average, mirror_images
     from landmark_lab.inference.quantize import latency_ms, onnx_session, predict_crops, quantize_checked, real_crops
     from landmark_lab.metrics import nme_per_face
+    from landmark_lab.transforms.flip import flip_average, mirror_images
 
     model, metrics = run_model(run)
     size = int(model.input_size)
@@ -223,8 +223,9 @@ def frontier(points: list[DeployPoint]) -> list[tuple[float, float, DeployPoint,
 
 
 def measure_family(runs: list[Path], int8: bool, reps: int = 200, progress: bool = True,
-                   real_root: str | Path | None = None) -> tuple[list[DeployPoint], float | None]:
-    """Every run's point and dlib's latency (None where dlib is not installed), on one thread.
+                   real_root: str | Path | None = None) -> tuple[list[DeployPoint], float | None, list[float]]:
+    """Every run's point, dlib's latency (None where dlib is not installed) and the median of each block of dlib's
+    calls (its spread in this run: the models' ratios hang on it), on one thread.
 
     dlib is timed before the first model and again after each one, and its latency is the median of all those
     calls: one block of 200 calls lasts a fifth of a second, and on a shared 2-core machine three bench runs in a
@@ -238,19 +239,20 @@ def measure_family(runs: list[Path], int8: bool, reps: int = 200, progress: bool
             time_dlib = predictor_timer()
         except ConfigError:  # dlib is optional (the predict extra): the chart then has no dlib point
             time_dlib = None
-        samples = time_dlib(reps) if time_dlib else []
+        blocks = [time_dlib(reps)] if time_dlib else []
         points, test_sets = [], {}
         for r in tqdm(runs, desc="timing models", unit="model", disable=not progress):
             points.append(measure_run(r, int8, reps, real_root=real_root, test_sets=test_sets))
             if time_dlib:
-                samples += time_dlib(reps)
+                blocks.append(time_dlib(reps))
+        samples = [ms for block in blocks for ms in block]
         dlib: float | None = round(float(np.median(samples)), 3) if samples else None
     finally:
         torch.set_num_threads(threads)
     for p in points:
         p.ratio_to_dlib = round(p.ms_fp32 / dlib, 2) if dlib else None
         p.ratio_flip_to_dlib = round(p.ms_fp32_flip / dlib, 2) if dlib and p.ms_fp32_flip is not None else None
-    return points, dlib
+    return points, dlib, [round(float(np.median(b)), 3) for b in blocks]
 
 
 def test_faces(data: dict[str, Any], n: int = 3, margin: float = 1.0) -> list[np.ndarray]:

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from landmark_lab.errors import ConfigError, DataError
-from landmark_lab.inference.flip import flip_average, mirror_images, unmirror
 from landmark_lab.landmarks import landmark_box
+from landmark_lab.transforms.flip import flip_average, mirror_images, unmirror
 from landmark_lab.transforms.geometry import crop_matrix
 from landmark_lab.transforms.pipeline import check_crop_settings
 

@@ -20,6 +20,7 @@ from landmark_lab.models.backbone import Backbone
 from landmark_lab.models.heads import build_head, head_features
 from landmark_lab.models.losses import CoordLoss
 from landmark_lab.models.network import LandmarkNet
+from landmark_lab.transforms.flip import flip_average, mirror_images
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
@@ -183,25 +184,32 @@ class LandmarkModule(L.LightningModule):
             self.backbone.forward = torch.compile(self.backbone.forward)
             self.backbone._compiled = True
 
-    def set_teacher(self, teacher: nn.Module | None, weight: float = 1.0) -> None:
+    def set_teacher(self, teacher: nn.Module | None, weight: float = 1.0, flip: bool = False) -> None:
         """Distil from ``teacher`` (a trained :class:`LandmarkModule`, frozen) in the next ``fit``: each training crop's
         loss gains ``weight`` times the loss against the teacher's landmarks on the same crop (the heatmap head's
-        map loss, or the coordinate loss). ``None`` stops distilling. The teacher is held outside the module's
-        children, so it is in no checkpoint and no optimiser group."""
+        map loss, or the coordinate loss); ``flip``: the teacher's flip average (crop and mirrored crop), which
+        teaches a model tested in one pass what the second pass would add. ``None`` stops distilling. The teacher
+        is held outside the module's children, so it is in no checkpoint and no optimiser group."""
         if teacher is not None:
             teacher.eval().requires_grad_(False)
-        self.__dict__["_teacher"] = (teacher, float(weight)) if teacher is not None else None
+        self.__dict__["_teacher"] = (teacher, float(weight), bool(flip)) if teacher is not None else None
 
     @torch.no_grad()
     def _teacher_targets(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The teacher's landmarks on this batch's crops, normalised crop coordinates, each sample in its label's
         convention (resized to the teacher's input size where it differs: the crops frame the face alike)."""
-        teacher, _ = self.__dict__["_teacher"]
+        teacher, _, flip = self.__dict__["_teacher"]
         image = batch["image"]
         if teacher.input_size != self.input_size:
             size = (teacher.input_size, teacher.input_size)
             image = torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
-        base, adapted = teacher(image)
+        if not flip:
+            base, adapted = teacher(image)
+        else:  # one batch of crops and their mirrors; normalised x of a mirrored crop is 1 - x, as pixels are W-1-x
+            n = len(image)
+            base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size)
+                             for out in teacher(torch.cat([image, mirror_images(image)])))
+            base, adapted = teacher.to_normalised(base), teacher.to_normalised(adapted)
         return torch.where(batch["is_3d"].view(-1, 1, 1), base, adapted)
 
     def start_stage(self, name: str, lr: float, steps: int) -> None:

@@ -177,7 +177,7 @@ def run_stage(cfg: DictConfig, model: Any, dm: Any, index: int, stage: DictConfi
     # A first stage on synthetic faces alone depends on no real image (nor on the budget): the same training for
     # every strategy and budget that starts with it, so it can come from the cache (unless the stage says cache: false).
     cacheable = (index == 0 and stage.train_on == "synthetic" and bool(stage.get("cache", True))
-                 and not stage.get("distill"))  # the cache is keyed without the teacher
+                 and not stage.get("distill") and not cfg.get("init_from"))  # keyed without a teacher or a start
     use_cache = cacheable and cfg.pretrain_cache.enabled and not cfg.trainer.get("fast_dev_run")
     last = stage_dir / "last.ckpt"
     resume_from = last if last.is_file() else None
@@ -226,17 +226,23 @@ def partial_steps(run_dir: Path) -> dict[str, int]:
     return out
 
 
+def load_given_weights(model: Any, key: str, path: str) -> Path:
+    """The weights of the checkpoint the user gave as ``key`` (one this project wrote, read pickle-free) into
+    ``model``; a missing file or a network of another shape is refused naming the file."""
+    weights = checkpoint_file(key, path)
+    load_weights(model, weights, f"{key} checkpoint")
+    return weights
+
+
 def load_teacher(model: Any, path: str) -> None:
-    """The weights of ``self_train.teacher`` (a checkpoint this project wrote, read pickle-free) into ``model``."""
-    weights = checkpoint_file("self_train.teacher", path)
-    ckpt = read_checkpoint(weights, "teacher checkpoint")
-    apply_state(model, ckpt.get("state_dict"), weights, "teacher checkpoint")
-    log.info("self-training: the first teacher is %s", weights)
+    """The weights of ``self_train.teacher`` into ``model`` (the first teacher, and the student's start)."""
+    log.info("self-training: the first teacher is %s", load_given_weights(model, "self_train.teacher", path))
 
 
 def distill_teacher(cfg: DictConfig) -> tuple[Any, dict]:
     """The frozen teacher of a ``distill: true`` stage (``distill.teacher``, read pickle-free) and its record for
-    metrics.json. Refused where it frames faces otherwise than this run (its crops are this run's, resized)."""
+    metrics.json (``flip``: whether it teaches its flip average). Refused where it frames faces otherwise than this
+    run (its crops are this run's, resized)."""
     from landmark_lab.models.checkpoint import load_landmark_model
 
     path = Path(str(cfg.distill.teacher)).expanduser()
@@ -250,9 +256,10 @@ def distill_teacher(cfg: DictConfig) -> tuple[Any, dict]:
         shown = ", ".join(f"{k}: {theirs[k]!r} there, {mine[k]!r} here" for k in differ)
         raise ConfigError(f"distill.teacher={path}: its crops frame faces otherwise than this run's ({shown}); the "
                           "teacher sees this run's crops resized, so set data.transform.crop to match it.")
-    log.info("distillation: %s (%s, %d px) teaches this stage", path, teacher.hparams["backbone"]["name"],
-             teacher.input_size)
-    return teacher, {"teacher": str(path), "weight": float(cfg.distill.weight),
+    flip = bool(cfg.distill.get("flip", False))
+    log.info("distillation: %s (%s, %d px%s) teaches this stage", path, teacher.hparams["backbone"]["name"],
+             teacher.input_size, ", flip-averaged" if flip else "")
+    return teacher, {"teacher": str(path), "weight": float(cfg.distill.weight), "flip": flip,
                      "teacher_model": f"{teacher.hparams['backbone']['name']} {teacher.input_size}px"}
 
 

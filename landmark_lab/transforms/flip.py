@@ -1,4 +1,5 @@
-"""Test-time flip averaging (MMPose's ``flip_test``): one implementation for ``evaluate`` and the Predictor."""
+"""Flip averaging (MMPose's ``flip_test``): one implementation for ``evaluate``, the Predictor and a distillation
+teacher (a prediction and the one on the mirrored crop, averaged)."""
 
 from __future__ import annotations
 
