@@ -92,6 +92,7 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     assert float(model["lr"]) == float(recorded["config"]["schedule"]["lr"])
     assert model["model"] == recorded["config"]["model"]["backbone"]["name"] and model["input_px"] == "64"
     assert float(model["ms_fp32"]) > 0 and model["run"] == str(runs / "tiny")
+    assert model["started_from"] == ""  # trained from fresh weights (no init_from)
     assert float(model["ms_int8"]) > 0 and model["nme_change_int8"] != "" and 0 < float(model["nme_io"]) < 100
     # every NME beside the call that gives it: one pass, and the flip average (crop + mirror in one call), both
     # measured here on the whole test set; the run's own figure (tested one pass here) agrees with the first
@@ -152,6 +153,9 @@ def test_chart_labels_name_the_schedule_of_models_trained_otherwise_than_most():
                                  "b 96px heatmap", "c 96px heatmap"]
     # one schedule for all: no label carries it
     assert chart_labels([pts[0], *pts[3:]]) == ["a 128px simcc", "b 96px heatmap", "c 96px heatmap"]
+    # a model trained further from a checkpoint (init_from) always says its own steps, as more steps
+    further = DeployPoint("a", 128, "simcc", 4.1, 0.9, steps=3600, lr=1e-3, started_from="run/best.ckpt")
+    assert chart_labels([pts[0], further, pts[3]]) == ["a 128px simcc", "a 128px simcc +3600 steps", "b 96px heatmap"]
 
 
 def test_chart_labels_of_models_close_together_do_not_overlap():

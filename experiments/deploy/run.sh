@@ -32,6 +32,7 @@ repghostnet_050 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid
 repghostnet_050 128 simcc s16steps14400lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=14400 schedule.max_steps=14400 schedule.lr=4e-3
 repghostnet_100 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
 repghostnet_150 128 simcc s16steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3
+repghostnet_050 128 simcc s16steps7200lr8 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=8e-3
 repghostnet_050 144 simcc s16from128 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=3000 schedule.max_steps=3000 schedule.lr=1e-3 seed=1 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr4seed1/checkpoints/train/best.ckpt
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
@@ -45,7 +46,7 @@ train_line() {
   shift 3
   if [ "$head" != heatmap ]; then for k in $HEATMAP_KEYS; do drop+=("~model.head.$k"); done; fi
   read -r -a extra <<< "${overrides:-}"
-  extra=("${extra[@]//\{OUT\}/$OUT}")  # {OUT} in a line: this OUT (a run of the family, e.g. distill.init's start)
+  extra=("${extra[@]//\{OUT\}/$OUT}")  # {OUT} in a line: this OUT (a run of the family, e.g. init_from's start)
   OMP_NUM_THREADS=1 run python -m landmark_lab.train +experiment=recipe_300w hydra.mode=RUN "$@" \
     "model.backbone.name=$backbone" "data.transform.crop.size=$px" "model.head.name=$head" ${drop[@]+"${drop[@]}"} \
     ${extra[@]+"${extra[@]}"} data.num_workers=0 logger=csv resume=true \

@@ -48,6 +48,7 @@ class DeployPoint:
     steps: int | None = None  # training steps, every stage's together (metrics.json's stages)
     lr: float | None = None  # the schedule's learning rate (its config's schedule.lr)
     run: str = ""
+    started_from: str = ""  # the checkpoint its training started from (init_from; steps counts only this run's)
 
     @property
     def label(self) -> str:
@@ -56,8 +57,10 @@ class DeployPoint:
         return f"{self.model} {self.input_px}px {self.head}{how}"
 
     def schedule(self, steps: bool = True, lr: bool = True) -> list[str]:
-        """How long and how fast it was trained, as words (``7200 steps``, ``lr 0.002``): the parts asked for and known."""
-        parts = [f"{self.steps} steps"] if steps and self.steps is not None else []
+        """How long and how fast it was trained, as words (``7200 steps``, ``lr 0.002``): the parts asked for and known;
+        a model started from a trained one always says its own steps, as ``+3000 steps``."""
+        more = "+" if self.started_from else ""  # a trained model's steps went before these
+        parts = [f"{more}{self.steps} steps"] if (steps or more) and self.steps is not None else []
         return parts + ([f"lr {self.lr:g}"] if lr and self.lr is not None else [])
 
 
@@ -155,6 +158,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
     point = DeployPoint(model=str(hp["backbone"]["name"]), input_px=size, head=head_name(dict(hp["head"])),
                         nme_io=None, ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
                         lr=_lr(metrics), run=str(run),
+                        started_from=str((metrics.get("config") or {}).get("init_from") or ""),
                         nme_io_recorded=(round(100 * float(recorded), 3) if isinstance(recorded, (int, float))
                                          and math.isfinite(recorded) else None))
     crop = {"size": size, **dict(hp.crop or {})}  # the input size where an older checkpoint records no crop
