@@ -64,13 +64,20 @@ def test_flops_are_counted_per_step_and_set_against_a_known_cards_peak(make_cfg,
     assert "= 0.8 % of the NVIDIA H200's dense bf16 peak (989 TFLOP/s)" in speed.flops_line(cfg, 8e12, 1000.0)
 
 
-def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, cache_dir, capsys):
+def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, cache_dir, capsys, monkeypatch):
     """bench with bench.pareto.runs: each trained run's test NME, ONNX fp32 and int8 latency, dlib's in the same
-    process; results.csv (every model, dlib last) and pareto.png written by the command."""
+    process; results.csv (every model, dlib last) and pareto.png written by the command. The photos are read once
+    per split: int8's check faces come from the test crops already cut."""
     pytest.importorskip("onnxruntime")
     import csv
 
+    from landmark_lab.inference import quantize
+
     from .conftest import run_cli, tiny_overrides
+
+    reads: list[str] = []
+    cut = quantize.real_crops
+    monkeypatch.setattr(quantize, "real_crops", lambda data, split, *a, **kw: reads.append(split) or cut(data, split, *a, **kw))
 
     runs = tmp_path / "runs"
     argv = ["+experiment=real_only", "strategy.stages.0.steps=2", *tiny_overrides(cache_dir)]
@@ -82,6 +89,7 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
              *[o for o in tiny_overrides(cache_dir) if o.startswith(("paths.", "++data.", "data."))],
              f"hydra.run.dir={tmp_path / 'bench'}"]
     assert run_cli("bench", bench) == 0
+    assert sorted(reads) == ["test", "train"]  # the whole test set once, int8's calibration faces once
     printed = capsys.readouterr().out
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

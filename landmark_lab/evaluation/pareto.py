@@ -137,12 +137,19 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
                 real_root: str | Path | None = None, test_sets: dict[str, Any] | None = None) -> DeployPoint:
     """Export ``run``'s model, test it on its whole real test set one pass and flip-averaged, and time both calls
     (fp32 and, with ``int8``, quantised) at batch 1 on one thread. ``real_root``: test on this 300-W-style root instead
-    of the recorded one (a model trained elsewhere on a packed copy). ``test_sets`` caches the test crops between runs
-    that share a test set and crop."""
+    of the recorded one (a model trained elsewhere on a packed copy). ``test_sets`` caches the test crops (and int8's
+    calibration crops) between runs that share a data set and crop."""
     from omegaconf import OmegaConf
 
     from landmark_lab.inference.export import export_model
-    from landmark_lab.inference.quantize import latency_ms, onnx_session, predict_crops, quantize_checked, real_crops
+    from landmark_lab.inference.quantize import (
+        latency_ms,
+        onnx_session,
+        predict_crops,
+        quantize_checked,
+        real_crops,
+        spread,
+    )
     from landmark_lab.metrics import nme_per_face
     from landmark_lab.transforms.flip import flip_average, mirror_images
 
@@ -187,8 +194,14 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
             cfg = OmegaConf.create({"data": data, "calibration_faces": calibration_faces, "check_faces": check_faces,
                                     "latency_runs": runs,
                                     "max_nme_change": 1e9})  # measured here, never refused: the chart shows the cost
-            # quantize_checked times fp32 and int8 on the same held-out crop: the pair's latencies come from it
-            q = quantize_checked(model, fp32, Path(tmp) / "int8.onnx", cfg)
+            # quantize_checked times fp32 and int8 on the same held-out crop: the pair's latencies come from it. Its
+            # check faces are the ones it would cut from the test set, taken from the crops cut above; the
+            # calibration crops are cut once per training set and crop
+            if key + " train" not in cache:
+                cache[key + " train"] = real_crops(data, "train", crop, calibration_faces)[0]
+            pick = spread(len(test), check_faces)
+            q = quantize_checked(model, fp32, Path(tmp) / "int8.onnx", cfg, calibration=cache[key + " train"],
+                                 check=(test[pick], truth[pick]))
             point.ms_fp32, point.ms_int8, point.nme_change_int8 = q["ms_fp32"], q["ms_int8"], q["nme_change"]
     return point
 

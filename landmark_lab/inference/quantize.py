@@ -24,6 +24,11 @@ from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import nme_per_face
 
 
+def spread(total: int, n: int) -> np.ndarray:
+    """Indices of up to ``n`` of ``total`` items, evenly spread: the faces a calibration or a check takes."""
+    return np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int))
+
+
 def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` faces evenly spread over ``items``: (N, 3, S, S) float32 crops (RGB 0..255, as the exported model
     takes them) at the training crop around each face's landmark box, and the (N, 68, 2) labels in crop pixels."""
@@ -32,9 +37,8 @@ def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np
     from landmark_lab.transforms.geometry import crop_matrix
 
     size, scale = int(crop.get("size", 64)), float(crop.get("scale", 1.25))
-    pick = np.unique(np.linspace(0, len(items) - 1, min(n, len(items))).round().astype(int))
     images, labels = [], []
-    for k in pick:
+    for k in spread(len(items), n):
         it = items[k]
         sample = sources[it.source].load(it.index)
         m = crop_matrix(landmark_box(sample.landmarks), size, scale)
@@ -128,9 +132,12 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> Path:
     return out
 
 
-def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any) -> dict[str, Any]:
+def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any, calibration: np.ndarray | None = None,
+                     check: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Quantise the exported ``fp32`` model into ``out`` and report NME and latency of both; refuses (nothing written
-    at ``out``) when int8's NME exceeds fp32's by more than ``cfg.max_nme_change`` points of %."""
+    at ``out``) when int8's NME exceeds fp32's by more than ``cfg.max_nme_change`` points of %. ``calibration``
+    (crops) and ``check`` (crops, labels): the faces to use where the caller has them cut already (else
+    ``cfg.calibration_faces`` training and ``cfg.check_faces`` test faces of ``cfg.data``)."""
     from omegaconf import OmegaConf
 
     try:
@@ -139,8 +146,8 @@ def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any) -> dict[str, A
         raise ConfigError('quantize=int8 needs onnxruntime: pip install -e ".[predict]"') from None
     data = OmegaConf.to_container(cfg.data, resolve=True)
     crop = dict(model.hparams.crop or {})
-    calib, _ = real_crops(data, "train", crop, int(cfg.calibration_faces))
-    test, truth = real_crops(data, "test", crop, int(cfg.check_faces))
+    calib = calibration if calibration is not None else real_crops(data, "train", crop, int(cfg.calibration_faces))[0]
+    test, truth = check if check is not None else real_crops(data, "test", crop, int(cfg.check_faces))
     quantize_int8(fp32, out, calib)
     sessions = {"fp32": onnx_session(fp32), "int8": onnx_session(out)}
     nme, ms = {}, {}
