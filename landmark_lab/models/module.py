@@ -205,7 +205,7 @@ class LandmarkModule(L.LightningModule):
             image = torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
         if not flip:
             base, adapted = teacher(image)
-        else:  # one batch of crops and their mirrors; normalised x of a mirrored crop is 1 - x, as pixels are W-1-x
+        else:  # one batch of crops and their mirrors, averaged in crop pixels by evaluate's own flip_average
             n = len(image)
             base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size)
                              for out in teacher(torch.cat([image, mirror_images(image)])))
