@@ -46,10 +46,15 @@ def flip_point_values(values: np.ndarray) -> np.ndarray:
     return np.asarray(values)[FLIP_68]  # an index array: numpy returns a new array
 
 
-def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
-    """Mirror (68, 2) pixel-centre landmarks of an image of ``width`` and swap left/right indices."""
+def flip_landmarks(landmarks: np.ndarray, width: int, shift: float = 0.0) -> np.ndarray:
+    """Mirror (68, 2) pixel-centre landmarks of an image of ``width`` and swap left/right indices.
+
+    ``shift``: how far (pixels) the label set puts its points right of where a mirror-symmetric labelling would
+    (``data.real.mirror_shift``): the mirrored labels keep that offset, x' = (width - 1) - x + 2 * shift, so a
+    mirrored face is labelled the way the annotators label every face.
+    """
     out = flip_point_values(landmarks)
-    out[:, 0] = (width - 1) - out[:, 0]
+    out[:, 0] = (width - 1) - out[:, 0] + 2.0 * shift
     return out
 
 

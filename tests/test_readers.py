@@ -172,3 +172,26 @@ def test_folder_and_multi_sources_from_config(tmp_path):
         open_sources({**spec, "test_root": None}, "real", "test")
     with pytest.raises(ConfigError, match=r"needs data\.synthetic\.sources"):
         open_sources({"kind": "multi"}, "synthetic", "train")
+
+
+def test_a_sources_mirror_shift_mirrors_its_doubled_faces(tmp_path):
+    """``mirror_shift`` reaches every reader of a source, and a flip-doubled item is labelled with it."""
+    from landmark_lab.datamodules.sources import FaceDataset
+    from landmark_lab.datamodules.splits import Item
+    from landmark_lab.landmarks import flip_landmarks
+
+    pts = _table_folder(tmp_path)
+    (tmp_path / "l.json").write_text(json.dumps({f"f{i}.png": pts[i].tolist() for i in range(3)}))
+    spec = {"kind": "folder", "root": str(tmp_path), "labels": "l.json", "mirror_shift": 1.0}
+    (reader,) = open_sources(spec, "real", "train")
+    assert reader.mirror_shift == 1.0
+    both = open_sources({"kind": "multi", "sources": {"a": spec, "b": {**spec, "mirror_shift": 0.0}}}, "real", "train")
+    assert [r.mirror_shift for r in both] == [1.0, 0.0]
+    ds = FaceDataset([reader], [Item(0, 0), Item(0, 0, True)], transform=None)
+    original, mirrored = ds.sample(0), ds.sample(1)
+    width = original.image.shape[1]
+    assert np.allclose(mirrored.landmarks, flip_landmarks(original.landmarks, width, 1.0))
+    assert mirrored.meta["mirror_shift"] == 1.0  # the training flip of its crop uses it too
+    for bad in ("one", float("nan"), 40):
+        with pytest.raises(ConfigError, match=r"data\.real\.mirror_shift=.* must be a number of pixels"):
+            open_sources({**spec, "mirror_shift": bad}, "real", "train")

@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from landmark_lab.data.sample import Sample
 from landmark_lab.errors import ConfigError
@@ -35,6 +36,25 @@ def test_flip_permutation_is_an_involution_and_swaps_sides():
     assert np.allclose(flip_landmarks(f, 160), lm)
     assert f[36, 0] < f[45, 0]  # still the image-left eye corner at index 36
     assert np.isclose(f[36, 0], 159 - lm[45, 0])
+    g = flip_landmarks(lm, 160, shift=0.75)  # labels 0.75 px right of symmetric: their mirrors are too
+    assert np.allclose(g[:, 0], f[:, 0] + 1.5) and np.allclose(g[:, 1], f[:, 1])
+    assert np.allclose(flip_landmarks(g, 160, shift=0.75), lm)  # still an involution
+
+
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_the_training_flip_keeps_the_labels_mirror_shift_in_crop_pixels(shift):
+    """A mirrored training crop's labels are its unmirrored labels mirrored with the source's shift (image pixels)
+    times the crop's scale."""
+    s = _marked_sample()
+    s.meta["mirror_shift"] = shift
+    crop = {"size": 64, "scale": 1.25, "shift_jitter": 0.0, "zoom_jitter": 0.0}
+    plain = FaceTransform(crop, train=True, flip_p=0.0, seed=0)(s)
+    flipped = FaceTransform(crop, train=True, flip_p=1.0, seed=0)(s)
+    m = plain["crop_matrix"].numpy()
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    expected = flip_landmarks(plain["landmarks"].numpy(), 64, shift * scale)
+    assert np.allclose(flipped["landmarks"].numpy(), expected, atol=1e-4)
+    assert torch.equal(flipped["image"], torch.flip(plain["image"], dims=[-1]))
 
 
 def test_crop_maps_box_centre_to_crop_centre():

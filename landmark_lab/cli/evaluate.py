@@ -23,7 +23,7 @@ from landmark_lab.cli.checks import check_eval_config
 from landmark_lab.datamodules.sources import FaceDataset, open_sources, prepare
 from landmark_lab.datamodules.splits import expand, groups_of
 from landmark_lab.errors import DataError
-from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, evaluate_images, summary_line
+from landmark_lab.evaluation.core import NME_CONVENTION, evaluate, evaluate_images, offset_line, summary_line
 from landmark_lab.evaluation.figures import evaluation_figures
 from landmark_lab.models.checkpoint import load_checkpoint
 from landmark_lab.transforms.pipeline import FaceTransform
@@ -97,6 +97,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict:
     misses = f", {protocol['misses']} of {protocol['faces']} faces missed by the detector" if "misses" in protocol else ""
     print(f"\n[landmark_lab] evaluate {cfg.get('peer') or 'model'} ({box} boxes{', flip-averaged' if flip else ''}) "
           f"on {int(m['count'])} faces{misses}: {summary_line(m, result.without_adapter)}"
+          + (f"\n[landmark_lab] {offset_line(result.offset)}" if result.offset else "")
           + "".join(f"\n[landmark_lab] note: {n}" for n in notes)
           + f"\n[landmark_lab] results: {run_dir / 'metrics.json'}")
     return m

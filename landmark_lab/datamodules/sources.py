@@ -125,8 +125,27 @@ def with_lazy_labels(spec: Mapping[str, Any], side: str) -> dict[str, Any]:
     return {**spec, "lazy_labels": True}
 
 
+def mirror_shift(spec: Mapping[str, Any], side: str) -> float:
+    """A source's ``mirror_shift`` (image pixels, 0 when not set): how far right of a mirror-symmetric labelling its
+    labels sit, kept when a face is mirrored (see :func:`~landmark_lab.landmarks.flip_landmarks`)."""
+    value = spec.get("mirror_shift", 0.0)
+    try:
+        shift = float(0.0 if value is None else value)
+    except (TypeError, ValueError):
+        shift = float("nan")
+    if not np.isfinite(shift) or abs(shift) > 16:
+        raise ConfigError(f"data.{side}.mirror_shift={value!r} must be a number of pixels (about -2 to 2; 0 for labels "
+                          "that mirror exactly, e.g. synthetic projections). It is measured by `evaluate`'s "
+                          "'offset' line on held-out faces a flip-trained model has not seen.")
+    return shift
+
+
 def _open_one(spec: Mapping[str, Any], side: str, split: str, progress: bool) -> list[Any]:
-    return SOURCES.get(_kind(spec, side))(spec, side, split, progress)
+    readers = SOURCES.get(_kind(spec, side))(spec, side, split, progress)
+    shift = mirror_shift(spec, side)
+    for reader in readers:  # read by FaceDataset wherever a face of this source is mirrored
+        reader.mirror_shift = shift
+    return readers
 
 
 def open_sources(spec: Mapping[str, Any], side: str, split: str, progress: bool = True) -> list[LandmarkFolder]:
@@ -186,8 +205,11 @@ class FaceDataset(Dataset):
         """Item ``i`` before the transform: the source's image and labels (mirrored for flipped items)."""
         item = self.items[i]
         sample = self.sources[item.source].load(item.index)
+        shift = float(getattr(self.sources[item.source], "mirror_shift", 0.0))
+        if shift:  # the training flip (FaceTransform) mirrors these labels the same way
+            sample.meta = {**sample.meta, "mirror_shift": shift}
         if item.flip:
-            sample.image, sample.landmarks = hflip(sample.image, sample.landmarks)
+            sample.image, sample.landmarks = hflip(sample.image, sample.landmarks, shift)
             sample.id += "#flip"
             if sample.visibility is not None:
                 sample.visibility = flip_point_values(sample.visibility)

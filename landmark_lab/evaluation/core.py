@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import LandmarkMetrics
-from landmark_lab.transforms.flip import flip_average, mirror_images
-from landmark_lab.transforms.geometry import crop_matrix, warp
+from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images
+from landmark_lab.transforms.geometry import crop_matrix, crop_scale, warp
 from landmark_lab.transforms.pipeline import denormalize
 
 
@@ -32,9 +32,13 @@ class EvalResult:
     without_adapter: dict[str, float] | None = None
     # Every test face's inter-ocular NME, in loader order: what a report needs to bootstrap over test faces.
     per_face: list[float] | None = None
+    # Mean prediction - label over every point of every face, in image pixels: {"x": .., "y": ..} (see offset_line)
+    offset: dict[str, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"metrics": self.metrics, "ced": self.ced}
+        if self.offset is not None:
+            out["offset_px"] = self.offset
         if self.without_adapter is not None:
             out["metrics_without_adapter"] = self.without_adapter
         if self.per_face is not None:
@@ -56,6 +60,32 @@ def summary_line(m: dict[str, float], without_adapter: dict[str, float] | None =
     return line
 
 
+def offset_line(offset: dict[str, float]) -> str:
+    """How far the predictions sit from the labels on average, and what an x offset says about the labels."""
+    return (f"offset: predictions sit x {offset['x']:+.2f} px, y {offset['y']:+.2f} px from the labels on average (image "
+            "pixels; on faces the model never saw, an x offset near -1 px is a mirror shift of the labels it was not "
+            "trained with: data.real.mirror_shift, README 'Data')")
+
+
+class _Offset:
+    """Running mean of prediction - label in image pixels (crop pixels divided by each crop's scale)."""
+
+    def __init__(self) -> None:
+        self.total, self.count = torch.zeros(2, dtype=torch.float64), 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | float = 1.0) -> None:
+        diff = (pred.double() - target.double()).mean(1)  # (B, 2) per face
+        scale = torch.as_tensor(scale, dtype=torch.float64).reshape(-1, 1)
+        self.total += (diff / scale).sum(0)
+        self.count += len(diff)
+
+    def compute(self) -> dict[str, float] | None:
+        if not self.count:
+            return None
+        x, y = (self.total / self.count).tolist()
+        return {"x": round(x, 4), "y": round(y, 4)}
+
+
 def _finish(metric: LandmarkMetrics) -> tuple[dict[str, float], dict[str, list[float]]]:
     scalars = {k: float(v) for k, v in metric.compute().items()}
     xs, ys = metric.ced()
@@ -75,7 +105,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
     mirrored crop), for the adapted and the base output alike.
     """
     model.eval().to(device)
-    metric, raw = LandmarkMetrics(), LandmarkMetrics()
+    metric, raw, offset = LandmarkMetrics(), LandmarkMetrics(), _Offset()
     images, preds, targets = [], [], []
     for batch in tqdm(loader, desc="testing", unit="batch", disable=not progress, leave=False):
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -83,9 +113,12 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
         if flip:
             width = batch["image"].shape[-1]
             m_pred, m_base = model.predict_both({**batch, "image": mirror_images(batch["image"])})
-            pred, base = flip_average(pred, m_pred, width), flip_average(base, m_base, width)
+            shift = crop_shift(model_mirror_shift(model), batch["crop_matrix"].to(pred.dtype))
+            pred, base = flip_average(pred, m_pred, width, shift), flip_average(base, m_base, width, shift)
         metric.update(pred.cpu(), batch["landmarks"].cpu())
         raw.update(base.cpu(), batch["landmarks"].cpu())
+        if "crop_matrix" in batch:
+            offset.update(pred.cpu(), batch["landmarks"].cpu(), crop_scale(batch["crop_matrix"].cpu()))
         if len(images) < keep:
             take = min(keep - len(images), len(pred))
             images += [denormalize(im) for im in batch["image"][:take]]
@@ -94,7 +127,13 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
     scalars, ced = _finish(metric)
     return EvalResult(scalars, ced, images, np.concatenate(preds) if preds else None,
                       np.concatenate(targets) if targets else None,
-                      without_adapter=_finish(raw)[0] if base_is_meaningful(model) else None, per_face=_per_face(metric))
+                      without_adapter=_finish(raw)[0] if base_is_meaningful(model) else None, per_face=_per_face(metric),
+                      offset=offset.compute())
+
+
+def model_mirror_shift(model: torch.nn.Module) -> float:
+    """The labels' mirror shift (image pixels) a model was trained with (0 for checkpoints that record none)."""
+    return float((getattr(model, "hparams", None) or {}).get("mirror_shift") or 0.0)
 
 
 def base_is_meaningful(model: torch.nn.Module) -> bool:
@@ -135,7 +174,7 @@ def evaluate_images(predictor: Any, dataset: Any, box: str = "landmarks", flip: 
     ``box="detector"``: the predictor's detector finds the face (the detection overlapping the labelled face
     most); faces it misses are counted (``misses``) and left out of the metrics.
     """
-    metric = LandmarkMetrics()
+    metric, offset = LandmarkMetrics(), _Offset()
     images, preds, targets, missed = [], [], [], []
     for i in tqdm(range(len(dataset)), desc=f"testing ({box} boxes)", unit="face", disable=not progress, leave=False):
         sample = dataset.sample(i)
@@ -154,6 +193,7 @@ def evaluate_images(predictor: Any, dataset: Any, box: str = "landmarks", flip: 
         pred = torch.from_numpy(faces[0].landmarks[None].astype(np.float32))
         target = torch.from_numpy(sample.landmarks[None].astype(np.float32))
         metric.update(pred, target)
+        offset.update(pred, target)
         if len(images) < keep:  # for figures: the test crop around the labelled face, both point sets in it
             m = crop_matrix(gt_box, figure_size, 1.25)
             crop, t = warp(sample.image, sample.landmarks, m, figure_size)
@@ -165,4 +205,4 @@ def evaluate_images(predictor: Any, dataset: Any, box: str = "landmarks", flip: 
     scalars, ced = _finish(metric)
     info = {"box": box, "flip": flip, "faces": len(dataset), "evaluated": len(dataset) - len(missed),
             "misses": len(missed), "missed_ids": missed[:50]}
-    return EvalResult(scalars, ced, images, np.concatenate(preds), np.concatenate(targets)), info
+    return EvalResult(scalars, ced, images, np.concatenate(preds), np.concatenate(targets), offset=offset.compute()), info

@@ -49,12 +49,14 @@ class DeployPoint:
     lr: float | None = None  # the schedule's learning rate (its config's schedule.lr)
     run: str = ""
     started_from: str = ""  # the checkpoint its training started from (init_from; steps counts only this run's)
+    mirror_shift: float = 0.0  # the labels' mirror shift it was trained with (image px; data.real.mirror_shift)
 
     @property
     def label(self) -> str:
         """How the chart names it: model, input, head, and how it was trained where that is not real-only."""
         how = "" if self.strategy in ("", "real_only") else f" ({self.strategy})"
-        return f"{self.model} {self.input_px}px {self.head}{how}"
+        shift = f" shift {self.mirror_shift:g}" if self.mirror_shift else ""  # mirrors labelled with the labels' offset
+        return f"{self.model} {self.input_px}px {self.head}{how}{shift}"
 
     def schedule(self, steps: bool = True, lr: bool = True) -> list[str]:
         """How long and how fast it was trained, as words (``7200 steps``, ``lr 0.002``): the parts asked for and known;
@@ -166,10 +168,12 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
                         nme_io=None, ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
                         lr=_lr(metrics), run=str(run),
                         started_from=str((metrics.get("config") or {}).get("init_from") or ""),
+                        mirror_shift=float(hp.get("mirror_shift") or 0.0),
                         nme_io_recorded=(round(100 * float(recorded), 3) if isinstance(recorded, (int, float))
                                          and math.isfinite(recorded) else None))
     crop = {"size": size, **dict(hp.crop or {})}  # the input size where an older checkpoint records no crop
-    key = json.dumps([data["real"], crop], sort_keys=True, default=str)
+    # the test crops are never mirrored: models trained with another mirror shift share them
+    key = json.dumps([{k: v for k, v in data["real"].items() if k != "mirror_shift"}, crop], sort_keys=True, default=str)
     cache = test_sets if test_sets is not None else {}
     if key not in cache:
         try:
@@ -177,14 +181,14 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
         except (OSError, DataError, ConfigError) as exc:
             raise DataError(f"{run / 'metrics.json'}: its test set {data['real'].get('root')} cannot be read here "
                             f"({exc}); give bench.pareto.real_root=<a 300-W root> to test it on that one.") from None
-    test, truth = cache[key]
+    test, truth, scales = cache[key]
     with tempfile.TemporaryDirectory() as tmp:
         fp32, _ = export_model(model, Path(tmp) / "fp32.onnx")
         session = onnx_session(fp32)
         direct, mirrored = predict_crops(session, test), predict_crops(session, mirror_images(test))
         labels = torch.from_numpy(truth)
         point.nme_io = round(100 * float(nme_per_face(torch.from_numpy(direct), labels).mean()), 3)
-        both = flip_average(direct, mirrored, size)
+        both = flip_average(direct, mirrored, size, float(hp.get("mirror_shift") or 0.0) * scales)
         point.nme_io_flip = round(100 * float(nme_per_face(torch.from_numpy(both), labels).mean()), 3)
         one = test[:1]
         point.ms_fp32_flip = round(latency_ms(session, np.concatenate([one, mirror_images(one)]), runs=runs), 3)

@@ -29,6 +29,8 @@ def export_info(model: Any) -> dict[str, Any]:
         "convention": "2d (real, annotated outline; the label adapter's output) in the 68-point iBUG order",
         "head": dict(model.hparams.head).get("name", "regression"),
         "backbone": dict(model.hparams.backbone).get("name"),
+        # a flip average un-mirrors x -> (S - 1) - x + 2 * mirror_shift * (crop pixels per image pixel)
+        "mirror_shift": float(model.hparams.get("mirror_shift") or 0.0),
     }
 
 

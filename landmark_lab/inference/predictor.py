@@ -24,7 +24,7 @@ import torch
 
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.landmarks import landmark_box
-from landmark_lab.transforms.flip import flip_average, mirror_images, unmirror
+from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, unmirror
 from landmark_lab.transforms.geometry import crop_matrix
 from landmark_lab.transforms.pipeline import check_crop_settings
 
@@ -73,8 +73,9 @@ class Predictor:
     """
 
     def __init__(self, runner: Runner, crop: dict[str, Any], detector: Any = None, refine: int = 1,
-                 head: str = "regression", source: str = "") -> None:
+                 head: str = "regression", source: str = "", mirror_shift: float = 0.0) -> None:
         self.runner, self.crop, self.detector = runner, dict(crop), detector
+        self.mirror_shift = float(mirror_shift)  # image pixels: the flip average un-mirrors as training mirrored
         self.size = int(self.crop.get("size", 64))
         self.scale = float(self.crop.get("scale", 1.25))
         self.box_mode = str(self.crop.get("box", "landmarks"))
@@ -103,7 +104,8 @@ class Predictor:
             return pts.float().cpu().numpy(), score.float().cpu().numpy()
 
         head = dict(model.hparams.head).get("name", "regression")
-        return cls(run, dict(model.hparams.crop or {}), detector, refine, head, source)
+        return cls(run, dict(model.hparams.crop or {}), detector, refine, head, source,
+                   float(model.hparams.get("mirror_shift") or 0.0))
 
     @classmethod
     def from_onnx(cls, path: str | Path, detector: Any = None, refine: int = 1, threads: int | None = None) -> Predictor:
@@ -141,7 +143,11 @@ class Predictor:
             pts, score = session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})
             return pts, score
 
-        return cls(run, info["crop"], detector, refine, info.get("head", "regression"), str(path))
+        shift = info.get("mirror_shift", 0.0)  # files exported before it was recorded: 0, as they were trained
+        if not isinstance(shift, (int, float)) or isinstance(shift, bool) or not np.isfinite(shift):
+            raise DataError(f"{path}: its 'landmark_lab' metadata has mirror_shift={shift!r}, not a number of pixels; "
+                            "export the model again.")
+        return cls(run, info["crop"], detector, refine, info.get("head", "regression"), str(path), float(shift))
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", detector: Any = None, refine: int = 1) -> Predictor:
@@ -176,8 +182,9 @@ class Predictor:
             pts, score = self.runner(np.concatenate([batch, mirror_images(batch)]))
             n = len(batch)
             direct, mirrored = pts[:n], pts[n:]
-            averaged = flip_average(direct, mirrored, self.size)
-            gap = np.linalg.norm(direct - unmirror(mirrored, self.size), axis=-1)
+            shift = crop_shift(self.mirror_shift, np.stack(matrices))
+            averaged = flip_average(direct, mirrored, self.size, shift)
+            gap = np.linalg.norm(direct - unmirror(mirrored, self.size, shift), axis=-1)
             if not self.head_has_score:
                 score = np.exp(-(gap.mean(-1) / self.size) / CONSISTENCY_SCALE)
             else:

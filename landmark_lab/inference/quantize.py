@@ -29,15 +29,16 @@ def spread(total: int, n: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int))
 
 
-def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np.ndarray, np.ndarray]:
+def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``n`` faces evenly spread over ``items``: (N, 3, S, S) float32 crops (RGB 0..255, as the exported model
-    takes them) at the training crop around each face's landmark box, and the (N, 68, 2) labels in crop pixels."""
+    takes them) at the training crop around each face's landmark box, the (N, 68, 2) labels in crop pixels and the
+    (N,) crop scales (crop pixels per image pixel)."""
     import cv2
 
-    from landmark_lab.transforms.geometry import crop_matrix
+    from landmark_lab.transforms.geometry import crop_matrix, crop_scale
 
     size, scale = int(crop.get("size", 64)), float(crop.get("scale", 1.25))
-    images, labels = [], []
+    images, labels, scales = [], [], []
     for k in spread(len(items), n):
         it = items[k]
         sample = sources[it.source].load(it.index)
@@ -45,13 +46,15 @@ def _crops(sources: list, items: list, crop: dict[str, Any], n: int) -> tuple[np
         images.append(cv2.warpAffine(sample.image, m, (size, size), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32).transpose(2, 0, 1))
         labels.append(sample.landmarks.astype(np.float64) @ m[:, :2].T + m[:, 2])
-    return np.stack(images), np.stack(labels).astype(np.float32)
+        scales.append(float(crop_scale(m)))
+    return np.stack(images), np.stack(labels).astype(np.float32), np.asarray(scales, np.float32)
 
 
 def real_crops(data: dict[str, Any], split: str, crop: dict[str, Any], n: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``n`` (None: every) faces of the real ``split`` (``train`` or ``test``) of a data config ``data`` (a
-    run's recorded ``data``), as :func:`_crops` cuts them: the exported model's input and the labels in crop pixels."""
+    run's recorded ``data``), as :func:`_crops` cuts them: the exported model's input, the labels in crop pixels and
+    the crop scales."""
     from landmark_lab.datamodules.sources import open_sources, prepare
     from landmark_lab.datamodules.splits import expand, groups_of
 
@@ -147,7 +150,7 @@ def quantize_checked(model: Any, fp32: Path, out: Path, cfg: Any, calibration: n
     data = OmegaConf.to_container(cfg.data, resolve=True)
     crop = dict(model.hparams.crop or {})
     calib = calibration if calibration is not None else real_crops(data, "train", crop, int(cfg.calibration_faces))[0]
-    test, truth = check if check is not None else real_crops(data, "test", crop, int(cfg.check_faces))
+    test, truth = check if check is not None else real_crops(data, "test", crop, int(cfg.check_faces))[:2]
     quantize_int8(fp32, out, calib)
     sessions = {"fp32": onnx_session(fp32), "int8": onnx_session(out)}
     nme, ms = {}, {}

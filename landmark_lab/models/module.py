@@ -20,7 +20,7 @@ from landmark_lab.models.backbone import Backbone
 from landmark_lab.models.heads import build_head, head_features
 from landmark_lab.models.losses import CoordLoss
 from landmark_lab.models.network import LandmarkNet
-from landmark_lab.transforms.flip import flip_average, mirror_images
+from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
@@ -58,11 +58,14 @@ class LandmarkModule(L.LightningModule):
         base_supervised: bool | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        mirror_shift: float = 0.0,
     ) -> None:
         super().__init__()
         # Everything here goes into every checkpoint; ``stage`` (name, lr, steps) is updated by
         # :meth:`start_stage`, so a checkpoint records the learning rate and steps its stage really used.
         # ``base_supervised`` (set by the training runner): whether 3d-labelled faces trained the base output.
+        # ``mirror_shift``: the real labels' mirror shift (image pixels, data.real.mirror_shift) the model learned;
+        # a flip average un-mirrors with it, as training mirrored the labels.
         self.save_hyperparameters()
         self.backbone = Backbone(**backbone)
         head = dict(head)
@@ -207,7 +210,11 @@ class LandmarkModule(L.LightningModule):
             base, adapted = teacher(image)
         else:  # one batch of crops and their mirrors, averaged in crop pixels by evaluate's own flip_average
             n = len(image)
-            base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size)
+            # the teacher's crop is this crop resized: its scale follows the input size
+            matrices = batch.get("crop_matrix")
+            shift = 0.0 if matrices is None else crop_shift(float(teacher.hparams.get("mirror_shift") or 0.0),
+                                                            matrices.to(image.dtype)) * (teacher.input_size / self.input_size)
+            base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size, shift)
                              for out in teacher(torch.cat([image, mirror_images(image)])))
             base, adapted = teacher.to_normalised(base), teacher.to_normalised(adapted)
         return torch.where(batch["is_3d"].view(-1, 1, 1), base, adapted)

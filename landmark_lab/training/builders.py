@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from landmark_lab.datamodules.sources import FaceDataset
+from landmark_lab.datamodules.sources import FaceDataset, mirror_shift
 from landmark_lab.datamodules.strategies import StageData, StrategyDataModule
 from landmark_lab.errors import ConfigError
 from landmark_lab.models.module import LandmarkModule
@@ -63,7 +63,8 @@ def build_model(cfg: DictConfig) -> LandmarkModule:
     crop = OmegaConf.to_container(cfg.data.transform.crop, resolve=True)
     optim = {k: OmegaConf.to_container(cfg[k], resolve=True) if cfg.get(k) is not None else None
              for k in ("optimizer", "scheduler")}
-    return LandmarkModule(**m, **optim, input_size=int(crop["size"]), crop=crop)
+    shift = mirror_shift(OmegaConf.to_container(cfg.data.real, resolve=True), "real")
+    return LandmarkModule(**m, **optim, input_size=int(crop["size"]), crop=crop, mirror_shift=shift)
 
 
 def mean_shape(dataset: FaceDataset, limit: int = 256) -> torch.Tensor:

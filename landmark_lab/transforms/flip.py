@@ -9,17 +9,27 @@ import numpy as np
 import torch
 
 from landmark_lab.landmarks import FLIP_68
+from landmark_lab.transforms.geometry import crop_scale
 
 T = TypeVar("T", np.ndarray, torch.Tensor)
 
 
-def unmirror(points: T, width: int) -> T:
+def unmirror(points: T, width: int, shift: float | T = 0.0) -> T:
     """Points predicted on a mirrored crop (..., 68, 2), in pixel-centre coordinates of a crop ``width`` wide,
-    mapped back to the unmirrored crop: left/right indices swapped (FLIP_68), x -> (width - 1) - x."""
+    mapped back to the unmirrored crop: left/right indices swapped (FLIP_68), x -> (width - 1) - x + 2 * shift.
+
+    ``shift`` (crop pixels; a number, or one per face, shaped like ``points[..., 0, 0]``): the labels' mirror shift
+    the model learned (``mirror_shift`` times the crop's scale), as :func:`~landmark_lab.landmarks.flip_landmarks`
+    mirrored its training labels."""
     out = points[..., FLIP_68, :] if isinstance(points, np.ndarray) else points[..., torch.as_tensor(FLIP_68), :]
     out = out.copy() if isinstance(out, np.ndarray) else out.clone()
-    out[..., 0] = (width - 1) - out[..., 0]
+    out[..., 0] = (width - 1) - out[..., 0] + 2 * _per_point(shift)
     return out
+
+
+def _per_point(shift: float | T) -> float | T:
+    """A per-face shift broadcast over the 68 points (a number stays a number)."""
+    return shift[..., None] if isinstance(shift, np.ndarray | torch.Tensor) else float(shift)
 
 
 def mirror_images(images: T) -> T:
@@ -27,6 +37,11 @@ def mirror_images(images: T) -> T:
     return images[..., ::-1].copy() if isinstance(images, np.ndarray) else torch.flip(images, dims=[-1])
 
 
-def flip_average(points: T, points_on_mirrored: T, width: int) -> T:
-    """Mean of a prediction and the un-mirrored prediction on the mirrored input."""
-    return (points + unmirror(points_on_mirrored, width)) / 2
+def flip_average(points: T, points_on_mirrored: T, width: int, shift: float | T = 0.0) -> T:
+    """Mean of a prediction and the un-mirrored prediction on the mirrored input (``shift``: see :func:`unmirror`)."""
+    return (points + unmirror(points_on_mirrored, width, shift)) / 2
+
+
+def crop_shift(mirror_shift: float, matrices: T) -> T:
+    """The mirror shift in crop pixels of each crop: ``mirror_shift`` (image pixels) times its crop's scale."""
+    return mirror_shift * crop_scale(matrices)

@@ -6,10 +6,15 @@ Coordinates are pixel-centre based (the first pixel's centre is (0, 0)), the con
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import cv2
 import numpy as np
+import torch
 
 from landmark_lab.landmarks import flip_landmarks
+
+T = TypeVar("T", np.ndarray, torch.Tensor)
 
 
 def crop_matrix(
@@ -39,6 +44,14 @@ def warp(image: np.ndarray, landmarks: np.ndarray, matrix: np.ndarray, out_size:
     return out, pts.astype(np.float32)
 
 
-def hflip(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror an image and its 68 landmarks, swapping left/right indices."""
-    return np.ascontiguousarray(image[:, ::-1]), flip_landmarks(landmarks, image.shape[1]).astype(np.float32)
+def hflip(image: np.ndarray, landmarks: np.ndarray, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an image and its 68 landmarks, swapping left/right indices (``shift``: the label set's mirror shift
+    in this image's pixels, see :func:`~landmark_lab.landmarks.flip_landmarks`)."""
+    return (np.ascontiguousarray(image[:, ::-1]),
+            flip_landmarks(landmarks, image.shape[1], shift).astype(np.float32))
+
+
+def crop_scale(matrices: T) -> T:
+    """Crop pixels per image pixel of 2x3 crop matrices ((..., 2, 3), numpy or torch; one matrix gives a number)."""
+    det = matrices[..., 0, 0] * matrices[..., 1, 1] - matrices[..., 0, 1] * matrices[..., 1, 0]
+    return np.sqrt(np.abs(det)) if isinstance(det, np.ndarray | np.floating) else det.abs().sqrt()

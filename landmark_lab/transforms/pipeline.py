@@ -13,7 +13,7 @@ from landmark_lab.data.sample import Sample
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import flip_point_values, landmark_box
 from landmark_lab.transforms.augment import build_pipeline
-from landmark_lab.transforms.geometry import crop_matrix, hflip, warp
+from landmark_lab.transforms.geometry import crop_matrix, crop_scale, hflip, warp
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
@@ -129,11 +129,12 @@ class FaceTransform:
         h, w = sample.image.shape[:2]
         matrix = c.matrix(sample.landmarks, (w, h), sample.meta.get("face_box"), shift, zoom, f"sample {sample.id}")
         image, pts = warp(sample.image, sample.landmarks, matrix, c.size)
+        shift = float(sample.meta.get("mirror_shift", 0.0)) * float(crop_scale(matrix))  # image pixels -> crop pixels
         if sample is not original:  # the reported crop matrix maps the original image, as for every sample
             matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.vstack([sample.meta["reframe"], [0.0, 0.0, 1.0]]))[:2]
         flipped = bool(self.flip_p and rng.random() < self.flip_p)
         if flipped:
-            image, pts = hflip(image, pts)
+            image, pts = hflip(image, pts, shift)
         pipe = self.synthetic_augment if sample.domain == "synthetic" else self.augment
         if pipe is not None:
             out = pipe(image=image, keypoints=pts)
