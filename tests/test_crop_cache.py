@@ -37,6 +37,24 @@ def test_cached_and_uncached_samples_match(source, tmp_path):
         assert np.abs(a["landmarks"].numpy() - b["landmarks"].numpy()).max() < 1e-3  # crop pixels
         # pixels are interpolated twice instead of once: close, not identical
         assert np.abs(a["image"].numpy() - b["image"].numpy()).mean() < 0.15
+        # the crop matrix maps the photo either way (a flip average's shift and evaluate's offset scale by it)
+        assert np.abs(a["crop_matrix"].numpy() - b["crop_matrix"].numpy()).max() < 1e-3
+
+
+def test_a_cached_face_is_mirrored_with_its_sources_shift(source, tmp_path):
+    """flip_double copies and training flips of a cached face carry the labels' mirror shift as the photo's do."""
+    from landmark_lab.datamodules.sources import FaceDataset
+    from landmark_lab.datamodules.splits import Item
+
+    source.mirror_shift = 1.0  # as open_sources sets it from data.real.mirror_shift
+    cache = cached(source, CROP, tmp_path / "crops", margin=1.6, workers=1, progress=False)
+    assert cache.mirror_shift == 1.0
+    still = {**CROP, "shift_jitter": 0.0, "zoom_jitter": 0.0}
+    for flip_p in (0.0, 1.0):  # a mirrored copy (flip_double), then also flipped back by the training flip
+        tf = FaceTransform(still, train=True, flip_p=flip_p, seed=0)
+        a = FaceDataset([source], [Item(0, 2, True)], tf)[0]
+        b = FaceDataset([cache], [Item(0, 2, True)], tf)[0]
+        assert np.abs(a["landmarks"].numpy() - b["landmarks"].numpy()).max() < 1e-3
 
 
 def test_entries_are_keyed_reused_and_rebuilt(source, tmp_path):

@@ -80,6 +80,7 @@ class CachedSource:
         self.landmarks = np.load(folder / "landmarks.npy")
         self.matrices = np.load(folder / "matrices.npy")
         self.visibility = getattr(source, "visibility", None)
+        self.mirror_shift = float(getattr(source, "mirror_shift", 0.0))  # image pixels, as the source's labels
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -19,7 +19,7 @@ from landmark_lab.datamodules.splits import Item
 from landmark_lab.errors import ConfigError
 from landmark_lab.landmarks import flip_point_values
 from landmark_lab.registry import Registry
-from landmark_lab.transforms.geometry import hflip
+from landmark_lab.transforms.geometry import crop_scale, hflip
 
 
 def _kind(spec: Mapping[str, Any], side: str) -> str:
@@ -206,7 +206,9 @@ class FaceDataset(Dataset):
         item = self.items[i]
         sample = self.sources[item.source].load(item.index)
         shift = float(getattr(self.sources[item.source], "mirror_shift", 0.0))
-        if shift:  # the training flip (FaceTransform) mirrors these labels the same way
+        if shift and "cache_matrix" in sample.meta:  # a pre-cropped face (data.cache=crops): its crop's pixels
+            shift *= float(crop_scale(sample.meta["cache_matrix"]))
+        if shift:  # in this sample's image pixels: the training flip (FaceTransform) mirrors its labels the same way
             sample.meta = {**sample.meta, "mirror_shift": shift}
         if item.flip:
             sample.image, sample.landmarks = hflip(sample.image, sample.landmarks, shift)

@@ -132,6 +132,8 @@ class FaceTransform:
         shift = float(sample.meta.get("mirror_shift", 0.0)) * float(crop_scale(matrix))  # image pixels -> crop pixels
         if sample is not original:  # the reported crop matrix maps the original image, as for every sample
             matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.vstack([sample.meta["reframe"], [0.0, 0.0, 1.0]]))[:2]
+        if "cache_matrix" in original.meta:  # a pre-cropped face (data.cache=crops): from the photo, not the cached crop
+            matrix = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ np.vstack([original.meta["cache_matrix"], [0.0, 0.0, 1.0]]))[:2]
         flipped = bool(self.flip_p and rng.random() < self.flip_p)
         if flipped:
             image, pts = hflip(image, pts, shift)
