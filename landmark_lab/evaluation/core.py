@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import LandmarkMetrics
-from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images
+from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, model_mirror_shift
 from landmark_lab.transforms.geometry import crop_matrix, crop_scale, warp
 from landmark_lab.transforms.pipeline import denormalize
 
@@ -129,11 +129,6 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
                       np.concatenate(targets) if targets else None,
                       without_adapter=_finish(raw)[0] if base_is_meaningful(model) else None, per_face=_per_face(metric),
                       offset=offset.compute())
-
-
-def model_mirror_shift(model: torch.nn.Module) -> float:
-    """The labels' mirror shift (image pixels) a model was trained with (0 for checkpoints that record none)."""
-    return float((getattr(model, "hparams", None) or {}).get("mirror_shift") or 0.0)
 
 
 def base_is_meaningful(model: torch.nn.Module) -> bool:

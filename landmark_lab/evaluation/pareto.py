@@ -153,7 +153,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
         spread,
     )
     from landmark_lab.metrics import nme_per_face
-    from landmark_lab.transforms.flip import flip_average, mirror_images
+    from landmark_lab.transforms.flip import flip_average, mirror_images, model_mirror_shift
 
     model, metrics = run_model(run)
     size = int(model.input_size)
@@ -168,7 +168,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
                         nme_io=None, ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
                         lr=_lr(metrics), run=str(run),
                         started_from=str((metrics.get("config") or {}).get("init_from") or ""),
-                        mirror_shift=float(hp.get("mirror_shift") or 0.0),
+                        mirror_shift=model_mirror_shift(model),
                         nme_io_recorded=(round(100 * float(recorded), 3) if isinstance(recorded, (int, float))
                                          and math.isfinite(recorded) else None))
     crop = {"size": size, **dict(hp.crop or {})}  # the input size where an older checkpoint records no crop
@@ -188,7 +188,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
         direct, mirrored = predict_crops(session, test), predict_crops(session, mirror_images(test))
         labels = torch.from_numpy(truth)
         point.nme_io = round(100 * float(nme_per_face(torch.from_numpy(direct), labels).mean()), 3)
-        both = flip_average(direct, mirrored, size, float(hp.get("mirror_shift") or 0.0) * scales)
+        both = flip_average(direct, mirrored, size, point.mirror_shift * scales)
         point.nme_io_flip = round(100 * float(nme_per_face(torch.from_numpy(both), labels).mean()), 3)
         one = test[:1]
         point.ms_fp32_flip = round(latency_ms(session, np.concatenate([one, mirror_images(one)]), runs=runs), 3)

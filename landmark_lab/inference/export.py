@@ -11,6 +11,7 @@ import torch
 from timm.utils.model import reparameterize_model
 
 from landmark_lab.errors import ConfigError
+from landmark_lab.transforms.flip import model_mirror_shift
 from landmark_lab.utils.io import atomic_path, write_text_atomic
 
 FORMATS = ("onnx", "torch_export")
@@ -30,7 +31,7 @@ def export_info(model: Any) -> dict[str, Any]:
         "head": dict(model.hparams.head).get("name", "regression"),
         "backbone": dict(model.hparams.backbone).get("name"),
         # a flip average un-mirrors x -> (S - 1) - x + 2 * mirror_shift * (crop pixels per image pixel)
-        "mirror_shift": float(model.hparams.get("mirror_shift") or 0.0),
+        "mirror_shift": model_mirror_shift(model),
     }
 
 

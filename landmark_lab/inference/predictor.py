@@ -24,7 +24,7 @@ import torch
 
 from landmark_lab.errors import ConfigError, DataError
 from landmark_lab.landmarks import landmark_box
-from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, unmirror
+from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, model_mirror_shift, unmirror
 from landmark_lab.transforms.geometry import crop_matrix
 from landmark_lab.transforms.pipeline import check_crop_settings
 
@@ -105,7 +105,7 @@ class Predictor:
 
         head = dict(model.hparams.head).get("name", "regression")
         return cls(run, dict(model.hparams.crop or {}), detector, refine, head, source,
-                   float(model.hparams.get("mirror_shift") or 0.0))
+                   model_mirror_shift(model))
 
     @classmethod
     def from_onnx(cls, path: str | Path, detector: Any = None, refine: int = 1, threads: int | None = None) -> Predictor:

@@ -20,7 +20,7 @@ from landmark_lab.models.backbone import Backbone
 from landmark_lab.models.heads import build_head, head_features
 from landmark_lab.models.losses import CoordLoss
 from landmark_lab.models.network import LandmarkNet
-from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images
+from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, model_mirror_shift
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
@@ -212,7 +212,7 @@ class LandmarkModule(L.LightningModule):
             n = len(image)
             # the teacher's crop is this crop resized: its scale follows the input size
             matrices = batch.get("crop_matrix")
-            shift = 0.0 if matrices is None else crop_shift(float(teacher.hparams.get("mirror_shift") or 0.0),
+            shift = 0.0 if matrices is None else crop_shift(model_mirror_shift(teacher),
                                                             matrices.to(image.dtype)) * (teacher.input_size / self.input_size)
             base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size, shift)
                              for out in teacher(torch.cat([image, mirror_images(image)])))

@@ -29,6 +29,7 @@ from landmark_lab.training.callbacks import StageAware, StepRecorder
 from landmark_lab.training.pretrain_cache import PretrainCache, cache_key, key_material
 from landmark_lab.training.self_training import pseudo_label
 from landmark_lab.training.signals import SigtermStop, fit_interrupted
+from landmark_lab.transforms.flip import model_mirror_shift
 from landmark_lab.utils.checks import checkpoint_file
 from landmark_lab.utils.io import inside, relative_to_run
 from landmark_lab.utils.run import is_rank_zero, run_dir_of, write_json
@@ -279,7 +280,7 @@ def use_pseudo_labels(cfg: DictConfig, model: Any, dm: Any, stage_dir: Path, pro
         info["points_dropped"] = int((weights == 0).sum())
     source = PseudoLabelled([labels.images[k] for k in index], labels.landmarks[index], [labels.ids[k] for k in index],
                             point_weights=weights)
-    source.mirror_shift = float(model.hparams.get("mirror_shift") or 0.0)  # the teacher's labels: mirrored as its own
+    source.mirror_shift = model_mirror_shift(model)  # the teacher's labels: mirrored as its own
     dm.set_pseudo_labels(source, expand(groups_of([len(source)]), bool(cfg.data.get("flip_double", False))))
     if is_rank_zero() and not cfg.trainer.get("fast_dev_run"):
         path = labels.save(run_dir_of(cfg) / "pseudo_labels" / f"{stage}.npz", kept,

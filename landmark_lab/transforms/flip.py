@@ -42,6 +42,12 @@ def flip_average(points: T, points_on_mirrored: T, width: int, shift: float | T 
     return (points + unmirror(points_on_mirrored, width, shift)) / 2
 
 
+def model_mirror_shift(model: object) -> float:
+    """The labels' mirror shift (image pixels) a model was trained with: ``hparams.mirror_shift``, 0 for checkpoints
+    that record none (they were trained mirroring exactly)."""
+    return float((getattr(model, "hparams", None) or {}).get("mirror_shift") or 0.0)
+
+
 def crop_shift(mirror_shift: float, matrices: T) -> T:
     """The mirror shift in crop pixels of each crop: ``mirror_shift`` (image pixels) times its crop's scale."""
     return mirror_shift * crop_scale(matrices)
