@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from landmark_lab.cli.evaluate import evaluate_checkpoint as run_evaluate
 from landmark_lab.cli.train import train
@@ -294,3 +295,37 @@ def test_distill_strategy_learns_from_a_teacher_checkpoint(tmp_path, cache_dir, 
                         "frame faces otherwise than this run's (scale: 1.25 there, 1.6 here)")):
         assert run_cli("train", [*argv, *tiny, f"hydra.run.dir={tmp_path / 'bad'}"]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_a_start_trained_on_this_runs_validation_photos_is_named(make_cfg, tmp_path):
+    """init_from / self_train.teacher from a run that held out other photos of the same data (another split seed,
+    size or doubling): a warning that says which and how to match; same hold-out, other data, or a checkpoint
+    without its run folder's metrics.json: nothing."""
+    from landmark_lab.training.stages import split_mismatch
+
+    cfg = make_cfg(["seed=0"])
+    ckpt = tmp_path / "start" / "checkpoints" / "train" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    assert split_mismatch(cfg, "init_from", str(ckpt)) is None  # no record: not judged
+
+    def record(**changes) -> None:
+        conf = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        for key, value in changes.items():
+            OmegaConf.update(conf, key.replace("__", "."), value)
+        (tmp_path / "start" / "metrics.json").write_text(json.dumps({"config": OmegaConf.to_container(conf)}))
+
+    record()
+    assert split_mismatch(cfg, "init_from", str(ckpt)) is None
+    record(data__real__mirror_shift=1.0)  # the labels' mirror shift is not the hold-out
+    assert split_mismatch(cfg, "init_from", str(ckpt)) is None
+    record(seed=1)
+    said = split_mismatch(cfg, "init_from", str(ckpt))
+    assert "split seed 1 there, 0 here" in said and "data.split_seed=1" in said and "optimistic" in said
+    record(seed=1, data__split_seed=0)  # the split seed pinned: the same photos held out
+    assert split_mismatch(cfg, "init_from", str(ckpt)) is None
+    record(data__val_size=7)
+    said = split_mismatch(cfg, "self_train.teacher", str(ckpt))
+    assert said.startswith("self_train.teacher=") and "data.val_size 7 there" in said and "split_seed" not in said
+    record(seed=1, data__real__root="/elsewhere")  # other photos altogether
+    assert split_mismatch(cfg, "init_from", str(ckpt)) is None

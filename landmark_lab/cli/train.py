@@ -36,6 +36,7 @@ from landmark_lab.training.stages import (
     load_teacher,
     partial_steps,
     run_stage,
+    split_mismatch,
     use_pseudo_labels,
 )
 from landmark_lab.utils.compose import complete_stages
@@ -104,6 +105,11 @@ def _train(cfg: DictConfig, run_dir: Path, t_start: float) -> float | None:
     model.init_mean_shape(shape)
     if cfg.get("init_from"):  # a trained model's weights replace the fresh ones (and the mean-shape start)
         log.info("the model starts from %s", load_given_weights(model, "init_from", str(cfg.init_from)))
+    for key in ("init_from", "self_train.teacher"):  # a start trained on this run's validation photos
+        start = OmegaConf.select(cfg, key, default=None)
+        problem = split_mismatch(cfg, key, str(start)) if start else None
+        if problem:
+            log.warning(problem)
 
     budget = cfg.data.get("real_budget", "all")
     name = f"{cfg.strategy.name}-n{budget}-seed{cfg.seed}"

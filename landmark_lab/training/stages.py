@@ -235,6 +235,44 @@ def load_given_weights(model: Any, key: str, path: str) -> Path:
     return weights
 
 
+def _split_of(config: dict) -> dict:
+    """What decides which real photos a run holds out for validation: the real data (not its mirror shift), the
+    hold-out size, flip doubling and the split seed (``data.split_seed``, else the run's seed)."""
+    data = config.get("data") or {}
+    real = {k: v for k, v in (data.get("real") or {}).items() if k != "mirror_shift"}
+    seed = data.get("split_seed")
+    return {"data.real": real, "data.val_size": data.get("val_size"), "data.flip_double": data.get("flip_double"),
+            "split seed": config.get("seed") if seed is None else seed}
+
+
+def split_mismatch(cfg: DictConfig, key: str, path: str) -> str | None:
+    """Why the run that wrote checkpoint ``path`` (given as ``key``) may have trained on this run's validation
+    photos, or None: both use the same real data but draw the hold-out otherwise (another seed, size or doubling),
+    so this run's validation figure and best checkpoint would be optimistic. Read from the ``metrics.json`` of the
+    checkpoint's run folder; a checkpoint without one (or another project's) is not judged."""
+    record = None
+    for folder in list(Path(path).expanduser().parents)[:3]:  # RUN/checkpoints/<stage>/best.ckpt
+        if (folder / "metrics.json").is_file():
+            try:
+                record = json.loads((folder / "metrics.json").read_text()).get("config")
+            except (OSError, ValueError, AttributeError):
+                return None
+            break
+    if not isinstance(record, dict):
+        return None
+    theirs, mine = _split_of(record), _split_of(OmegaConf.to_container(cfg, resolve=True))
+    if theirs["data.real"] != mine["data.real"]:
+        return None  # other photos altogether: nothing to compare
+    differ = [k for k in mine if theirs[k] != mine[k]]
+    if not differ:
+        return None
+    shown = ", ".join(f"{k} {theirs[k]!r} there, {mine[k]!r} here" for k in differ)
+    fix = f" (e.g. data.split_seed={theirs['split seed']})" if differ == ["split seed"] else ""
+    return (f"{key}={path} was trained on the same real photos held out otherwise ({shown}): some of this run's "
+            f"validation photos were its training photos, so val_nme_io and the best checkpoint chosen by it are "
+            f"optimistic. Hold out the same photos{fix}; the test split is not affected.")
+
+
 def load_teacher(model: Any, path: str) -> None:
     """The weights of ``self_train.teacher`` into ``model`` (the first teacher, and the student's start)."""
     log.info("self-training: the first teacher is %s", load_given_weights(model, "self_train.teacher", path))
