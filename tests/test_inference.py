@@ -94,6 +94,19 @@ def test_predictor_on_photos_gives_evaluate_nme(model_and_data, flip, shift):
         assert reference.offset["y"] == pytest.approx(unshifted.offset["y"], abs=1e-5)
 
 
+def test_a_base_trained_on_3d_labels_is_flip_averaged_without_the_shift(model_and_data):
+    """The output without the label adapter learnt the synthetic labels, which mirror exactly: its flip average
+    (evaluate's "without adapter" figure) ignores the real labels' shift, which moves the adapted output's only."""
+    model, dm, _ = model_and_data(extra=("data.real.mirror_shift=1.5", "model.adapter.name=affine"))
+    model.hparams.base_supervised = True
+    loader = dm.test_dataloader()
+    shifted = evaluate(model, loader, progress=False, flip=True)
+    model.hparams.mirror_shift = 0.0
+    unshifted = evaluate(model, loader, progress=False, flip=True)
+    assert shifted.without_adapter == pytest.approx(unshifted.without_adapter, abs=1e-6)
+    assert shifted.offset["x"] - unshifted.offset["x"] == pytest.approx(1.5, abs=1e-3)
+
+
 def test_predictor_api_whole_image_boxes_and_scores(model_and_data):
     _model, dm, ckpt = model_and_data("integral")
     predictor = Predictor.from_checkpoint(ckpt, device="cpu")

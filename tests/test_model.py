@@ -68,6 +68,16 @@ def test_a_flip_teacher_teaches_its_flip_average():
     assert (student._teacher_targets(batch) - one).abs().max() > 1e-4  # the mirror moved them: not the one pass
     student.set_teacher(teacher)
     torch.testing.assert_close(student._teacher_targets(batch), one, atol=1e-6, rtol=0)
+    # a teacher trained with the labels' mirror shift un-mirrors with it, in each crop's pixels (scale 0.5 here: one
+    # image px is half a crop px); its base output too, unless 3d labels (which mirror exactly) trained it
+    teacher.hparams.mirror_shift = 1.0
+    batch["crop_matrix"] = torch.tensor([[0.5, 0.0, 3.0], [0.0, 0.5, 1.0]]).expand(3, 2, 3)
+    student.set_teacher(teacher, flip=True)
+    shifted = teacher.to_normalised(flip_average(teacher.to_pixels(one), teacher.to_pixels(mirrored), 64, 0.5))
+    torch.testing.assert_close(student._teacher_targets(batch), shifted, atol=1e-5, rtol=0)
+    teacher.hparams.base_supervised = True
+    rows = torch.where(batch["is_3d"].view(-1, 1, 1), expected, shifted)
+    torch.testing.assert_close(student._teacher_targets(batch), rows, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(ADAPTERS))

@@ -14,7 +14,13 @@ from tqdm.auto import tqdm
 from landmark_lab.errors import DataError
 from landmark_lab.landmarks import landmark_box
 from landmark_lab.metrics import LandmarkMetrics
-from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, model_mirror_shift
+from landmark_lab.transforms.flip import (
+    base_mirror_shift,
+    crop_shift,
+    flip_average,
+    mirror_images,
+    model_mirror_shift,
+)
 from landmark_lab.transforms.geometry import crop_matrix, crop_scale, warp
 from landmark_lab.transforms.pipeline import denormalize
 
@@ -114,7 +120,8 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: str | torch.dev
             width = batch["image"].shape[-1]
             m_pred, m_base = model.predict_both({**batch, "image": mirror_images(batch["image"])})
             shift = crop_shift(model_mirror_shift(model), batch["crop_matrix"].to(pred.dtype))
-            pred, base = flip_average(pred, m_pred, width, shift), flip_average(base, m_base, width, shift)
+            pred = flip_average(pred, m_pred, width, shift)
+            base = flip_average(base, m_base, width, base_mirror_shift(model, shift))
         metric.update(pred.cpu(), batch["landmarks"].cpu())
         raw.update(base.cpu(), batch["landmarks"].cpu())
         if "crop_matrix" in batch:

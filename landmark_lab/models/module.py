@@ -20,7 +20,13 @@ from landmark_lab.models.backbone import Backbone
 from landmark_lab.models.heads import build_head, head_features
 from landmark_lab.models.losses import CoordLoss
 from landmark_lab.models.network import LandmarkNet
-from landmark_lab.transforms.flip import crop_shift, flip_average, mirror_images, model_mirror_shift
+from landmark_lab.transforms.flip import (
+    base_mirror_shift,
+    crop_shift,
+    flip_average,
+    mirror_images,
+    model_mirror_shift,
+)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False) -> list[dict[str, Any]]:
@@ -214,8 +220,9 @@ class LandmarkModule(L.LightningModule):
             matrices = batch.get("crop_matrix")
             shift = 0.0 if matrices is None else crop_shift(model_mirror_shift(teacher),
                                                             matrices.to(image.dtype)) * (teacher.input_size / self.input_size)
-            base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size, shift)
-                             for out in teacher(torch.cat([image, mirror_images(image)])))
+            shifts = (base_mirror_shift(teacher, shift), shift)
+            base, adapted = (flip_average(teacher.to_pixels(out[:n]), teacher.to_pixels(out[n:]), teacher.input_size, s)
+                             for out, s in zip(teacher(torch.cat([image, mirror_images(image)])), shifts, strict=True))
             base, adapted = teacher.to_normalised(base), teacher.to_normalised(adapted)
         return torch.where(batch["is_3d"].view(-1, 1, 1), base, adapted)
 

@@ -48,6 +48,13 @@ def model_mirror_shift(model: object) -> float:
     return float((getattr(model, "hparams", None) or {}).get("mirror_shift") or 0.0)
 
 
+def base_mirror_shift(model: object, shift: float | T) -> float | T:
+    """The mirror shift of a model's base output (before its label adapter), given its adapted output's ``shift``:
+    none where 3d labels trained the base (``hparams.base_supervised``; synthetic labels mirror exactly), else
+    ``shift`` (the base is then the adapted output's network)."""
+    return 0.0 if (getattr(model, "hparams", None) or {}).get("base_supervised") else shift
+
+
 def crop_shift(mirror_shift: float, matrices: T) -> T:
     """The mirror shift in crop pixels of each crop: ``mirror_shift`` (image pixels) times its crop's scale."""
     return mirror_shift * crop_scale(matrices)
