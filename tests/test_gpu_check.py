@@ -130,8 +130,12 @@ def test_recipe_gpu_driver_runs_probe_plan_variants_and_keeps_models_on_cpu(tmp_
     assert lines[0].startswith("run,seed,backbone,head,crop,batch,lr,steps,precision") and len(lines) == 3
     assert lines[1].startswith("base_seed0,0,resnet18,heatmap,256,8,0.002,4,bf16-mixed,")  # the experiment's lr
     assert lines[2].startswith("slow_seed0,0,resnet18,heatmap,256,8,0.001,4,bf16-mixed,")  # the variant's override
+    import json
     import tarfile
 
+    # packed photos are resampled per face: the labels' mirror shift (original-photo pixels) is left out
+    assert json.loads((out / "runs" / "base_seed0" / "metrics.json").read_text())["config"]["data"]["real"][
+        "mirror_shift"] == 0
     names = tarfile.open(out / "results.tar.gz").getnames()
     assert "runs/base_seed0/metrics.json" in names and not any(n.endswith((".ckpt", ".npy")) for n in names)
     from landmark_lab.models.checkpoint import load_landmark_model, read_checkpoint

@@ -99,7 +99,12 @@ def main() -> int:
     specs = [(f"{n}_seed{s}" if n else f"seed{s}", o, s) for n, o in variants for s in a.seeds]
     workers = a.workers or max(1, (os.cpu_count() or 2) // len(specs) - 1)
     common = [f"+experiment={a.experiment}", f"data.root={a.data.resolve()}", "logger=csv",
-              "trainer.enable_progress_bar=false", f"paths.cache_dir={out / 'cache'}", f"data.num_workers={workers}"]
+              "trainer.enable_progress_bar=false", f"paths.cache_dir={out / 'cache'}", f"data.num_workers={workers}",
+              # 300-W's labels sit about one pixel right of mirror-symmetric ones in the ORIGINAL photos
+              # (data.real.mirror_shift, README "Data"); pack_300w.py resamples each photo by its own factor, so no
+              # single shift fits the packed copy, and 1.0 there would mirror most faces several original pixels off.
+              # Packed runs mirror exactly, as every run recorded before the shift was measured.
+              "data.real.mirror_shift=0"]
     if a.cpu_smoke:
         common += ["trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "data.batch_size=8", "data.val_size=8"]
 
