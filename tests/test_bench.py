@@ -102,6 +102,7 @@ def test_pareto_times_trained_runs_against_dlib_and_writes_the_chart(tmp_path, c
     assert float(model["ms_fp32"]) > 0 and model["run"] == str(runs / "tiny")
     assert model["started_from"] == ""  # trained from fresh weights (no init_from)
     assert float(model["mirror_shift"]) == 0.0  # the procedural labels mirror exactly
+    assert model["seed"] == str(recorded["seed"])
     assert float(model["ms_int8"]) > 0 and model["nme_change_int8"] != "" and 0 < float(model["nme_io"]) < 100
     # every NME beside the call that gives it: one pass, and the flip average (crop + mirror in one call), both
     # measured here on the whole test set; the run's own figure (tested one pass here) agrees with the first
@@ -152,6 +153,8 @@ def test_a_head_is_named_with_the_stride_it_reads_where_that_is_not_its_default(
 
 
 def test_chart_labels_name_the_schedule_of_models_trained_otherwise_than_most():
+    from dataclasses import replace
+
     from landmark_lab.evaluation.pareto import DeployPoint, chart_labels
 
     pts = [DeployPoint("a", 128, "simcc", 4.8, 0.9, steps=3600, lr=1e-3),
@@ -167,6 +170,10 @@ def test_chart_labels_name_the_schedule_of_models_trained_otherwise_than_most():
     assert chart_labels([pts[0], further, pts[3]]) == ["a 128px simcc", "a 128px simcc +3600 steps", "b 96px heatmap"]
     shifted = DeployPoint("a", 128, "simcc", 4.0, 0.9, steps=3600, lr=1e-3, mirror_shift=1.0)
     assert chart_labels([pts[0], shifted]) == ["a 128px simcc", "a 128px simcc shift 1"]
+    # two seeds of one line: the label says which (only where it would be shared)
+    again = DeployPoint("a", 128, "simcc", 4.1, 0.9, steps=3600, lr=1e-3, mirror_shift=1.0, seed=1)
+    assert chart_labels([pts[0], replace(shifted, seed=0), again]) == [
+        "a 128px simcc", "a 128px simcc shift 1 seed 0", "a 128px simcc shift 1 seed 1"]
 
 
 def test_chart_labels_of_models_close_together_do_not_overlap():

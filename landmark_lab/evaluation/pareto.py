@@ -50,6 +50,7 @@ class DeployPoint:
     run: str = ""
     started_from: str = ""  # the checkpoint its training started from (init_from; steps counts only this run's)
     mirror_shift: float = 0.0  # the labels' mirror shift it was trained with (image px; data.real.mirror_shift)
+    seed: int | None = None  # the run's seed (metrics.json): repeats of one training line differ only in it
 
     @property
     def label(self) -> str:
@@ -77,7 +78,10 @@ def chart_labels(points: list[DeployPoint]) -> list[str]:
         return max(sorted(set(known)), key=known.count) if known else None  # a tie: the smallest
 
     steps, lr = usual([p.steps for p in points]), usual([p.lr for p in points])
-    return [" ".join([p.label, *p.schedule(steps=p.steps != steps, lr=p.lr != lr)]) for p in points]
+    labels = [" ".join([p.label, *p.schedule(steps=p.steps != steps, lr=p.lr != lr)]) for p in points]
+    # seeds of one line would share a label: those say their seed
+    return [f"{text} seed {p.seed}" if labels.count(text) > 1 and p.seed is not None else text
+            for text, p in zip(labels, points, strict=True)]
 
 
 def head_name(head: dict[str, Any]) -> str:
@@ -168,7 +172,7 @@ def measure_run(run: Path, int8: bool, runs: int = 200, calibration_faces: int =
                         nme_io=None, ms_fp32=math.nan, strategy=str(metrics.get("strategy", "")), steps=_steps(metrics),
                         lr=_lr(metrics), run=str(run),
                         started_from=str((metrics.get("config") or {}).get("init_from") or ""),
-                        mirror_shift=model_mirror_shift(model),
+                        mirror_shift=model_mirror_shift(model), seed=_seed(metrics),
                         nme_io_recorded=(round(100 * float(recorded), 3) if isinstance(recorded, (int, float))
                                          and math.isfinite(recorded) else None))
     crop = {"size": size, **dict(hp.crop or {})}  # the input size where an older checkpoint records no crop
@@ -214,6 +218,12 @@ def _steps(metrics: dict[str, Any]) -> int | None:
     """The training steps a run's ``metrics.json`` records, every stage's together (None where it records none)."""
     steps = [s.get("steps") for s in metrics.get("stages") or [] if isinstance(s, dict)]
     return sum(int(s) for s in steps if isinstance(s, (int, float))) or None
+
+
+def _seed(metrics: dict[str, Any]) -> int | None:
+    """The seed a run's ``metrics.json`` records (None where it records none)."""
+    seed = metrics.get("seed")
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def _lr(metrics: dict[str, Any]) -> float | None:
