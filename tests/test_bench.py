@@ -214,3 +214,25 @@ def test_pareto_times_dlib_around_every_model_and_takes_the_median_of_all_calls(
     points, dlib, spread = pareto.measure_family([Path("a"), Path("b")], int8=False, reps=3, progress=False)
     assert asked == [3, 3, 3] and dlib == 1.0 and [p.ratio_to_dlib for p in points] == [2.0, 2.0]
     assert spread == [5.0, 1.0, 1.0]  # each block's median, printed so a reader sees how far dlib moved
+
+
+def test_bench_writes_into_its_own_run_folder_after_its_figures_compose_runs_of_their_own(tmp_path, monkeypatch):
+    """The speed figures compose and train configs of their own; each replaces the Hydra state that names the bench's
+    run folder (a bare ``python -m landmark_lab.bench`` once ended in a TypeError there). bench.txt still lands in
+    the bench's folder, and a composed config names its own folder."""
+    from landmark_lab.cli import bench
+    from landmark_lab.training.speed import compose_train
+    from landmark_lab.utils.run import run_dir_of
+
+    from .conftest import run_cli
+
+    inner = tmp_path / "inner"
+
+    def figures(_cfg, say):
+        assert run_dir_of(compose_train([], run_dir=inner)) == inner
+        say("a figure")
+
+    monkeypatch.setattr(bench, "_model_figures", figures)
+    assert run_cli("bench", [f"hydra.run.dir={tmp_path / 'bench'}"]) == 0
+    assert (tmp_path / "bench" / "bench.txt").read_text().splitlines()[-1] == "a figure"
+    assert not (inner / "bench.txt").exists()

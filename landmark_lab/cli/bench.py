@@ -56,6 +56,9 @@ def run_bench(cfg: DictConfig) -> list[str]:
     from landmark_lab.utils.run import run_dir_of
 
     b = cfg.bench
+    # the run folder now: the speed figures compose and train configs of their own, and each one replaces the
+    # Hydra state that names this run's folder
+    out = run_dir_of(cfg)
     lines: list[str] = []
 
     def say(line: str) -> None:
@@ -65,7 +68,7 @@ def run_bench(cfg: DictConfig) -> list[str]:
     say(machine_line(cfg))
     pareto = b.get("pareto") or {}
     if pareto.get("runs"):  # accuracy against latency of trained models alone (experiments/deploy/)
-        _pareto(cfg, pareto, say)
+        _pareto(pareto, out, say)
     elif b.get("index_only"):  # indexing at scale alone (cold and warm, 10k and 100k entries by default)
         with tempfile.TemporaryDirectory(prefix="landmark_lab_index_", dir=b.get("index_dir")) as work:
             for line in index_scale(str(b.index_source), tuple(int(x) for x in b.index_sizes),
@@ -73,16 +76,16 @@ def run_bench(cfg: DictConfig) -> list[str]:
                 say(line)
     else:
         _model_figures(cfg, say)
-    out = run_dir_of(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.txt").write_text("\n".join(lines) + "\n")
     return lines
 
 
-def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
-    """Time every trained model of ``bench.pareto.runs`` and dlib's predictor; write results.csv and pareto.png."""
+def _pareto(p: DictConfig, run_dir: Path, say: Callable[[str], None]) -> None:
+    """Time every trained model of ``bench.pareto.runs`` and dlib's predictor; write results.csv and pareto.png
+    (in ``bench.pareto.out``, else the bench's run folder ``run_dir``)."""
     from landmark_lab.evaluation.pareto import dlib_nme_from, measure_family, run_folders, track_clip, write_results
-    from landmark_lab.utils.run import run_dir_of, write_json
+    from landmark_lab.utils.run import write_json
 
     runs = run_folders(p.runs)
     dlib_nme = dlib_nme_from(p.get("dlib_metrics"))
@@ -98,7 +101,7 @@ def _pareto(cfg: DictConfig, p: DictConfig, say: Callable[[str], None]) -> None:
         schedule = f" ({', '.join(q.schedule())})" if q.schedule() else ""
         say(f"{q.label}{schedule}: one pass {_figures(q.nme_io, q.ms_fp32, q.ratio_to_dlib)}; flip-averaged "
             f"{_figures(q.nme_io_flip, q.ms_fp32_flip, q.ratio_flip_to_dlib)}{int8}")
-    out = Path(str(p.out)).expanduser() if p.get("out") else run_dir_of(cfg)
+    out = Path(str(p.out)).expanduser() if p.get("out") else run_dir
     for path in write_results(points, dlib, dlib_nme, out):
         say(f"wrote {path}")
     timed = [q for q in points if math.isfinite(q.ms_fp32)]

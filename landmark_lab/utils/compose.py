@@ -52,6 +52,9 @@ def compose_config(name: str = "train", overrides: Sequence[str] = (), run_dir: 
             check_override_keys(cfg, name, overrides)  # as the CLI does: no forced key that changes nothing
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"bad override: {exc}") from None
+    # compose() leaves runtime.output_dir unset (no run starts); set it, so that run_dir_of and
+    # ${hydra:runtime.output_dir} name this run folder, as they do inside a Hydra app
+    cfg.hydra.runtime.output_dir = str(run_dir)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         if root_dir is not None:
