@@ -200,6 +200,14 @@ def test_simcc_head_decodes_its_own_targets_and_learns_a_point():
     coords, conf = head.forward_with_confidence(feats)
     assert (coords - pts).abs().mean().item() < first / 5 and coords.shape == (2, 68, 2)
     assert conf.shape == (2,) and ((conf > 0.5) & (conf <= 1.0)).all()
+    # the confidence is its definition: each axis's largest probability mass in a window of 2 sigma either side
+    # (however the exported graph sums the windows), and the points are forward's
+    with torch.no_grad():
+        prob = torch.softmax(head.logits(feats), -1)
+        r = round(2 * head.sigma)
+        mass = torch.nn.functional.pad(prob, (r, r)).unfold(-1, 2 * r + 1, 1).sum(-1).amax(-1)
+        torch.testing.assert_close(conf, mass.prod(-1).mean(-1))
+        torch.testing.assert_close(coords, head(feats))
     with pytest.raises(ConfigError, match="simcc"):
         SimCCHead(32, bins=0)
 
