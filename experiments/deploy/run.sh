@@ -43,6 +43,10 @@ repghostnet_050 128 simcc s16steps14400lr8shift1seed1 +model.head.stride=16 +mod
 repghostnet_050 112 simcc s16steps14400lr8shift1 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=14400 schedule.max_steps=14400 schedule.lr=8e-3 data.real.mirror_shift=1.0
 repghostnet_050 120 simcc s16from128shift1 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=3000 schedule.max_steps=3000 schedule.lr=1e-3 seed=0 data.real.mirror_shift=1.0 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr8shift1/checkpoints/train/best.ckpt
 repghostnet_050 120 simcc s16from128shift1seed1 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=3000 schedule.max_steps=3000 schedule.lr=1e-3 seed=1 data.real.mirror_shift=1.0 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr8shift1seed1/checkpoints/train/best.ckpt
+repghostnet_050 120 simcc s16from128shift1steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3 seed=0 data.real.mirror_shift=1.0 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr8shift1/checkpoints/train/best.ckpt
+repghostnet_050 112 simcc s16from128shift1steps7200lr4 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3 seed=0 data.real.mirror_shift=1.0 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr8shift1/checkpoints/train/best.ckpt
+repghostnet_050 120 simcc s16from128shift1steps7200lr4seed1 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3 seed=1 data.real.mirror_shift=1.0 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr8shift1seed1/checkpoints/train/best.ckpt
+repghostnet_050 112 simcc s16from128shift1steps7200lr4seed1 +model.head.stride=16 +model.head.grid=8 schedule.real_steps=7200 schedule.max_steps=7200 schedule.lr=4e-3 seed=1 data.real.mirror_shift=1.0 init_from={OUT}/repghostnet_050_128_simcc_s16steps14400lr8shift1seed1/checkpoints/train/best.ckpt
 "}
 run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 # the recipe's head settings are the heatmap head's: another head drops them
