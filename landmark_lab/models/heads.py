@@ -252,7 +252,11 @@ class SimCCHead(LandmarkHead):
             -1, self.num_points, 2, self.bins)
 
     def _decode(self, logits: torch.Tensor) -> torch.Tensor:
-        return (F.softmax(logits, dim=-1) * self.centres.to(logits.dtype)).sum(-1)
+        return self._expectation(F.softmax(logits, dim=-1))
+
+    def _expectation(self, prob: torch.Tensor) -> torch.Tensor:
+        """Normalised coordinates: the mean bin centre under each axis's distribution ``prob``."""
+        return (prob * self.centres.to(prob.dtype)).sum(-1)
 
     def forward(self, feats: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         return self._decode(self.logits(feats))
@@ -288,7 +292,7 @@ class SimCCHead(LandmarkHead):
         # the one softmax serves the coordinates too (both: 7 % of an exported 128 px repghostnet_050)
         window = F.avg_pool2d(prob, (1, 2 * r + 1), stride=1, padding=(0, r), count_include_pad=True)
         mass = (window.amax(-1) * (2 * r + 1)).clamp(0.0, 1.0)
-        return (prob * self.centres.to(prob.dtype)).sum(-1), mass.prod(-1).mean(-1)
+        return self._expectation(prob), mass.prod(-1).mean(-1)
 
 
 def head_features(backbone: nn.Module, head: LandmarkHead, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
