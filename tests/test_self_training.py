@@ -99,6 +99,14 @@ def test_self_train_ft50_rounds_cache_and_analysis(make_cfg, cache_dir, tmp_path
     assert drops["0.1"]["kept_points"] > 0 and "Per point" in (out / "pseudo.md").read_text()
 
 
+def test_the_pseudo_label_report_names_the_run_by_its_path_under_sweeps(tmp_path):
+    from landmark_lab.analysis.pseudo_labels import run_label
+
+    run = tmp_path / "logs" / "sweeps" / "unlabelled_300w" / "self_train" / "n50" / "seed0"
+    assert run_label(run) == "unlabelled_300w/self_train/n50/seed0"
+    assert run_label(tmp_path / "a" / "b" / "c" / "seed1") == "b/c/seed1"  # no sweeps folder: the last three parts
+
+
 def test_self_train_zero_and_a_teacher_checkpoint(make_cfg, cache_dir, tmp_path):
     """Zero labelled images: the synthetic-only model teaches; a checkpoint path can be the teacher instead."""
     train(make_cfg(["+experiment=self_train_zero", *FAST[:-1], f"self_train.cache_dir={tmp_path / 'pc'}",

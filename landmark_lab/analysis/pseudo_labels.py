@@ -111,6 +111,16 @@ def _figure(rounds: list[tuple[str, PseudoLabels, np.ndarray, dict[str, Any]]], 
     plt.close(fig)
 
 
+def run_label(run: Path) -> str:
+    """Name a run folder for a report title: its path under the ``sweeps`` folder (sweep/.../n50/seed0), else its last
+    three parts; the folder's own name ("seed0") does not say which run was graded."""
+    parts = run.expanduser().resolve().parts
+    if "sweeps" in parts[:-1]:
+        start = len(parts) - 1 - parts[::-1].index("sweeps")
+        return "/".join(parts[start + 1:])
+    return "/".join(parts[-3:])
+
+
 def pseudo(cfg: Any, out: Path) -> dict[str, Any]:
     """Grade every round's pseudo-labels of the self-training run ``cfg.run_dir`` (figure, JSON and Markdown)."""
     if not cfg.get("run_dir"):
@@ -122,7 +132,7 @@ def pseudo(cfg: Any, out: Path) -> dict[str, Any]:
         raise ConfigError(f"{run}: no pseudo_labels/*.npz: not a self-training run folder "
                           "(strategy self_train, self_train_real or self_train_zero), or it has not reached its student.")
     rounds, result = [], {"run": str(run), "failure_threshold": FAILURE, "rounds": {}}
-    lines = [f"# Pseudo-labels of {run.name}: graded against the hidden labels", "",
+    lines = [f"# Pseudo-labels of {run_label(run)}: graded against the hidden labels", "",
              "| round | photos | face found | kept | NME all | NME kept | NME dropped | failures (all) | "
              "precision (kept under 8 %) | rank corr. peak / flip |", "|" + "---|" * 10]
     for f in files:
