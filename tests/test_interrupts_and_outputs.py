@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from landmark_lab.errors import ConfigError
 from landmark_lab.utils.run import LOCK_FILE, run_folder_lock
@@ -54,6 +55,45 @@ def test_sigterm_ends_a_run_non_zero_with_failed_json_and_resume_continues(tmp_p
     proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM
     assert list(run.glob("failed_*.json"))  # the first interruption's record is kept beside the new one
+
+
+class _SignalsItself(torch.utils.data.Dataset):
+    """Item 0: the worker sends itself SIGTERM and lives; item 1: what its SIGTERM handler is now."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        if i == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return 0
+        return int(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+
+
+def test_a_loader_worker_leaves_the_first_sigterm_to_the_main_process():
+    from landmark_lab.datamodules.base import worker_defers_sigterm
+
+    loader = torch.utils.data.DataLoader(_SignalsItself(), num_workers=1, worker_init_fn=worker_defers_sigterm)
+    assert [int(x) for x in loader] == [0, 1]  # it survived the first; a second one ends it (default handler)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_loader_workers_still_ends_as_interrupted(tmp_path, cache_dir):
+    """A scheduler's cancel or ``kill -- -PGID`` reaches the loader workers too: the run must still stop at a batch
+    boundary with failed.json and status 143, not die with DataLoader's "worker is killed by signal" traceback."""
+    run = tmp_path / "run"
+    cmd = [a for a in train_command(run, cache_dir, "strategy.stages.0.steps=5000", "schedule.val_every=5")
+           if a != "data.num_workers=0"] + ["data.num_workers=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _wait_for(lambda: (run / "checkpoints" / "train" / "last.ckpt").is_file(), proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "interrupted by SIGTERM in stage train" in err and "Traceback" not in err and "killed by signal" not in err
+    assert json.loads((run / "failed.json").read_text())["reason"] == "interrupted"
+    assert not (run / LOCK_FILE).exists()
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, cache_dir, capsys):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -25,6 +28,23 @@ from landmark_lab.transforms.crop_imitation import CropImitation, measure_source
 from landmark_lab.transforms.pipeline import FaceTransform
 
 log = logging.getLogger(__name__)
+
+
+def _restore_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def worker_defers_sigterm(worker_id: int) -> None:
+    """A loader worker's ``worker_init_fn``: it survives its first SIGTERM, and a second one ends it as before.
+
+    A SIGTERM sent to every process of a run (a scheduler cancelling a job, ``kill -- -PGID``, ``pkill -f``) would
+    otherwise kill the workers while the main process waits for a batch boundary to stop, and the main process would
+    die with DataLoader's "worker is killed by signal" traceback instead of its interruption record. Deferred, the
+    main process stops the stage and shuts the workers down itself; a second SIGTERM (multiprocessing terminating a
+    worker at exit) still ends one, so nothing can hang on it."""
+    signal.signal(signal.SIGTERM, _restore_sigterm)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):  # seed_everything(workers=True): what Lightning adds to a loader
+        pl_worker_init_function(worker_id)           # without a worker_init_fn of its own, so the streams are unchanged
 
 
 def _plain(cfg: Any) -> Any:
@@ -189,6 +209,7 @@ class LandmarkDataModule(L.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0 and train and bool(self.cfg.get("persistent_workers", True)),
             pin_memory=pin,
+            worker_init_fn=worker_defers_sigterm if workers > 0 else None,
             **kw,
         )
 
